@@ -1,0 +1,1 @@
+"""The ``hand-teleop`` command line."""

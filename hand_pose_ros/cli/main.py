@@ -1,0 +1,52 @@
+"""``hand-teleop``: one entry point, one subcommand module each.
+
+Subcommand modules stay import-light (no torch or rclpy at module level) so
+``hand-teleop --help`` is instant; each defines ``add_parser(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hand_pose_ros import __version__
+
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("hand_pose_ros.cli.info",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hand-teleop",
+        description="Drive a robot hand with your own hand in front of a camera (ROS 2).",
+    )
+    parser.add_argument("--version", action="version", version=f"hand_pose_ros {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as exc:
+        # User errors (bad path, bad value): one clear line, no traceback.
+        print(f"hand-teleop {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

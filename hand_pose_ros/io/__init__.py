@@ -1,0 +1,1 @@
+"""File inputs and outputs that do not depend on ROS."""

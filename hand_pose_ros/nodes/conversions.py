@@ -1,0 +1,73 @@
+"""Conversions between ROS messages and the numpy arrays the pipeline uses."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
+from sensor_msgs.msg import JointState
+
+from hand_ik.keypoints import NUM_KEYPOINTS
+from hand_pose_ros.msg import HandKeypoints
+
+
+def _points_to_msgs(points: np.ndarray) -> list[Point]:
+    return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in points]
+
+
+def keypoints_to_msg(
+    camera_points: np.ndarray,
+    *,
+    stamp: Time,
+    frame_id: str,
+    handedness: str = "right",
+    score: float = 1.0,
+    image_points: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    track_id: int = -1,
+) -> HandKeypoints:
+    """Build a HandKeypoints message.
+
+    Args:
+        camera_points: (21, 3) metres, camera optical frame, FreiHAND order.
+        image_points: (21, 2) pixels (u, v) or None (published as zeros).
+        confidence: (21,) in [0, 1] or None (published as ``score``).
+    """
+    camera_points = np.asarray(camera_points, dtype=np.float64)
+    if camera_points.shape != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"camera_points must be (21, 3), got {camera_points.shape}")
+    if handedness not in ("right", "left"):
+        raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
+    uv = np.zeros((NUM_KEYPOINTS, 2)) if image_points is None else np.asarray(image_points)
+    if uv.shape != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"image_points must be (21, 2), got {uv.shape}")
+    conf = np.full(NUM_KEYPOINTS, score) if confidence is None else np.asarray(confidence)
+    msg = HandKeypoints()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.handedness = handedness
+    msg.track_id = int(track_id)
+    msg.score = float(score)
+    msg.camera_points = _points_to_msgs(camera_points)
+    msg.image_points = _points_to_msgs(np.column_stack([uv, np.zeros(NUM_KEYPOINTS)]))
+    msg.confidence = conf.astype(np.float32)
+    return msg
+
+
+def keypoints_from_msg(msg: HandKeypoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (camera_points (21,3) m, image_points (21,2) px, confidence (21,))."""
+    cam = np.array([[p.x, p.y, p.z] for p in msg.camera_points], dtype=np.float64)
+    uv = np.array([[p.x, p.y] for p in msg.image_points], dtype=np.float64)
+    return cam, uv, np.asarray(msg.confidence, dtype=np.float64)
+
+
+def joint_state_to_msg(names: list[str], positions: np.ndarray, *, stamp: Time) -> JointState:
+    """Build a JointState with positions only (radians or metres per URDF joint type)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.shape != (len(names),):
+        raise ValueError(f"{len(names)} joint names but positions of shape {positions.shape}")
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = positions.tolist()
+    return msg

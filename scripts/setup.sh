@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Create or update .venv/ at the repository root: CPU torch, real ROS 2 Jazzy
+# (rclpy + Fast DDS) from PyPI, our interfaces built with colcon into the venv,
+# and this package in editable mode. Idempotent: a second run only checks.
+#
+#   scripts/setup.sh            # then use .venv/bin/hand-teleop, .venv/bin/python
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+py="${PYTHON:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  log "error: Python 3.11 is required (the ros-jazzy-* wheels on PyPI are built for cp311);"
+  log "       found $("$py" --version 2>&1). Set PYTHON=/path/to/python3.11."
+  exit 2
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  "$py" -m venv "$venv"
+fi
+vpy="$venv/bin/python"
+export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
+stamp_dir="$venv/.hand_pose_ros"
+mkdir -p "$stamp_dir"
+
+# 1. Python dependencies (skipped when the requirement files did not change).
+req_hash="$(cat requirements/base.txt requirements/ros.txt requirements/dev.txt | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp_dir/requirements" 2>/dev/null)" != "$req_hash" ]; then
+  log "installing Python dependencies (CPU torch, ROS 2 Jazzy from PyPI, tools)"
+  "$vpy" -m pip install --disable-pip-version-check -q \
+    -r requirements/base.txt -r requirements/ros.txt -r requirements/dev.txt
+  echo "$req_hash" > "$stamp_dir/requirements"
+fi
+
+# 2. The ros-jazzy CMake files name the wheel builder's Python include dir;
+#    point them at this venv's before configuring (nothing to do on re-runs).
+py_inc="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+np_inc="$("$vpy" -c 'import numpy; print(numpy.get_include())')"
+bad_files="$(grep -rl /opt/python/cp311-cp311/ "$venv/share" --include='*.cmake' 2>/dev/null || true)"
+if [ -n "$bad_files" ]; then
+  log "fixing Python include paths in the ROS CMake files"
+  # shellcheck disable=SC2086
+  sed -i -E \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/(_core|core)/include#${np_inc}#g" \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#${py_inc}#g" \
+    $bad_files
+fi
+
+# 3. This package in editable mode: the `hand-teleop` console script and the
+#    pure-Python code. Re-run only when setup.py changes (a re-install would
+#    remove colcon's copy below).
+setup_hash="$(sha256sum setup.py | cut -d' ' -f1)"
+if [ "$(cat "$stamp_dir/editable" 2>/dev/null)" != "$setup_hash" ] || [ ! -x "$venv/bin/hand-teleop" ]; then
+  log "installing hand_pose_ros in editable mode"
+  "$vpy" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+  echo "$setup_hash" > "$stamp_dir/editable"
+fi
+
+# 4. Build the package the ROS 2 way (colcon + ament_cmake + rosidl) into the venv,
+#    so `hand_pose_ros.msg` imports with nothing sourced. No-op rebuilds take ~1 s.
+mkdir -p build
+export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+log "building interfaces with colcon"
+if ! "$venv/bin/colcon" --log-base build/colcon/log build \
+      --base-paths "$root" --build-base build/colcon/build \
+      --install-base "$venv" --merge-install --symlink-install \
+      --event-handlers console_cohesion- summary- status- \
+      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$vpy" > build/colcon-build.log 2>&1; then
+  cat build/colcon-build.log >&2
+  log "error: colcon build failed (log above, also in build/colcon-build.log)"
+  exit 1
+fi
+"$vpy" -c 'from hand_pose_ros.msg import HandKeypoints, HandState' \
+  || { log "error: interfaces built but do not import"; exit 1; }
+log "ready: $venv (hand-teleop: $venv/bin/hand-teleop)"
