@@ -1,5 +1,6 @@
 """hand_ik: ROS-free hand model, biomechanical kinematics, IK and retargeting."""
 
+from hand_ik.bio_dofs import BIO_DOF_NAMES, NUM_BIO_DOFS
 from hand_ik.keypoints import (
     FINGER_NAMES,
     KEYPOINT_NAMES,
@@ -7,4 +8,11 @@ from hand_ik.keypoints import (
     SKELETON_EDGES,
 )
 
-__all__ = ["FINGER_NAMES", "KEYPOINT_NAMES", "NUM_KEYPOINTS", "SKELETON_EDGES"]
+__all__ = [
+    "BIO_DOF_NAMES",
+    "FINGER_NAMES",
+    "KEYPOINT_NAMES",
+    "NUM_BIO_DOFS",
+    "NUM_KEYPOINTS",
+    "SKELETON_EDGES",
+]

@@ -14,7 +14,10 @@ import sys
 from hand_pose_ros import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("hand_pose_ros.cli.info",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "hand_pose_ros.cli.info",
+    "hand_pose_ros.cli.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
