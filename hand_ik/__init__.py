@@ -1,5 +1,10 @@
 """hand_ik: ROS-free hand model, biomechanical kinematics, IK and retargeting."""
 
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+
 from hand_ik.bio_dofs import BIO_DOF_NAMES, NUM_BIO_DOFS
 from hand_ik.keypoints import (
     FINGER_NAMES,

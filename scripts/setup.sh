@@ -57,7 +57,10 @@ fi
 setup_hash="$(sha256sum setup.py | cut -d' ' -f1)"
 if [ "$(cat "$stamp_dir/editable" 2>/dev/null)" != "$setup_hash" ] || [ ! -x "$venv/bin/hand-teleop" ]; then
   log "installing hand_pose_ros in editable mode"
-  "$vpy" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+  # compat mode puts the repository root on sys.path (a .pth file): together with
+  # extend_path in our __init__ files, modules added to the checkout import at once.
+  "$vpy" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat -e .
   echo "$setup_hash" > "$stamp_dir/editable"
 fi
 
