@@ -41,3 +41,4 @@ TIP_KEYPOINTS: tuple[int, ...] = (4, 8, 12, 16, 20)
 
 #: Palm keypoints (wrist and the four finger MCPs) that move rigidly with the hand root.
 PALM_KEYPOINTS: tuple[int, ...] = (0, 5, 9, 13, 17)
+

@@ -28,6 +28,27 @@ export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 stamp_dir="$venv/.hand_pose_ros"
 mkdir -p "$stamp_dir"
 
+# >>> synth: Debian EGL/Mesa libraries for headless OpenGL (hand_pose_ros.synth renderer) >>>
+# moderngl renders offscreen through EGL on Mesa's llvmpipe (CPU). Install the libraries
+# only when missing (dpkg check); as root (CI) with apt-get, otherwise print what to install.
+if command -v dpkg >/dev/null 2>&1; then
+  synth_missing=""
+  for pkg in libegl1 libgl1-mesa-dri libegl-mesa0; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || synth_missing="$synth_missing $pkg"
+  done
+  if [ -n "$synth_missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      log "installing Debian packages for headless rendering:$synth_missing"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      # shellcheck disable=SC2086
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $synth_missing
+    else
+      log "warning: synthetic rendering needs Debian packages:$synth_missing (apt-get install as root)"
+    fi
+  fi
+fi
+# <<< synth <<<
+
 # 1. Python dependencies (skipped when the requirement files did not change).
 req_hash="$(cat requirements/base.txt requirements/ros.txt requirements/dev.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp_dir/requirements" 2>/dev/null)" != "$req_hash" ]; then
@@ -68,12 +89,20 @@ fi
 #    so `hand_pose_ros.msg` imports with nothing sourced. No-op rebuilds take ~1 s.
 mkdir -p build
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+# The editable install serves our Python sources; colcon only adds the generated
+# messages. Remove copies of our sources an older build may have left beside them.
+site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+rm -rf "$site/hand_ik"
+for entry in hand_pose_ros/*; do
+  name="$(basename "$entry")"
+  [ "$name" = "__init__.py" ] || rm -rf "$site/hand_pose_ros/$name"
+done
 log "building interfaces with colcon"
 if ! "$venv/bin/colcon" --log-base build/colcon/log build \
       --base-paths "$root" --build-base build/colcon/build \
       --install-base "$venv" --merge-install --symlink-install \
       --event-handlers console_cohesion- summary- status- \
-      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$vpy" > build/colcon-build.log 2>&1; then
+      --cmake-args -DBUILD_TESTING=OFF -DHAND_POSE_ROS_INSTALL_PYTHON_SOURCES=OFF -DPython3_EXECUTABLE="$vpy" > build/colcon-build.log 2>&1; then
   cat build/colcon-build.log >&2
   log "error: colcon build failed (log above, also in build/colcon-build.log)"
   exit 1

@@ -1,0 +1,36 @@
+"""Closed-form rigid alignment (Kabsch) of point sets, batched torch."""
+
+from __future__ import annotations
+
+import torch
+
+
+def rigid_align(
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation and translation with ``target ~= source @ R.T + t`` (least squares).
+
+    Args:
+        source: (B, K, 3) points.
+        target: (B, K, 3) points.
+        weights: (B, K) non-negative weights (0 drops a point), or None.
+
+    Returns:
+        rotation (B, 3, 3) (proper: det +1) and translation (B, 3).
+    """
+    if weights is None:
+        weights = source.new_ones(source.shape[:2])
+    w = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+    mu_s = (w[..., None] * source).sum(1)
+    mu_t = (w[..., None] * target).sum(1)
+    s = source - mu_s[:, None]
+    t = target - mu_t[:, None]
+    cov = torch.einsum("bk,bki,bkj->bij", w, t, s)
+    u, _, vh = torch.linalg.svd(cov)
+    # Flip the last axis where the optimum would be a reflection.
+    d = torch.sign(torch.linalg.det(u @ vh))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    u = torch.cat([u[..., :2], u[..., 2:] * d[:, None, None]], dim=-1)
+    rotation = u @ vh
+    translation = mu_t - (rotation @ mu_s[..., None])[..., 0]
+    return rotation, translation

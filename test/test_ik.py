@@ -1,0 +1,166 @@
+"""IK: features, keypoint layer, alignment, bend penalty, LM, solver behaviour and weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from hand_ik.biomech import bio_kinematics_for
+from hand_ik.hand_model import load_hand_model
+from hand_ik.ik.alignment import rigid_align
+from hand_ik.ik.evaluate import synthetic_eval_set
+from hand_ik.ik.features import bone_features
+from hand_ik.ik.ik_net import IKNet
+from hand_ik.ik.keypoint_layer import KeypointLayer
+from hand_ik.ik.post_opt import bend_penalty
+from hand_ik.ik.solver import IKSolver
+from hand_ik.ik.weights import DEFAULT_WEIGHTS, load_ik_weights, save_ik_weights
+from hand_ik.optim import levenberg_marquardt
+from hand_ik.pose_sampler import PoseSampler
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_hand_model("open")
+
+
+@pytest.fixture(scope="module")
+def model64():
+    return load_hand_model("open").double()
+
+
+def _posed(model, n, seed):
+    kin = bio_kinematics_for(model)
+    dtype = model.v_template.dtype
+    bio = torch.as_tensor(PoseSampler(seed).sample_bio(n), dtype=dtype)
+    betas = torch.as_tensor(np.random.default_rng(seed).normal(size=(n, 10)), dtype=dtype)
+    orient = roma.random_rotvec(n, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+    transl = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return bio, betas, orient, transl
+
+
+def test_features_are_translation_and_rotation_invariant(model64):
+    joints = model64(pose=torch.randn(4, 45, dtype=torch.float64) * 0.3).joints
+    feats = bone_features(joints)
+    assert feats.shape == (4, 80)
+    shifted = bone_features(joints + torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(shifted, feats)
+    rot = roma.random_rotmat(dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    rotated = bone_features(joints @ rot.T)
+    torch.testing.assert_close(rotated[:, 60:], feats[:, 60:])  # lengths
+    dirs = feats[:, :60].reshape(4, 20, 3)
+    torch.testing.assert_close(dirs.norm(dim=-1), torch.ones(4, 20, dtype=torch.float64))
+
+
+def test_degenerate_bones_give_no_nan():
+    feats = bone_features(torch.zeros(2, 21, 3))
+    assert torch.isfinite(feats).all()
+
+
+@pytest.mark.parametrize("extra", [None, [0, 100, 777]])
+def test_keypoint_layer_matches_the_model(model64, extra):
+    bio, betas, orient, transl = _posed(model64, 8, 1)
+    kin = bio_kinematics_for(model64)
+    layer = KeypointLayer(model64, extra_vertex_ids=extra)
+    rotmats = torch.cat([roma.rotvec_to_rotmat(orient)[:, None], kin.bio_to_rotmats(bio)], dim=1)
+    out = model64(betas=betas, pose=kin.bio_to_pose(bio), global_orient=orient, transl=transl)
+    got = layer(betas, rotmats, transl)
+    torch.testing.assert_close(got[:, :21], out.joints, atol=1e-10, rtol=0)
+    if extra is not None:
+        torch.testing.assert_close(got[:, 21:], out.vertices[:, extra], atol=1e-10, rtol=0)
+
+
+def test_rigid_align_recovers_a_known_transform():
+    gen = torch.Generator().manual_seed(3)
+    src = torch.randn(5, 6, 3, generator=gen, dtype=torch.float64)
+    rot = roma.random_rotmat(5, dtype=torch.float64, generator=gen)
+    shift = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    r, t = rigid_align(src, src @ rot.transpose(1, 2) + shift[:, None])
+    torch.testing.assert_close(r, rot)
+    torch.testing.assert_close(t, shift)
+
+
+def test_bend_penalty_zero_for_natural_fingers_positive_for_reversed_dip(model64):
+    kin = bio_kinematics_for(model64)
+    bio = torch.zeros(1, 23, dtype=torch.float64)
+    for finger in ("index", "middle", "ring", "little"):
+        bio[0, kin_index(f"{finger}_pip_flex")] = 0.8
+        bio[0, kin_index(f"{finger}_dip_flex")] = 0.5
+    natural = model64(pose=kin.bio_to_pose(bio)).joints
+    assert torch.all(bend_penalty(natural) == 0)
+    bio[0, kin_index("index_dip_flex")] = -0.5  # DIP bent backwards against a flexed PIP
+    reversed_ = model64(pose=kin.bio_to_pose(bio)).joints
+    penalty = bend_penalty(reversed_)[0]
+    assert penalty[0] > 0.05 and torch.all(penalty[1:] == 0)
+
+
+def kin_index(name: str) -> int:
+    from hand_ik.bio_dofs import BIO_DOF_INDEX
+
+    return BIO_DOF_INDEX[name]
+
+
+def test_levenberg_marquardt_solves_rosenbrock_per_sample():
+    def residual(x):
+        return torch.stack([1 - x[:, 0], 10 * (x[:, 1] - x[:, 0] ** 2)], dim=-1)
+
+    x0 = torch.tensor([[-1.2, 1.0], [0.5, 0.5], [1.0, 1.0]], dtype=torch.float64)
+    out = levenberg_marquardt(residual, x0, iterations=100)
+    torch.testing.assert_close(out.x, torch.ones(3, 2, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_solver_never_returns_nan_and_flags_degenerate_input(model):
+    es = synthetic_eval_set(model, 4, 1001)
+    joints = es.inputs.copy()
+    joints[0] = 0.2  # all joints equal: no palm
+    joints[1, 8] = np.nan  # a missing fingertip: solvable, lower confidence
+    joints[2, 5] = np.nan  # a missing palm keypoint: not solvable
+    state = IKSolver(model, weights=None).solve(joints)
+    assert list(state.valid) == [False, True, False, True]
+    for field in ("betas", "bio", "global_orient", "transl", "joints", "vertices", "fit_error"):
+        assert np.isfinite(getattr(state, field)).all(), field
+    with pytest.raises(ValueError, match=r"\(N, 21, 3\)"):
+        IKSolver(model, weights=None).solve(np.zeros((2, 20, 3)))
+
+
+def test_left_hand_is_solved_in_mirror(model):
+    es = synthetic_eval_set(model, 2, 1003)
+    solver = IKSolver(model, weights=None)
+    right = solver.solve(es.inputs, post_opt=True)
+    mirrored = es.inputs * np.array([-1.0, 1.0, 1.0])
+    left = solver.solve(mirrored, post_opt=True, handedness="left")
+    np.testing.assert_allclose(left.joints, right.joints * np.array([-1.0, 1.0, 1.0]), atol=1e-5)
+    np.testing.assert_allclose(left.bio, right.bio, atol=1e-5)
+
+
+def test_weights_are_tied_to_their_hand_model(model, tmp_path):
+    net = IKNet(23)
+    path = tmp_path / "ik.pt"
+    save_ik_weights(net, path, model, {"note": "test"})
+    assert isinstance(load_ik_weights(path, model), IKNet)
+    other = load_hand_model("open")
+    other.v_template[:, 1] *= 1.1  # a different hand model
+    with pytest.raises(ValueError, match="trained for hand model"):
+        load_ik_weights(path, other)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match="sha256"):
+        load_ik_weights(path, model)
+    with pytest.raises(FileNotFoundError, match="train ik"):
+        load_ik_weights(tmp_path / "missing.pt", model)
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped IK weights not built yet")
+def test_known_pose_is_recovered_after_post_opt(model):
+    """A hand posed by the model from known bio/betas is recovered within 1 mm."""
+    bio, betas, orient, transl = _posed(model, 16, 21)
+    kin = bio_kinematics_for(model)
+    with torch.no_grad():
+        joints = model(betas=betas, pose=kin.bio_to_pose(bio), global_orient=orient,
+                       transl=transl).joints.numpy()  # fmt: skip
+    state = IKSolver(model).solve(joints, post_opt=True)
+    err = np.linalg.norm(state.joints - joints, axis=-1).mean(-1)
+    assert err.max() < 1e-3, err
+    known = IKSolver(model).solve(joints, betas=betas.numpy(), post_opt=True)
+    assert np.linalg.norm(known.joints - joints, axis=-1).mean(-1).max() < 1e-3
