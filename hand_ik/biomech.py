@@ -204,3 +204,32 @@ def bio_kinematics_for(model) -> BioKinematics:
         kin = kin.to(dtype=model.v_template.dtype, device=model.v_template.device)
         _KINEMATICS_CACHE[model] = kin
     return kin
+
+
+_DEFAULT_MODEL = None
+
+
+def default_hand_model():
+    """The open right hand model, loaded once (float32)."""
+    global _DEFAULT_MODEL
+    if _DEFAULT_MODEL is None:
+        from hand_ik.hand_model import load_hand_model
+
+        _DEFAULT_MODEL = load_hand_model("open")
+    return _DEFAULT_MODEL
+
+
+def bio_to_pose(bio: torch.Tensor, model=None) -> torch.Tensor:
+    """(..., 23) biomechanical DoF (radians) -> (..., 45) axis-angle pose of ``model``.
+
+    Args:
+        bio: DoF values, ``hand_ik.BIO_DOF_NAMES`` order; differentiable.
+        model: the hand model whose rest geometry defines the axes (default: the open
+            right hand).
+
+    Returns:
+        The pose relative to the model's template (MANO joint order), same dtype as ``bio``.
+    """
+    kin = bio_kinematics_for(model if model is not None else default_hand_model())
+    bio = torch.as_tensor(bio)
+    return kin.bio_to_pose(bio.to(kin.frames.dtype)).to(bio.dtype)

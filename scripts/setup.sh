@@ -58,6 +58,17 @@ if [ "$(cat "$stamp_dir/requirements" 2>/dev/null)" != "$req_hash" ]; then
   echo "$req_hash" > "$stamp_dir/requirements"
 fi
 
+# 1b. Optional MediaPipe Hands (requirements/mediapipe.txt explains the --no-deps).
+if [ "${HAND_POSE_ROS_NO_MEDIAPIPE:-0}" != "1" ]; then
+  mp_hash="$(sha256sum requirements/mediapipe.txt | cut -d' ' -f1)"
+  if [ "$(cat "$stamp_dir/mediapipe" 2>/dev/null)" != "$mp_hash" ]; then
+    log "installing MediaPipe Hands 0.10.21 (optional estimator)"
+    "$vpy" -m pip install --disable-pip-version-check -q -r requirements/mediapipe.txt
+    "$vpy" -m pip install --disable-pip-version-check -q --no-deps mediapipe==0.10.21
+    echo "$mp_hash" > "$stamp_dir/mediapipe"
+  fi
+fi
+
 # 2. The ros-jazzy CMake files name the wheel builder's Python include dir;
 #    point them at this venv's before configuring (nothing to do on re-runs).
 py_inc="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"

@@ -32,7 +32,6 @@ def model64():
 
 
 def _posed(model, n, seed):
-    kin = bio_kinematics_for(model)
     dtype = model.v_template.dtype
     bio = torch.as_tensor(PoseSampler(seed).sample_bio(n), dtype=dtype)
     betas = torch.as_tensor(np.random.default_rng(seed).normal(size=(n, 10)), dtype=dtype)

@@ -125,3 +125,52 @@ def evaluate_solver_rows(model, eval_set: EvalSet, configs: dict[str, dict],
         row["ms_per_frame_median"] = _time_batch1(one, frames)
         rows.append(row)
     return rows
+
+
+def input_noise_row(eval_set: EvalSet) -> dict:
+    """The error of the noisy input itself: what the IK has to beat to remove noise."""
+    return {"name": "input_joints", "data": eval_set.name, "frames": len(eval_set.inputs),
+            "pa_mpjpe_mm": float(1e3 * pa_mpjpe(eval_set.inputs, eval_set.gt_joints).mean())}
+
+
+def baseline45_rows(model, weights_path, eval_set: EvalSet, timing_frames: int = 50) -> list[dict]:
+    """The paper's baseline: the same net regressing 45 axis-angle parameters (no post-opt)."""
+    import roma
+
+    from hand_ik.ik.keypoint_layer import KeypointLayer
+    from hand_ik.ik.solver import PALM_RIGID_KEYPOINTS
+    from hand_ik.ik.weights import load_ik_weights
+
+    net = load_ik_weights(weights_path, model)
+    layer = KeypointLayer(model)
+    dtype = model.v_template.dtype
+    palm = list(PALM_RIGID_KEYPOINTS)
+
+    def solve(joints_np, betas_np):
+        joints = torch.as_tensor(joints_np, dtype=dtype)
+        with torch.no_grad():
+            betas, rot = net(bone_features(canonical_inputs(model, joints)))
+            if betas_np is not None:
+                betas = torch.as_tensor(betas_np, dtype=dtype)
+            rot_j = roma.rotvec_to_rotmat(rot.unflatten(-1, (15, 3)))
+            eye = torch.eye(3, dtype=dtype).expand(len(joints), 1, 3, 3)
+            local = layer(betas, torch.cat([eye, rot_j], dim=1))
+            from hand_ik.ik.alignment import rigid_align
+
+            r, t = rigid_align(local[:, palm], joints[:, palm])
+            return (local @ r.transpose(1, 2) + t[:, None]).double().numpy()
+
+    rows = []
+    for known in (False, True):
+        if known and eval_set.gt_betas is None:
+            continue
+        betas = eval_set.gt_betas if known else None
+        pred = solve(eval_set.inputs, betas)
+        frames = [eval_set.inputs[i : i + 1] for i in range(min(timing_frames, len(pred)))]
+        row = {"name": "ik45_baseline" + ("_known_shape" if known else ""), "data": eval_set.name,
+               "frames": len(pred), "dof": 45, "known_shape": known, "post_opt": False,
+               "pa_mpjpe_mm": float(1e3 * pa_mpjpe(pred, eval_set.gt_joints).mean()),
+               "ms_per_frame_median": _time_batch1(
+                   lambda x, _b=betas: solve(x, None if _b is None else _b[:1]), frames)}
+        rows.append(row)
+    return rows

@@ -161,7 +161,8 @@ class IKSolver:
         rot2, shift2 = rigid_align(fitted[:, palm], target[:, palm])
         global_rotvec = roma.rotmat_to_rotvec(rot2)
         # The model rotates about its wrist joint J0: x' = R (x - J0) + J0 + transl.
-        wrist = self.model.rest_joints16(betas_t)[:, 0]
+        layer = self.keypoint_layer
+        wrist = layer.joint_template[0] + betas_t @ layer.joint_dirs[0].T
         transl = shift2 + (rot2 @ wrist[..., None])[..., 0] - wrist
 
         weights = observed.to(self.dtype)

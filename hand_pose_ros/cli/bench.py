@@ -13,6 +13,11 @@ import sys
 
 #: Benchmark name -> module implementing it.
 BENCHMARKS: dict[str, str] = {}
+BENCHMARKS["retarget"] = "hand_pose_ros.bench_retarget"
+BENCHMARKS["flops"] = "hand_pose_ros.estimation.bench_flops"
+BENCHMARKS["estimator"] = "hand_pose_ros.estimation.bench_estimator"
+BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"
+BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

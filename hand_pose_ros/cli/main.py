@@ -17,6 +17,12 @@ from hand_pose_ros import __version__
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hand_pose_ros.cli.info",
     "hand_pose_ros.cli.bench",
+    "hand_pose_ros.cli.export",
+    "hand_pose_ros.cli.show_hand",
+    "hand_pose_ros.cli.synth",
+    "hand_pose_ros.cli.train",
+    "hand_pose_ros.cli.calibrate",
+    "hand_pose_ros.cli.run",
 )
 
 

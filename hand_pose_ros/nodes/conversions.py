@@ -9,6 +9,7 @@ from sensor_msgs.msg import JointState
 
 from hand_ik.keypoints import NUM_KEYPOINTS
 from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.msg import HandState as HandStateMsg
 
 
 def _points_to_msgs(points: np.ndarray) -> list[Point]:
@@ -71,3 +72,57 @@ def joint_state_to_msg(names: list[str], positions: np.ndarray, *, stamp: Time) 
     msg.name = list(names)
     msg.position = positions.tolist()
     return msg
+
+
+def hand_state_to_msg(state, *, header, track_id: int = -1, score: float = 1.0) -> HandStateMsg:
+    """One-row ``hand_ik.HandState`` -> HandState message.
+
+    The wrist pose is the hand_root frame (``hand_ik.frames``) of the fitted keypoints in
+    the input (camera) frame.
+    """
+    import roma
+    import torch
+
+    from hand_ik.bio_dofs import BIO_DOF_NAMES
+    from hand_ik.frames import hand_root_frame
+
+    msg = HandStateMsg()
+    msg.header = header
+    msg.handedness = state.handedness
+    msg.track_id = int(track_id)
+    msg.score = float(score if state.valid[0] else 0.0)
+    msg.betas = np.asarray(state.betas[0], dtype=np.float32)
+    msg.dof_names = list(BIO_DOF_NAMES)
+    msg.dof_positions = np.asarray(state.bio[0], dtype=np.float32)
+    joints = np.asarray(state.joints[0], dtype=np.float64)
+    if state.handedness == "left":  # the frame is defined on the right-hand canonical form
+        joints = joints * np.array([-1.0, 1.0, 1.0])
+    rotation, origin = hand_root_frame(torch.as_tensor(joints))
+    if state.handedness == "left":
+        mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=rotation.dtype))
+        rotation = mirror @ rotation @ mirror  # a proper rotation in the input frame
+        origin = origin * torch.tensor([-1.0, 1.0, 1.0], dtype=origin.dtype)
+    quat = roma.rotmat_to_unitquat(rotation).numpy()  # x, y, z, w
+    msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = (
+        float(v) for v in origin.numpy())  # fmt: skip
+    o = msg.wrist_pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat)
+    msg.fit_error = float(state.fit_error[0])
+    return msg
+
+
+def hand_state_from_msg(msg: HandStateMsg) -> tuple[np.ndarray, np.ndarray]:
+    """(betas (10,), bio (23,)) of a HandState message, DoF reordered by name.
+
+    Raises:
+        ValueError: DoF names that are not the 23 of ``hand_ik.BIO_DOF_NAMES``.
+    """
+    from hand_ik.bio_dofs import BIO_DOF_INDEX
+
+    names = list(msg.dof_names)
+    if sorted(names) != sorted(BIO_DOF_INDEX):
+        raise ValueError(f"HandState dof_names are not the 23 biomechanical DoF: {names}")
+    bio = np.empty(len(names))
+    for name, value in zip(names, msg.dof_positions, strict=True):
+        bio[BIO_DOF_INDEX[name]] = value
+    return np.asarray(msg.betas, dtype=np.float64), bio

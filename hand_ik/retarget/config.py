@@ -1,0 +1,240 @@
+"""Retargeting config: one typed dataclass per robot, loaded from ``config/robots/<name>.yaml``.
+
+``load_retargeting_config(name_or_path, urdf=None)`` -> ``RetargetingConfig``;
+``RetargetingConfig.build()`` -> ``Retargeter`` (the only place objects are wired).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from hand_ik.bio_dofs import BIO_DOF_INDEX
+from hand_ik.keypoints import KEYPOINT_NAMES
+
+if TYPE_CHECKING:
+    from hand_ik.retarget.retargeter import Retargeter
+
+
+def _default_config_dir() -> Path:
+    """Robot configs: $HAND_POSE_ROS_ROBOT_CONFIGS, the source tree, or an install's share/."""
+    if "HAND_POSE_ROS_ROBOT_CONFIGS" in os.environ:
+        return Path(os.environ["HAND_POSE_ROS_ROBOT_CONFIGS"])
+    here = Path(__file__).resolve()
+    source_tree = here.parents[2] / "config" / "robots"
+    if source_tree.is_dir():
+        return source_tree
+    # Installed: <prefix>/lib/pythonX.Y/site-packages/hand_ik and <prefix>/share/hand_pose_ros
+    for parent in here.parents:
+        candidate = parent / "share" / "hand_pose_ros" / "config" / "robots"
+        if candidate.is_dir():
+            return candidate
+    return source_tree
+
+
+#: Folder of the shipped robot configs.
+ROBOT_CONFIG_DIR = _default_config_dir()
+
+
+@dataclass
+class OptimizerConfig:
+    """Weights and iteration budget of the task-space vector optimizer."""
+
+    iterations: int = 3
+    """Damped Gauss-Newton steps per frame (warm started from the previous frame)."""
+    cold_iterations: int = 30
+    """Steps for the first frame after ``reset()`` (no warm start)."""
+    max_step_rad: float = 0.3
+    """Trust region: the largest joint change of one step, radians."""
+    residual_scale_m: float = 0.01
+    """Vector residuals are divided by this before squaring (1 cm of error costs 1)."""
+    intermediate_weight: float = 0.3
+    """Weight of the wrist->intermediate vectors relative to wrist->fingertip (1)."""
+    pinch_weight: float = 0.5
+    """Weight of the thumb-tip->fingertip vectors."""
+    map_weight: float = 0.02
+    """Pull toward the joint-mapping result (per rad^2), used when bio DoF are given."""
+    # dex-retargeting's vector optimizer weighs |q - q_last|^2 by 4e-3 against a mean Huber
+    # loss of ~25 d^2 / K (d in m, K vectors); with K = 5 that is 8 in our units (1 cm = 1).
+    prev_weight: float = 8.0
+    """Pull toward the previous frame's solution (per rad^2)."""
+    damping: float = 1e-3
+    """Levenberg-Marquardt damping added to the normal equations."""
+    tolerance_rad: float = 1e-5
+    """Stop iterating once the largest joint step is below this."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"optimizer.iterations must be >= 1, got {self.iterations}")
+        if self.cold_iterations < self.iterations:
+            raise ValueError(
+                f"optimizer.cold_iterations must be >= iterations, got {self.cold_iterations}"
+            )
+        for name in ("residual_scale_m", "max_step_rad"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"optimizer.{name} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "intermediate_weight",
+            "pinch_weight",
+            "map_weight",
+            "prev_weight",
+            "damping",
+            "tolerance_rad",
+        ):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"optimizer.{name} must be finite and >= 0, got {value}")
+
+
+@dataclass
+class RetargetingConfig:
+    """How the human hand (hand_root frame, 23 bio DoF) drives one robot hand."""
+
+    name: str
+    """Config name (the YAML file stem)."""
+    palm_link: str
+    """URDF link whose frame the task vectors are expressed in; no free joint may move it."""
+    fingertips: dict[str, str]
+    """Human keypoint name (e.g. ``thumb_tip``) -> robot fingertip link."""
+    urdf: str | None = None
+    """URDF path (relative paths resolve against the YAML's folder); None: give one when loading."""
+    urdf_hint: str | None = None
+    """Where the URDF lives in the dex-urdf layout (``<hand>/<file>.urdf``), for a robots folder."""
+    side: str = "right"
+    """Robot hand side, ``right`` or ``left`` (left: ``hand_root_to_palm`` must reflect)."""
+    intermediates: dict[str, str] = field(default_factory=dict)
+    """Optional human keypoint (e.g. ``index_pip``) -> robot link (``intermediate_weight``)."""
+    hand_root_to_palm: list[list[float]] = field(default_factory=lambda: np.eye(3).tolist())
+    """3x3 matrix taking human hand_root vectors (right canonical form) to palm-link axes."""
+    palm_offset: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    """Point of the palm link (its frame, metres) matched to the human wrist."""
+    scale: float = 1.0
+    """Robot-to-human size ratio applied to human vectors."""
+    locked_joints: dict[str, float] = field(default_factory=dict)
+    """Joints held constant (e.g. a wrist), excluded from retargeting."""
+    joint_map: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Free joint -> {bio DoF name: coefficient, ``offset``: radians}; unlisted joints map to 0."""
+    neutral: dict[str, float] = field(default_factory=dict)
+    """Neutral pose (free joints; unlisted 0, clipped to limits) for the hand-lost policy."""
+    pinch: bool = True
+    """Add thumb-tip -> fingertip vectors (weight ``optimizer.pinch_weight``)."""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """Optimizer weights and iterations."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.optimizer, dict):
+            self.optimizer = OptimizerConfig(**self.optimizer)
+        if self.side not in ("right", "left"):
+            raise ValueError(f"side must be 'right' or 'left', got {self.side!r}")
+        if not self.fingertips:
+            raise ValueError("fingertips must map at least one human keypoint to a robot link")
+        for field_name in ("fingertips", "intermediates"):
+            for key in getattr(self, field_name):
+                if key not in KEYPOINT_NAMES:
+                    raise ValueError(
+                        f"{field_name}: unknown human keypoint {key!r}; valid: {KEYPOINT_NAMES}"
+                    )
+        if self.pinch and "thumb_tip" not in self.fingertips:
+            raise ValueError("pinch needs a 'thumb_tip' entry in fingertips")
+        rot = np.asarray(self.hand_root_to_palm, dtype=float)
+        if rot.shape != (3, 3) or not np.allclose(rot @ rot.T, np.eye(3), atol=1e-6):
+            raise ValueError(
+                f"hand_root_to_palm must be an orthonormal 3x3 matrix, got {self.hand_root_to_palm}"
+            )
+        # A left robot is the mirror image of a right one: the map from the right
+        # canonical human hand must reflect (det -1), a right robot's must not.
+        if (np.linalg.det(rot) > 0) != (self.side == "right"):
+            raise ValueError(
+                f"hand_root_to_palm has det {np.linalg.det(rot):+.0f}: a {self.side} robot needs "
+                f"det {'+1' if self.side == 'right' else '-1 (a reflection)'}"
+            )
+        if np.asarray(self.palm_offset, dtype=float).shape != (3,):
+            raise ValueError(f"palm_offset must have 3 values, got {self.palm_offset}")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"scale must be > 0, got {self.scale}")
+        for joint, terms in self.joint_map.items():
+            for dof in terms:
+                if dof != "offset" and dof not in BIO_DOF_INDEX:
+                    raise ValueError(
+                        f"joint_map.{joint}: unknown bio DoF {dof!r}; valid: {tuple(BIO_DOF_INDEX)}"
+                    )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetargetingConfig:
+        """Build from a YAML mapping, rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown retargeting config keys {unknown}; valid: {sorted(known)}")
+        return cls(**data)
+
+    def build(self) -> Retargeter:
+        """Load the URDF and return a ready ``Retargeter``."""
+        from hand_ik.retarget.retargeter import Retargeter
+
+        return Retargeter(self)
+
+    def require_urdf(self) -> str:
+        """The URDF path, or a ValueError saying how to give one."""
+        if self.urdf is None:
+            raise ValueError(
+                f"robot config {self.name!r} has no URDF: pass urdf=PATH (--urdf), the robot's "
+                f"URDF file or a dex-urdf robots folder holding {self.urdf_hint}"
+            )
+        return self.urdf
+
+
+def available_robot_configs(config_dir: Path = ROBOT_CONFIG_DIR) -> list[str]:
+    """Names of the shipped robot configs (YAML stems)."""
+    return sorted(p.stem for p in Path(config_dir).glob("*.yaml"))
+
+
+def load_retargeting_config(
+    name_or_path: str | Path, urdf: str | Path | None = None, **overrides: Any
+) -> RetargetingConfig:
+    """Load a robot config by name (``config/robots/<name>.yaml``) or YAML path.
+
+    Args:
+        name_or_path: a shipped config name (see ``available_robot_configs``) or a YAML file.
+        urdf: the robot's URDF file, or a folder in the dex-urdf layout
+            (``<hand>/<file>.urdf``, resolved with the config's ``urdf_hint``);
+            overrides the YAML's ``urdf``.
+        **overrides: top-level config fields to replace.
+
+    Raises:
+        ValueError: unknown name, bad field, or a URDF that cannot be found.
+    """
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = ROBOT_CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ValueError(
+                f"unknown robot config {str(name_or_path)!r}; valid: {available_robot_configs()} "
+                "(or a path to a .yaml file)"
+            )
+    elif not path.is_file():
+        raise FileNotFoundError(f"robot config not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    data.setdefault("name", path.stem)
+    data.update(overrides)
+    if data.get("urdf") is not None and not Path(data["urdf"]).is_absolute():
+        data["urdf"] = str((path.parent / data["urdf"]).resolve())
+    if urdf is not None and Path(urdf).is_dir() and data.get("urdf_hint") is None:
+        if data.get("urdf") is None:
+            raise ValueError(
+                f"robot config {data['name']!r} has no urdf_hint; pass the URDF file itself"
+            )
+        urdf = None  # a robots folder does not override a config that ships its own URDF
+    if urdf is not None:
+        urdf = Path(urdf)
+        if urdf.is_dir():
+            urdf = urdf / data["urdf_hint"]
+        if not urdf.is_file():
+            raise FileNotFoundError(f"URDF for robot config {data['name']!r} not found: {urdf}")
+        data["urdf"] = str(urdf)
+    return RetargetingConfig.from_dict(data)

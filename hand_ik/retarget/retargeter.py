@@ -1,0 +1,153 @@
+"""``Retargeter``: human keypoints (hand_root frame) and/or 23 bio DoF -> robot joint command."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hand_ik.hand_state import HandState
+from hand_ik.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
+from hand_ik.retarget.command import RobotCommand
+from hand_ik.retarget.config import RetargetingConfig
+from hand_ik.retarget.joint_map import JointMap
+from hand_ik.retarget.vector_optimizer import PALM, TaskVector, VectorOptimizer
+from hand_ik.robot import RobotModel
+
+_KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
+
+
+class Retargeter:
+    """Stateful per-robot retargeter (warm start from the last frame; ``reset()`` between takes).
+
+    Task vectors, in this order: palm point -> each fingertip (weight 1), palm
+    point -> each intermediate link, thumb tip -> each other fingertip (pinch).
+    Human vectors are scaled by ``config.scale`` and rotated into palm axes by
+    ``config.hand_root_to_palm``.
+
+    Args:
+        config: the robot's retargeting config (``config.urdf`` must be set).
+    """
+
+    def __init__(self, config: RetargetingConfig):
+        self.config = config
+        self.robot = RobotModel(config.require_urdf(), locked_joints=config.locked_joints)
+        robot = self.robot
+        self.joint_map = JointMap(
+            config.joint_map, robot.free_names, robot.free_lower, robot.free_upper
+        )
+        opt = config.optimizer
+        vectors, human = [], []
+        for kp, link in config.fingertips.items():
+            vectors.append(TaskVector(PALM, link, 1.0))
+            human.append((_KP["wrist"], _KP[kp]))
+        self.num_fingertip_vectors = len(vectors)
+        for kp, link in config.intermediates.items():
+            vectors.append(TaskVector(PALM, link, opt.intermediate_weight))
+            human.append((_KP["wrist"], _KP[kp]))
+        if config.pinch and opt.pinch_weight > 0:
+            thumb = config.fingertips["thumb_tip"]
+            for kp, link in config.fingertips.items():
+                if kp != "thumb_tip":
+                    vectors.append(TaskVector(thumb, link, opt.pinch_weight))
+                    human.append((_KP["thumb_tip"], _KP[kp]))
+        self.optimizer = VectorOptimizer(
+            robot, config.palm_link, np.asarray(config.palm_offset), vectors, opt
+        )
+        self._human_pairs = np.array(human, dtype=int)  # (K, 2) origin, task keypoint
+        self._to_palm = config.scale * np.asarray(config.hand_root_to_palm, dtype=float)
+        neutral = np.zeros(robot.num_free)
+        for name, value in config.neutral.items():
+            if name not in robot.free_names:
+                raise ValueError(
+                    f"neutral: {name!r} is not a free joint of {config.name}; "
+                    f"free: {robot.free_names}"
+                )
+            neutral[robot.free_names.index(name)] = value
+        self.neutral_free = np.clip(neutral, robot.free_lower, robot.free_upper)
+        self._q_prev: np.ndarray | None = None
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """All movable URDF joints, the order of ``RobotCommand.positions``."""
+        return self.robot.joint_names
+
+    def neutral_command(self) -> RobotCommand:
+        """The config's neutral pose (e.g. for ``CommandFilter``'s hand-lost policy)."""
+        return self.command(self.neutral_free)
+
+    def reset(self) -> None:
+        """Forget the previous frame (next call starts cold)."""
+        self._q_prev = None
+
+    def targets(self, keypoints_hand_root: np.ndarray) -> np.ndarray:
+        """(21, 3) human keypoints in hand_root, metres -> (K, 3) target vectors in palm axes."""
+        kp = np.asarray(keypoints_hand_root, dtype=float)
+        if kp.shape != (NUM_KEYPOINTS, 3):
+            raise ValueError(f"keypoints_hand_root must have shape (21, 3), got {kp.shape}")
+        human = kp[self._human_pairs[:, 1]] - kp[self._human_pairs[:, 0]]
+        return human @ self._to_palm.T
+
+    def command(self, q_free: np.ndarray) -> RobotCommand:
+        """Free joint positions -> command for all movable joints (mimic joints filled, clipped)."""
+        robot = self.robot
+        return RobotCommand(
+            robot.joint_names, np.clip(robot.full_q(q_free), robot.lower, robot.upper)
+        )
+
+    def retarget(
+        self, keypoints_hand_root: np.ndarray | None, bio: np.ndarray | None = None
+    ) -> RobotCommand:
+        """Retarget one frame.
+
+        Args:
+            keypoints_hand_root: (21, 3) human keypoints in the hand_root frame
+                (``hand_ik.frames``), right canonical form, metres; None: joint mapping only.
+            bio: (23,) biomechanical DoF in radians (``hand_ik.BIO_DOF_NAMES``), or None.
+
+        Returns:
+            Robot command, within the URDF limits.
+
+        Raises:
+            ValueError: both inputs None, wrong shapes, or non-finite keypoints.
+        """
+        if keypoints_hand_root is None and bio is None:
+            raise ValueError("retarget needs keypoints_hand_root, bio, or both")
+        q_map = self.joint_map(bio) if bio is not None else None
+        if keypoints_hand_root is None:
+            q = q_map
+        else:
+            targets = self.targets(keypoints_hand_root)
+            if not np.all(np.isfinite(targets)):
+                raise ValueError("keypoints_hand_root contains NaN or inf")
+            if self._q_prev is None:
+                q = self._cold_start(targets, q_map)
+            else:
+                q = self.optimizer.solve(targets, self._q_prev, self._q_prev, q_map)
+        self._q_prev = q
+        return self.command(q)
+
+    def _cold_start(self, targets: np.ndarray, q_map: np.ndarray | None) -> np.ndarray:
+        """First frame: solve from several starts (the task is not convex) and keep the best fit."""
+        robot = self.robot
+        starts = [self.neutral_free, robot.free_lower + 0.5 * (robot.free_upper - robot.free_lower)]
+        if q_map is not None:
+            starts.insert(0, q_map)
+        iterations = self.config.optimizer.cold_iterations
+        solutions = [self.optimizer.solve(targets, s, s, q_map, iterations) for s in starts]
+        return min(solutions, key=lambda q: self.optimizer.task_cost(q, targets))
+
+    def retarget_state(self, state: HandState, index: int = -1) -> RobotCommand | None:
+        """Adapter: one frame of a ``HandState`` (joints in the input frame) -> command.
+
+        Returns:
+            The command, or None where ``state.valid`` is False (the hand is lost:
+            pass None on to ``CommandFilter.update``).
+        """
+        if not bool(np.asarray(state.valid)[index]):
+            return None
+        import torch
+
+        from hand_ik.frames import to_hand_root
+
+        joints = torch.as_tensor(np.asarray(state.joints[index], dtype=np.float64))
+        keypoints = to_hand_root(joints).numpy()
+        return self.retarget(keypoints, np.asarray(state.bio[index], dtype=float))

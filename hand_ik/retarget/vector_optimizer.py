@@ -1,0 +1,201 @@
+"""Task-space vector optimizer: damped Gauss-Newton on robot free joints with box limits.
+
+Minimises, over the free joints ``q`` (mimic joints follow, limits respected)::
+
+    sum_k w_k |v_k(q) - t_k|^2 / s^2 + a |q - q_map|^2 + b |q - q_prev|^2
+
+where ``v_k`` are robot link-to-link (or palm-point-to-link) vectors in the
+palm frame, ``t_k`` the scaled human vectors, ``s`` the residual scale. Each
+step solves the regularised normal equations with analytic pinocchio
+Jacobians (Levenberg-Marquardt: the damping grows until the step lowers the
+cost, so the solution never oscillates between frames); joints pinned at a
+bound by the step are removed and the step re-solved (a projected Newton
+step), the step is capped (trust region), then clipped to the box. Warm
+started from the previous frame, a few steps per frame suffice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.lapack import dposv
+
+from hand_ik.retarget.config import OptimizerConfig
+from hand_ik.robot import RobotModel
+
+#: Origin marker for vectors that start at the palm point (the robot's "wrist").
+PALM = "__palm__"
+
+
+def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``matrix @ x = rhs``, matrix symmetric positive definite (Cholesky, low overhead)."""
+    _, x, info = dposv(matrix, rhs)
+    if info != 0:  # not positive definite (should not happen with damping > 0): general solver
+        return np.linalg.solve(matrix, rhs)
+    return x
+
+
+@dataclass(frozen=True)
+class TaskVector:
+    """One matched vector: robot ``origin`` -> ``task`` link, weight."""
+
+    origin: str
+    task: str
+    weight: float
+
+
+class VectorOptimizer:
+    """Solve for free joint positions matching task vectors (see module docstring).
+
+    Args:
+        robot: the robot model.
+        palm_link: link whose frame the vectors are expressed in (not moved by free joints).
+        palm_offset: (3,) palm-frame point that plays the human wrist, metres.
+        vectors: the task vectors.
+        config: weights and iteration budget.
+    """
+
+    def __init__(
+        self,
+        robot: RobotModel,
+        palm_link: str,
+        palm_offset: np.ndarray,
+        vectors: Sequence[TaskVector],
+        config: OptimizerConfig,
+    ):
+        if robot.frame_moved_by_free_joints(palm_link):
+            raise ValueError(
+                f"palm_link {palm_link!r} is moved by free joints; lock them (locked_joints)"
+            )
+        self.robot, self.config, self.vectors = robot, config, tuple(vectors)
+        links = sorted({v.task for v in vectors} | {v.origin for v in vectors} - {PALM})
+        self._frame_ids = [robot.frame_id(name) for name in links]
+        slot = {name: i for i, name in enumerate(links)}
+        # Palm pose is constant: read it once at the zero of the free joints.
+        robot.forward_kinematics(robot.full_q(np.clip(0.0, robot.free_lower, robot.free_upper)))
+        rot, pos = robot.frame_pose(robot.frame_id(palm_link))
+        self._palm_rot_t = rot.T
+        self._palm_point_root = pos + rot @ np.asarray(palm_offset, dtype=float)
+        # Vector k = sum_j sel[k, j] * p_j (links) - [origin is PALM] * palm point, in palm axes.
+        n = len(vectors)
+        self._select = np.zeros((n, len(links)))
+        self._from_palm = np.zeros(n)
+        for k, v in enumerate(vectors):
+            self._select[k, slot[v.task]] += 1.0
+            if v.origin == PALM:
+                self._from_palm[k] = 1.0
+            else:
+                self._select[k, slot[v.origin]] -= 1.0
+        self.weights = np.array([v.weight for v in vectors], dtype=float)
+        # Stacked link positions (3L,) -> task vectors in palm axes (3K,): kron(select, R_palm^T).
+        self._link_to_vec = np.kron(self._select, self._palm_rot_t)
+        self._palm_term = (
+            self._from_palm[:, None] * (self._palm_rot_t @ self._palm_point_root)
+        ).reshape(-1)
+        self._sqrt_w = np.sqrt(self.weights) / config.residual_scale_m
+
+    def vectors_at(
+        self, q_free: np.ndarray, jacobians: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Robot task vectors (K, 3) in palm axes, metres, and optionally d/dq (K, 3, n_free)."""
+        robot = self.robot
+        robot.forward_kinematics(
+            robot.full_q(q_free), jacobians=jacobians, frame_ids=self._frame_ids
+        )
+        pos = np.concatenate([robot.frame_position(f) for f in self._frame_ids])  # (3L,) root frame
+        vecs = (self._link_to_vec @ pos - self._palm_term).reshape(-1, 3)
+        if not jacobians:
+            return vecs, None
+        jac_links = np.concatenate(
+            [robot.frame_position_jacobian(f) for f in self._frame_ids]
+        )  # (3L, nq)
+        jac = (self._link_to_vec @ jac_links @ robot.mimic_matrix).reshape(len(vecs), 3, -1)
+        return vecs, jac
+
+    def task_cost(self, q_free: np.ndarray, targets: np.ndarray) -> float:
+        """Weighted squared vector residual (without regularisers) at ``q_free``."""
+        vecs, _ = self.vectors_at(q_free)
+        res = ((vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
+        return float(res @ res)
+
+    def solve(
+        self,
+        targets: np.ndarray,
+        q_init: np.ndarray,
+        q_prev: np.ndarray,
+        q_map: np.ndarray | None,
+        iterations: int | None = None,
+    ) -> np.ndarray:
+        """A few damped Gauss-Newton steps from ``q_init``.
+
+        Args:
+            targets: (K, 3) target vectors in palm axes, metres (finite).
+            q_init: (n_free,) start (warm start: the previous solution).
+            q_prev: (n_free,) previous solution (smoothness term).
+            q_map: (n_free,) joint-mapping result, or None to skip that term.
+            iterations: step budget (default ``config.iterations``).
+
+        Returns:
+            (n_free,) joint positions within ``robot.free_lower/upper``.
+        """
+        cfg, lo, hi = self.config, self.robot.free_lower, self.robot.free_upper
+        n = len(q_init)
+        q = np.clip(q_init, lo, hi)
+        reg = cfg.prev_weight + (cfg.map_weight if q_map is not None else 0.0)
+        eye = np.eye(n)
+
+        def regulariser(x: np.ndarray) -> tuple[float, np.ndarray]:
+            d_prev = x - q_prev
+            cost = cfg.prev_weight * float(d_prev @ d_prev)
+            grad = cfg.prev_weight * d_prev
+            if q_map is not None:
+                d_map = x - q_map
+                cost += cfg.map_weight * float(d_map @ d_map)
+                grad = grad + cfg.map_weight * d_map
+            return cost, grad
+
+        mu = cfg.damping
+        for _ in range(iterations or cfg.iterations):
+            vecs, jac = self.vectors_at(q, jacobians=True)
+            res = ((vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
+            jw = (jac * self._sqrt_w[:, None, None]).reshape(-1, n)
+            reg_cost, reg_grad = regulariser(q)
+            cost = float(res @ res) + reg_cost
+            grad = jw.T @ res + reg_grad
+            gauss_newton = jw.T @ jw + reg * eye
+            accepted = False
+            # Levenberg-Marquardt: raise the damping until the step lowers the cost
+            # (a plain Gauss-Newton step can overshoot and oscillate frame to frame).
+            for _attempt in range(4):
+                hess = gauss_newton + mu * eye
+                step = -_spd_solve(hess, grad)
+                # Projected Newton: joints at a bound that the step pushes outward are
+                # held there and the step is re-solved on the remaining joints.
+                pinned = ((q <= lo) & (step < 0)) | ((q >= hi) & (step > 0))
+                if pinned.any():
+                    free = ~pinned
+                    step = np.zeros(n)
+                    if free.any():
+                        step[free] = -_spd_solve(hess[np.ix_(free, free)], grad[free])
+                # Trust region: far from the solution a full step overshoots.
+                largest = float(np.abs(step).max())
+                if largest > cfg.max_step_rad:
+                    step *= cfg.max_step_rad / largest
+                q_new = np.clip(q + step, lo, hi)
+                new_vecs, _ = self.vectors_at(q_new)
+                new_res = ((new_vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
+                new_cost = float(new_res @ new_res) + regulariser(q_new)[0]
+                if new_cost <= cost:
+                    accepted = True
+                    mu = max(mu / 3.0, cfg.damping)
+                    break
+                mu *= 10.0
+            if not accepted:
+                break
+            moved = float(np.abs(q_new - q).max())
+            q = q_new
+            if moved < cfg.tolerance_rad:
+                break
+        return q

@@ -1,0 +1,156 @@
+"""Retargeting speed, vector residual and jitter per robot on real motion capture (GRAB).
+
+Rows (one per robot config): ms per frame of the retargeter alone (mean,
+median, p95), mean wrist->fingertip vector residual in robot space (mm; also
+divided by the config's scale: human-space mm), joint jitter (mean
+|q_t - q_t-1| over the non-locked movable joints, rad per frame), and the lag
+and jitter after the default ``CommandFilter`` (120 Hz) on the same output.
+
+Human input: the GRAB joints (``joints_wristlocal_aligned``) go straight to
+the retargeter in the hand_root frame (``input: mocap_keypoints``); an IK
+stage slots into ``human_input`` once it exists, timed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hand_pose_ros.bench_utils import machine_info, timing_row
+
+_REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = _REPO.parent / "shared" / "realdata" / "grab_dev"
+DEFAULT_ROBOTS = _REPO.parent / "shared" / "realdata" / "robots"
+FRAME_RATE_HZ = 120.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--robot", default="all", help="robot config name or YAML path, or 'all' (default)"
+    )
+    parser.add_argument(
+        "--urdf",
+        type=Path,
+        default=None,
+        help=f"URDF file, or a dex-urdf robots folder (default {DEFAULT_ROBOTS} when present)",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder of GRAB-style .npz files"
+    )
+    parser.add_argument("--max-frames", type=int, default=0, help="frames per sequence (0: all)")
+
+
+def human_input(path: Path, max_frames: int = 0) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """One sequence -> keypoints (N, 21, 3) in hand_root, bio (N, 23) or None, and row fields.
+
+    The IK stage goes here: fit the hand model to the joints, return its bio
+    DoF and re-posed keypoints, and time it (``ik_ms_per_frame_*``).
+    """
+    import torch
+
+    from hand_ik.frames import to_hand_root
+
+    with np.load(path) as data:
+        joints = data["joints_wristlocal_aligned"].astype(np.float64)
+    if max_frames > 0:
+        joints = joints[:max_frames]
+    keypoints = to_hand_root(torch.from_numpy(joints)).numpy()
+    return keypoints, None, {"input": "mocap_keypoints"}
+
+
+def _robot_row(name: str, urdf: Path | None, files: list[Path], max_frames: int) -> dict:
+    from hand_ik.command_filter import CommandFilter, lag_frames
+    from hand_ik.retarget import load_retargeting_config
+
+    config = load_retargeting_config(name, urdf=urdf)
+    retargeter = config.build()
+    robot = retargeter.robot
+    moving = np.array([n not in robot.locked_joints for n in robot.joint_names])
+    times, residuals, jitters, filtered_jitters, lags = [], [], [], [], []
+    fields: dict = {}
+    for path in files:
+        keypoints, bio, fields = human_input(path, max_frames)
+        retargeter.reset()
+        out = np.empty((len(keypoints), len(robot.joint_names)))
+        for i, frame in enumerate(keypoints):
+            start = time.perf_counter()
+            command = retargeter.retarget(frame, None if bio is None else bio[i])
+            times.append((time.perf_counter() - start) * 1e3)
+            out[i] = command.positions
+            vecs, _ = retargeter.optimizer.vectors_at(robot.free_joint_values(command.positions))
+            tips = slice(0, retargeter.num_fingertip_vectors)
+            residuals.append(
+                np.linalg.norm(vecs[tips] - retargeter.targets(frame)[tips], axis=1).mean()
+            )
+        jitters.append(np.abs(np.diff(out[:, moving], axis=0)).mean(axis=1))
+        filt = CommandFilter(
+            robot.lower,
+            robot.upper,
+            robot.velocity,
+            retargeter.neutral_command().positions,
+        )
+        filtered = np.stack([filt.update(i / FRAME_RATE_HZ, q) for i, q in enumerate(out)])
+        lags.append(lag_frames(out[:, moving], filtered[:, moving]))
+        filtered_jitters.append(np.abs(np.diff(filtered[:, moving], axis=0)).mean(axis=1))
+    return {
+        "name": config.name,
+        **fields,
+        "side": config.side,
+        "frames": len(times),
+        "sequences": len(files),
+        **timing_row(np.asarray(times)),
+        "vector_residual_mm": float(np.mean(residuals) * 1e3),
+        "vector_residual_human_mm": float(np.mean(residuals) * 1e3 / config.scale),
+        "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
+        "filtered_jitter_rad_per_frame": float(np.mean(np.concatenate(filtered_jitters))),
+        "filter_lag_ms": float(np.mean(lags) * 1e3 / FRAME_RATE_HZ),
+        "scale": config.scale,
+        "free_joints": robot.num_free,
+        "urdf": str(config.urdf),
+    }
+
+
+def _dex_reference_row(files: list[Path], max_frames: int) -> dict | None:
+    """Jitter of the dex-retargeting Shadow output stored with the sequences (no timing)."""
+    jitters = []
+    for path in files:
+        with np.load(path) as data:
+            if "shadow_qpos_dexretargeting" not in data:
+                return None
+            qpos = data["shadow_qpos_dexretargeting"][: max_frames or None]
+        jitters.append(np.abs(np.diff(qpos, axis=0)).mean(axis=1))
+    return {
+        "name": "dexretargeting_shadow_stored",
+        "input": "stored_output",
+        "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    from hand_ik.retarget import available_robot_configs
+
+    names = available_robot_configs() if args.robot == "all" else [args.robot]
+    urdf = (
+        args.urdf
+        if args.urdf is not None
+        else (DEFAULT_ROBOTS if DEFAULT_ROBOTS.is_dir() else None)
+    )
+    files = sorted(Path(args.data).glob("*.npz")) if Path(args.data).is_dir() else []
+    rows = []
+    if not files:
+        rows = [{"name": n, "skipped": f"no .npz sequences in {args.data}"} for n in names]
+    else:
+        for name in names:
+            try:
+                rows.append(_robot_row(name, urdf, files, args.max_frames))
+            except (FileNotFoundError, ValueError) as exc:
+                if args.robot != "all":
+                    raise
+                rows.append({"name": name, "skipped": str(exc)})
+        reference = _dex_reference_row(files, args.max_frames)
+        if reference is not None:
+            rows.append(reference)
+    return {"bench": "retarget", "machine": machine_info(), "rows": rows}

@@ -1,0 +1,80 @@
+"""Demo camera: a synthetic hand performs a scripted sequence (no camera, GPU or download).
+
+Publishes ``/camera/image_raw`` + ``/camera/camera_info`` and, since it knows the truth,
+``/hand/keypoints`` (parameter ``publish_keypoints``): the demo then drives the IK and robot
+side directly; with it off, an image estimator node fills ``/hand/keypoints`` instead.
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.nodes.conversions import keypoints_to_msg
+from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
+from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
+
+
+class DemoSource(Node):
+    """Publishes scripted synthetic hand frames at ``fps``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("demo_source", **kwargs)
+        self.declare_parameter("fps", 30.0)
+        self.declare_parameter("publish_keypoints", True)
+        self.declare_parameter("keypoint_noise_m", 0.0)
+        self.declare_parameter("frame_id", "camera_optical_frame")
+        self.declare_parameter("max_frames", 0)
+        from hand_pose_ros.pipeline.demo import DemoHand
+
+        fps = float(self.get_parameter("fps").value)
+        if not fps > 0:
+            raise ValueError(f"parameter 'fps' must be > 0, got {fps}")
+        self.demo = DemoHand(fps=fps, noise_m=float(self.get_parameter("keypoint_noise_m").value))
+        self.frame_id = self.get_parameter("frame_id").value
+        self.publish_keypoints = bool(self.get_parameter("publish_keypoints").value)
+        self.max_frames = int(self.get_parameter("max_frames").value)
+        self.image_pub = self.create_publisher(Image, "/camera/image_raw", IMAGE_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "/camera/camera_info", IMAGE_QOS)
+        self.keypoints_pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+        self.last_frame = None
+        self.frames_published = 0
+        self.timer = self.create_timer(1.0 / fps, self.publish_next)
+
+    def publish_next(self) -> None:
+        if self.max_frames and self.frames_published >= self.max_frames:
+            self.timer.cancel()
+            return
+        frame = next(self.demo)
+        stamp = self.get_clock().now().to_msg()
+        self.image_pub.publish(image_to_msg(frame.image, stamp=stamp, frame_id=self.frame_id))
+        self.info_pub.publish(camera_info_msg(frame.K, self.demo.width, self.demo.height,
+                                              stamp=stamp, frame_id=self.frame_id))  # fmt: skip
+        if self.publish_keypoints:
+            self.keypoints_pub.publish(keypoints_to_msg(
+                frame.joints_cam, stamp=stamp, frame_id=self.frame_id, handedness="right",
+                image_points=frame.uv, track_id=0))  # fmt: skip
+        self.last_frame = frame
+        self.frames_published += 1
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DemoSource()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

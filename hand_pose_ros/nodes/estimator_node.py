@@ -1,0 +1,104 @@
+"""Estimator node: /camera/image_raw (+ camera_info) -> /hand/keypoints per hand found."""
+
+from __future__ import annotations
+
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.nodes.conversions import keypoints_to_msg
+from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
+from hand_pose_ros.nodes.image_conversion import msg_to_rgb
+from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
+from hand_pose_ros.pipeline.estimators import create_estimator
+from hand_pose_ros.pipeline.video_source import default_intrinsics
+
+#: Track ids until the detector's tracker lands: one hand per side.
+TRACK_ID = {"right": 0, "left": 1}
+
+
+class EstimatorNode(Node):
+    """Finds hands in each image and publishes their keypoints (newest image only)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("estimator_node", **kwargs)
+        self.declare_parameter("estimator", "auto")
+        self.declare_parameter("max_hands", 2)
+        self.declare_parameter("min_score", 0.5)
+        self.declare_parameter("mirrored_input", False)
+        self.declare_parameter("hfov_deg", 65.0)
+        self.estimator = create_estimator(
+            self.get_parameter("estimator").value,
+            max_hands=int(self.get_parameter("max_hands").value),
+            mirrored_input=bool(self.get_parameter("mirrored_input").value),
+        )  # fmt: skip
+        self.K = None
+        self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(CameraInfo, "/camera/camera_info", self.on_info, IMAGE_QOS)
+        self.create_subscription(Image, "/camera/image_raw", self.on_image, IMAGE_QOS)
+        self.rate = RateMeter()
+        self.images = 0
+        self.images_with_hand = 0
+        self.rejected = 0
+
+    def on_info(self, msg: CameraInfo) -> None:
+        import numpy as np
+
+        k = np.asarray(msg.k, dtype=float).reshape(3, 3)
+        if k[0, 0] > 0 and k[1, 1] > 0:
+            self.K = k
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            rgb = msg_to_rgb(msg)
+        except ValueError as exc:
+            self.rejected += 1
+            self.get_logger().error(f"rejected image: {exc}", throttle_duration_sec=1.0)
+            return
+        K = self.K if self.K is not None else default_intrinsics(
+            rgb.shape[1], rgb.shape[0], float(self.get_parameter("hfov_deg").value))  # fmt: skip
+        start = time.perf_counter()
+        hands = self.estimator(rgb, K)
+        ms = (time.perf_counter() - start) * 1e3
+        self.images += 1
+        self.rate.tick()
+        min_score = float(self.get_parameter("min_score").value)
+        published = 0
+        for hand in hands:
+            if hand.score < min_score:
+                continue
+            self.pub.publish(keypoints_to_msg(
+                hand.camera_points, stamp=msg.header.stamp, frame_id=msg.header.frame_id,
+                handedness=hand.handedness, score=hand.score, image_points=hand.image_points,
+                track_id=TRACK_ID[hand.handedness]))  # fmt: skip
+            published += 1
+        self.images_with_hand += published > 0
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "estimator", {
+            "estimator_ms": ms, "rate_hz": self.rate.hz, "hands": published,
+            "hand_rate": self.images_with_hand / self.images,
+            "rejected_images": self.rejected}))  # fmt: skip
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EstimatorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""IK node: /hand/keypoints -> /hand/state (shape, 23 DoF, wrist pose) and /hand/markers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.time import Time
+from visualization_msgs.msg import MarkerArray
+
+from hand_pose_ros.msg import HandKeypoints, HandState
+from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
+from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
+from hand_pose_ros.nodes.markers import hand_markers
+from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
+
+
+class IKNode(Node):
+    """Runs the biomechanical IK (+ post-optimization) on every keypoint message."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("ik_node", **kwargs)
+        defaults = IKStageConfig()
+        for name in ("hand_model", "weights", "post_opt", "post_opt_iterations",
+                     "temporal_weight", "operator_profile"):  # fmt: skip
+            self.declare_parameter(name, getattr(defaults, name))
+        self.declare_parameter("min_score", 0.3)
+        self.declare_parameter("publish_markers", True)
+        config = IKStageConfig(**{name: self.get_parameter(name).value for name in (
+            "hand_model", "weights", "post_opt", "post_opt_iterations", "temporal_weight",
+            "operator_profile")})  # fmt: skip
+        self.stage = IKStage(config)
+        self.faces = self.stage.model.faces
+        self.state_pub = self.create_publisher(HandState, "/hand/state", RESULT_PUB_QOS)
+        self.marker_pub = self.create_publisher(MarkerArray, "/hand/markers", RESULT_PUB_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(HandKeypoints, "/hand/keypoints", self.on_keypoints,
+                                 RESULT_SUB_QOS)  # fmt: skip
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.rate = RateMeter()
+        self.last_ms = 0.0
+        self.frames = 0
+
+    def on_set_parameters(self, params) -> SetParametersResult:
+        """Live changes: post_opt, post_opt_iterations, min_score, publish_markers."""
+        for p in params:
+            if p.name == "post_opt_iterations" and (not isinstance(p.value, int) or p.value < 0):
+                return SetParametersResult(successful=False, reason="must be an int >= 0")
+            if p.name == "min_score" and not 0.0 <= float(p.value) <= 1.0:
+                return SetParametersResult(successful=False, reason="must be in [0, 1]")
+            if p.name in ("hand_model", "weights", "operator_profile"):
+                return SetParametersResult(successful=False, reason="restart the node to change it")
+        for p in params:
+            if p.name == "post_opt":
+                self.stage.config.post_opt = bool(p.value)
+            elif p.name == "post_opt_iterations":
+                self.stage.solver.post_optimizer.config.iterations = int(p.value)
+        return SetParametersResult(successful=True)
+
+    def on_keypoints(self, msg: HandKeypoints) -> None:
+        if msg.handedness not in ("right", "left"):
+            self.get_logger().error(f"dropping keypoints with handedness {msg.handedness!r}")
+            return
+        if msg.score < float(self.get_parameter("min_score").value):
+            return  # too uncertain: the retargeting node's hand-lost policy takes over
+        joints, _, confidence = keypoints_from_msg(msg)
+        joints[confidence <= 0.0] = np.nan  # zero confidence marks a missing keypoint
+        start = time.perf_counter()
+        state = self.stage.solve(joints, msg.handedness, msg.track_id)
+        self.last_ms = (time.perf_counter() - start) * 1e3
+        self.frames += 1
+        self.rate.tick()
+        if not state.valid[0]:
+            self.get_logger().warn("degenerate keypoints (no palm): no hand state published",
+                                   throttle_duration_sec=2.0)  # fmt: skip
+            return
+        out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
+        self.state_pub.publish(out)
+        if self.get_parameter("publish_markers").value:
+            self.marker_pub.publish(hand_markers(
+                state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,
+                frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0)))  # fmt: skip
+        latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "ik", {
+            "ik_ms": self.last_ms, "rate_hz": self.rate.hz, "latency_from_image_ms": latency,
+            "fit_error_mm": float(1e3 * state.fit_error[0])}))  # fmt: skip
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = IKNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Teleop monitor: checks every command, and optionally writes the viz video and an MCAP bag.
+
+Used by ``hand-teleop run``: subscribes like any other node (real topics), so what it
+checks and records is what a robot driver would receive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from visualization_msgs.msg import MarkerArray
+
+from hand_pose_ros.msg import HandKeypoints, HandState
+from hand_pose_ros.nodes.conversions import keypoints_from_msg
+from hand_pose_ros.nodes.image_conversion import msg_to_rgb
+from hand_pose_ros.nodes.qos import COMMAND_QOS, IMAGE_QOS, RESULT_SUB_QOS
+
+RECORDED_TOPICS = (
+    ("/camera/image_raw", Image, IMAGE_QOS),
+    ("/camera/camera_info", CameraInfo, IMAGE_QOS),
+    ("/hand/keypoints", HandKeypoints, RESULT_SUB_QOS),
+    ("/hand/state", HandState, RESULT_SUB_QOS),
+    ("/hand/markers", MarkerArray, RESULT_SUB_QOS),
+    ("/hand/joint_states", JointState, COMMAND_QOS),
+    ("/diagnostics", DiagnosticArray, 10),
+)
+
+
+class TeleopMonitor(Node):
+    """Counts and checks /hand/joint_states; ``viz_path`` / ``record_path`` enable outputs.
+
+    Args:
+        lower, upper: (n,) joint limits of the commanded robot, for the checks.
+        urdf: the robot URDF (for the viz renderer).
+    """
+
+    def __init__(self, *, lower: np.ndarray, upper: np.ndarray, urdf: Path | None = None,
+                 viz_path: Path | None = None, record_path: Path | None = None,
+                 **kwargs) -> None:  # fmt: skip
+        super().__init__("teleop_monitor", **kwargs)
+        self.lower, self.upper = np.asarray(lower), np.asarray(upper)
+        self.viz_path, self.record_path = viz_path, record_path
+        self.joint_states = 0
+        self.commands_ok = True
+        self.last_positions: np.ndarray | None = None
+        self._image: np.ndarray | None = None
+        self._uv: np.ndarray | None = None
+        self._viz = None
+        self._recorder = None
+        if record_path is not None:
+            from hand_pose_ros.io.mcap_recorder import McapRecorder
+
+            self._recorder = McapRecorder(record_path).__enter__()
+            for topic, msg_type, qos in RECORDED_TOPICS:
+                if topic != "/hand/joint_states":
+                    callback = self._recorder_callback(topic)
+                    self.create_subscription(msg_type, topic, callback, qos)
+        if viz_path is not None:
+            from hand_pose_ros.viz.robot_render import RobotRenderer
+            from hand_pose_ros.viz.video import SideBySideWriter
+
+            self._renderer = RobotRenderer(urdf)
+            self._viz = SideBySideWriter(viz_path, fps=15.0).__enter__()
+            if record_path is None:
+                self.create_subscription(Image, "/camera/image_raw", self._on_image, IMAGE_QOS)
+                self.create_subscription(HandKeypoints, "/hand/keypoints", self._on_keypoints,
+                                         RESULT_SUB_QOS)  # fmt: skip
+        self.create_subscription(JointState, "/hand/joint_states", self._on_joint_state,
+                                 COMMAND_QOS)  # fmt: skip
+
+    def _recorder_callback(self, topic: str):
+        return lambda msg: self._record(topic, msg)
+
+    def _record(self, topic: str, msg) -> None:
+        self._recorder.write(topic, msg, self.get_clock().now().nanoseconds)
+        if topic == "/camera/image_raw" and self._viz is not None:
+            self._on_image(msg)
+        elif topic == "/hand/keypoints" and self._viz is not None:
+            self._on_keypoints(msg)
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            self._image = msg_to_rgb(msg)
+        except ValueError:
+            self._image = None
+
+    def _on_keypoints(self, msg: HandKeypoints) -> None:
+        self._uv = keypoints_from_msg(msg)[1]
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        q = np.asarray(msg.position, dtype=float)
+        ok = q.shape == self.lower.shape and np.isfinite(q).all() \
+            and (q >= self.lower - 1e-9).all() and (q <= self.upper + 1e-9).all()  # fmt: skip
+        self.commands_ok = self.commands_ok and bool(ok)
+        self.joint_states += 1
+        self.last_positions = q
+        if self._recorder is not None:
+            self._recorder.write("/hand/joint_states", msg, self.get_clock().now().nanoseconds)
+        if self._viz is not None and self._image is not None:
+            from hand_pose_ros.viz.overlay import draw_hand_keypoints
+
+            left = self._image.copy()
+            if self._uv is not None and np.abs(self._uv).sum() > 0:
+                left = draw_hand_keypoints(left, self._uv)
+            right = self._renderer.render(dict(zip(msg.name, q, strict=True)))
+            self._viz.write(left, right)
+
+    def close(self) -> None:
+        """Finish the video and the bag."""
+        if self._viz is not None:
+            self._viz.__exit__(None, None, None)
+            self._viz = None
+        if self._recorder is not None:
+            self._recorder.__exit__(None, None, None)
+            self._recorder = None

@@ -1,0 +1,159 @@
+"""The IK and robot stages of the teleop pipeline (plain Python, no ROS).
+
+``IKStage``: keypoints of one hand (camera frame) -> ``HandState`` (IK net +
+optional post-optimization, operator shape, warm start from the previous frame).
+``RobotStage``: ``HandState`` or nothing -> safe joint command (retargeting, then the
+``CommandFilter``'s smoothing, limits and hand-lost policy).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hand_ik.command_filter import CommandFilter, CommandFilterConfig
+from hand_ik.hand_state import HandState
+
+
+@dataclass
+class IKStageConfig:
+    """Parameters of the IK stage (YAML ``ik:``, ROS parameters of ``ik_node``)."""
+
+    hand_model: str = "open"
+    """'open' or a MANO_RIGHT.pkl / model .npz path."""
+    weights: str = "default"
+    """IK net weights file, 'default', or 'none' (post-optimization alone, from a flat hand)."""
+    post_opt: bool = True
+    """Run the post-optimization."""
+    post_opt_iterations: int = 3
+    """Levenberg-Marquardt steps per frame."""
+    temporal_weight: float = 2.0
+    """Pull toward the previous frame's DoF while tracking (per radian)."""
+    operator_profile: str = ""
+    """Operator profile YAML (hand-teleop calibrate); empty: estimate the shape per frame."""
+
+    def __post_init__(self) -> None:
+        if self.post_opt_iterations < 0:
+            raise ValueError(f"post_opt_iterations must be >= 0, got {self.post_opt_iterations}")
+        if self.temporal_weight < 0:
+            raise ValueError(f"temporal_weight must be >= 0, got {self.temporal_weight}")
+
+
+class IKStage:
+    """Solves one hand per call, warm-started from the previous frame of the same track."""
+
+    def __init__(self, config: IKStageConfig | None = None) -> None:
+        from hand_ik.hand_model import load_hand_model
+        from hand_ik.ik.calibration import load_operator_profile
+        from hand_ik.ik.post_opt import PostOptConfig
+        from hand_ik.ik.solver import IKSolver
+
+        self.config = config or IKStageConfig()
+        c = self.config
+        self.model = load_hand_model(c.hand_model)
+        weights = None if c.weights in ("", "none") else c.weights
+        self.solver = IKSolver(self.model, weights=weights, post_opt=PostOptConfig(
+            iterations=c.post_opt_iterations, temporal_weight=c.temporal_weight))  # fmt: skip
+        self.betas = (load_operator_profile(c.operator_profile, self.model)
+                      if c.operator_profile else None)  # fmt: skip
+        self._previous: dict[int, HandState] = {}
+
+    def reset(self) -> None:
+        self._previous.clear()
+
+    def solve(self, joints_cam: np.ndarray, handedness: str = "right",
+              track_id: int = -1) -> HandState:  # fmt: skip
+        """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState."""
+        previous = self._previous.get(track_id)
+        if previous is not None and previous.handedness != handedness:
+            previous = None
+        state = self.solver.solve(joints_cam[None], betas=self.betas, post_opt=self.config.post_opt,
+                                  handedness=handedness, previous=previous)  # fmt: skip
+        if state.valid[0]:
+            self._previous[track_id] = state
+        else:
+            self._previous.pop(track_id, None)
+        return state
+
+
+@dataclass
+class RobotStageConfig:
+    """Parameters of the robot stage (YAML ``robot:``, ROS parameters of ``retarget_node``)."""
+
+    robot: str = "hand_pose_ros_hand"
+    """Robot config name in config/robots/ or a YAML path."""
+    hand_model: str = "open"
+    """Hand model that poses the human hand from (betas, bio); the IK stage's model."""
+    urdf: str = ""
+    """Override the config's URDF path (or a dex-urdf robots folder)."""
+    filter: CommandFilterConfig = field(default_factory=CommandFilterConfig)
+    """Smoothing, limits and hand-lost policy."""
+
+
+class RobotStage:
+    """Retargeting + command filter for one robot hand.
+
+    The human hand is re-posed by the hand model from its shape and 23 DoF (identity
+    global pose), so the stage needs only what ``/hand/state`` carries.
+    """
+
+    def __init__(self, config: RobotStageConfig | None = None) -> None:
+        from hand_ik.biomech import bio_kinematics_for
+        from hand_ik.hand_model import load_hand_model
+        from hand_ik.ik.keypoint_layer import KeypointLayer
+        from hand_ik.retarget import Retargeter, load_retargeting_config
+
+        self.config = config or RobotStageConfig()
+        rc = load_retargeting_config(self.config.robot, urdf=self.config.urdf or None)
+        self.retargeter = Retargeter(rc)
+        robot = self.retargeter.robot
+        self.filter = CommandFilter(robot.lower, robot.upper, robot.velocity,
+                                    self.retargeter.neutral_command().positions,
+                                    self.config.filter)  # fmt: skip
+        self.urdf_path = rc.urdf
+        model = load_hand_model(self.config.hand_model)
+        self._kinematics = bio_kinematics_for(model)
+        self._keypoints = KeypointLayer(model)
+        self.last_retarget_ms = 0.0
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.retargeter.joint_names
+
+    def human_keypoints(self, betas: np.ndarray, bio: np.ndarray) -> np.ndarray:
+        """(21, 3) keypoints of the human hand in its hand_root frame, metres."""
+        import torch
+
+        from hand_ik.frames import to_hand_root
+
+        dtype = self._keypoints.joint_template.dtype
+        with torch.no_grad():
+            b = torch.as_tensor(np.asarray(bio, dtype=np.float64), dtype=dtype)[None]
+            rot = self._kinematics.bio_to_rotmats(b)
+            rot = torch.cat([torch.eye(3, dtype=dtype)[None, None], rot], dim=1)
+            beta = torch.as_tensor(np.asarray(betas, dtype=np.float64), dtype=dtype)[None]
+            keypoints = self._keypoints(beta, rot)
+            return to_hand_root(keypoints.double())[0].numpy()
+
+    def step(self, t: float, betas: np.ndarray | None = None,
+             bio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """Command (n,) at time ``t`` seconds for a hand (betas (10,), bio (23,)) or no hand.
+
+        Non-finite parameters count as no hand.
+        """
+        command = None
+        if betas is not None and bio is not None and np.isfinite(betas).all() \
+                and np.isfinite(bio).all():  # fmt: skip
+            start = time.perf_counter()
+            keypoints = self.human_keypoints(betas, bio)
+            command = self.retargeter.retarget(keypoints, np.asarray(bio, dtype=float)).positions
+            self.last_retarget_ms = (time.perf_counter() - start) * 1e3
+        else:
+            self.retargeter.reset()
+        return self.filter.update(t, command)
+
+    @property
+    def hand_lost_s(self) -> float | None:
+        return self.filter.hand_lost_s

@@ -1,0 +1,244 @@
+"""Retargeting: configs, joint mapping, task-space optimizer, left hands (every shipped config)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _retarget_helpers import ALL_CONFIGS, human_poses, load_config, synthetic_keypoints
+from conftest import REPO_ROOT
+
+from hand_ik.bio_dofs import BIO_DOF_INDEX, NUM_BIO_DOFS
+from hand_ik.hand_state import HandState
+from hand_ik.retarget import Retargeter, RetargetingConfig, load_retargeting_config
+
+EXPECTED = {"allegro", "shadow", "leap", "ability", "inspire", "hand_pose_ros_hand"}
+
+
+def test_every_robot_has_a_config():
+    assert EXPECTED <= set(ALL_CONFIGS)
+    assert {f"{n}_left" for n in EXPECTED} <= set(ALL_CONFIGS)
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown robot config 'nope'.*allegro"):
+        load_retargeting_config("nope")
+    with pytest.raises(ValueError, match="no URDF: pass urdf=PATH"):
+        load_retargeting_config("allegro").build()
+    with pytest.raises(ValueError, match="no URDF: pass urdf=PATH"):
+        Retargeter(load_retargeting_config("allegro"))
+    with pytest.raises(FileNotFoundError, match="URDF for robot config 'allegro' not found"):
+        load_retargeting_config("allegro", urdf=tmp_path / "missing.urdf")
+    with pytest.raises(ValueError, match="unknown retargeting config keys \\['palm'\\]"):
+        load_retargeting_config("hand_pose_ros_hand", palm="x")
+    with pytest.raises(ValueError, match="a left robot needs det -1"):
+        load_retargeting_config("hand_pose_ros_hand", side="left")
+    with pytest.raises(ValueError, match=r"joint_map\.FFJ3: unknown bio DoF 'index_flex'"):
+        load_retargeting_config("hand_pose_ros_hand", joint_map={"FFJ3": {"index_flex": 1.0}})
+    with pytest.raises(ValueError, match=r"optimizer\.iterations"):
+        load_retargeting_config("hand_pose_ros_hand", optimizer={"iterations": 0})
+    with pytest.raises(ValueError, match="not free robot joints \\['WRJ9'\\]"):
+        load_retargeting_config("hand_pose_ros_hand", joint_map={"WRJ9": {"offset": 0.1}}).build()
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_config_frames_agree_with_the_urdf(name):
+    """hand_root_to_palm: human +y is along the robot fingers, +x toward its thumb, +z palmar."""
+    config = load_config(name)
+    retargeter = config.build()
+    robot, opt = retargeter.robot, retargeter.optimizer
+    to_human = np.asarray(config.hand_root_to_palm).T
+    q0 = np.clip(0.0, robot.free_lower, robot.free_upper)
+    vecs = opt.vectors_at(q0)[0] @ to_human.T  # task vectors in human hand_root axes
+    tips = dict(zip(config.fingertips, vecs[: retargeter.num_fingertip_vectors], strict=True))
+    middle = tips["middle_tip"] / np.linalg.norm(tips["middle_tip"])
+    assert middle[1] > 0.9, "fingers point along human +y"
+    assert tips["index_tip"][0] > tips["ring_tip"][0], "index is on the thumb side (+x)"
+    # Flexing a finger's joints moves its tip palmar (+z).
+    flexors = retargeter.joint_map.weights[:, BIO_DOF_INDEX["middle_mcp_flex"]] > 0
+    bent, _ = opt.vectors_at(np.clip(q0 + 0.3 * flexors, robot.free_lower, robot.free_upper))
+    assert (bent @ to_human.T)[list(config.fingertips).index("middle_tip")][2] > middle[2] + 0.005
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_sampled_human_poses_give_in_limit_commands(name):
+    retargeter = load_config(name).build()
+    robot = retargeter.robot
+    rng = np.random.default_rng(4)
+    for keypoints in human_poses(15, seed=5):
+        bio = rng.uniform(-0.3, 1.2, NUM_BIO_DOFS)
+        command = retargeter.retarget(keypoints, bio)
+        q = command.positions
+        assert command.names == robot.joint_names
+        assert np.all(np.isfinite(q))
+        assert np.all(q >= robot.lower) and np.all(q <= robot.upper)
+        # Mimic joints stay consistent with their parents; locked joints stay put.
+        np.testing.assert_allclose(q, robot.full_q(robot.free_joint_values(q)), atol=1e-9)
+        for joint, value in robot.locked_joints.items():
+            assert q[robot.joint_index[joint]] == value
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_recovers_a_reachable_target_exactly(name):
+    """Pose the robot, use its own fingertip vectors as the target, recover them to < 1 mm."""
+    config = load_config(name)
+    retargeter = config.build()
+    robot, opt = retargeter.robot, retargeter.optimizer
+    rng = np.random.default_rng(6)
+    mid, half = (robot.free_lower + robot.free_upper) / 2, (robot.free_upper - robot.free_lower) / 2
+    for trial in range(3):
+        q_true = mid + rng.uniform(-0.5, 0.5, robot.num_free) * half
+        vecs, _ = opt.vectors_at(q_true)
+        # Human keypoints whose scaled, rotated wrist->tip vectors are the robot's.
+        keypoints = np.zeros((21, 3))
+        from_palm = np.asarray(config.hand_root_to_palm).T / config.scale
+        for k in range(len(config.fingertips)):
+            keypoints[retargeter._human_pairs[k, 1]] = from_palm @ vecs[k]
+        retargeter.reset()
+        for _ in range(15):
+            command = retargeter.retarget(keypoints)
+        got, _ = opt.vectors_at(robot.free_joint_values(command.positions))
+        n_tips = retargeter.num_fingertip_vectors
+        error = np.linalg.norm(got[:n_tips] - vecs[:n_tips], axis=1)
+        assert error.max() < 1e-3, f"trial {trial}: fingertip errors {error * 1e3} mm"
+
+
+def test_joint_mapping_with_synthetic_bio():
+    retargeter = load_config("hand_pose_ros_hand").build()
+    robot, names = retargeter.robot, retargeter.robot.free_names
+    bio = np.zeros(NUM_BIO_DOFS)
+    bio[BIO_DOF_INDEX["index_mcp_flex"]] = 0.7
+    bio[BIO_DOF_INDEX["index_mcp_abd"]] = 0.2
+    bio[BIO_DOF_INDEX["little_pip_flex"]] = 5.0  # beyond the limit: clipped
+    bio[BIO_DOF_INDEX["ring_dip_flex"]] = np.nan  # non-finite: treated as rest
+    command = retargeter.retarget(None, bio)
+    q = command.as_dict()
+    assert q["FFJ3"] == pytest.approx(0.7)
+    assert q["FFJ4"] == pytest.approx(-0.2)  # Shadow FF abduction axis points the other way
+    assert q["LFJ2"] == pytest.approx(robot.upper[robot.joint_index["LFJ2"]])
+    assert q["RFJ1"] == 0.0
+    assert set(command.names) == set(names)
+    with pytest.raises(ValueError, match="needs keypoints_hand_root, bio, or both"):
+        retargeter.retarget(None, None)
+    with pytest.raises(ValueError, match=r"bio must have shape \(23,\)"):
+        retargeter.retarget(None, np.zeros(22))
+
+
+@pytest.mark.parametrize("name", [n for n in ("ability", "inspire") if n in ALL_CONFIGS])
+def test_joint_mapping_drives_mimic_joints(name):
+    retargeter = load_config(name).build()
+    robot = retargeter.robot
+    bio = np.zeros(NUM_BIO_DOFS)
+    bio[BIO_DOF_INDEX["index_mcp_flex"]] = 1.0
+    bio[BIO_DOF_INDEX["index_pip_flex"]] = 1.0
+    q = retargeter.retarget(None, bio).positions
+    for mimic in robot.mimics.values():
+        parent = q[robot.joint_index[mimic.parent]]
+        assert q[robot.joint_index[mimic.name]] == pytest.approx(
+            mimic.multiplier * parent + mimic.offset
+        )
+    assert (
+        max(
+            q[robot.joint_index[m.name]]
+            for m in robot.mimics.values()
+            if m.parent.startswith("index")
+        )
+        > 0.5
+    )
+
+
+def test_joint_mapping_pulls_the_optimizer():
+    """With a strong map weight the solution moves toward the joint-mapping result."""
+    keypoints = human_poses(1, seed=7)[0]
+    bio = np.zeros(NUM_BIO_DOFS)
+    bio[BIO_DOF_INDEX["little_mcp_abd"]] = 0.3
+    free = load_config("hand_pose_ros_hand").build()
+    pulled = load_config("hand_pose_ros_hand", optimizer={"map_weight": 1e4}).build()
+    q_free = free.retarget(keypoints).as_dict()["LFJ4"]
+    q_pulled = pulled.retarget(keypoints, bio).as_dict()["LFJ4"]
+    assert abs(q_pulled - 0.3) < abs(q_free - 0.3)
+    assert q_pulled == pytest.approx(0.3, abs=0.05)
+
+
+def test_warm_start_and_reset():
+    retargeter = load_config("hand_pose_ros_hand").build()
+    poses = human_poses(2, seed=8)
+    cold = retargeter.retarget(poses[0]).positions
+    retargeter.retarget(poses[1])
+    retargeter.reset()
+    np.testing.assert_allclose(retargeter.retarget(poses[0]).positions, cold)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        retargeter.retarget(np.full((21, 3), np.nan))
+
+
+def test_left_hand_on_left_urdf_mirrors_the_right():
+    """A (canonicalised) left hand on our left URDF: same joint angles, mirrored fingertips."""
+    right = load_retargeting_config("hand_pose_ros_hand").build()
+    left = load_retargeting_config("hand_pose_ros_hand_left").build()
+    assert left.config.side == "left" and "left" in str(left.config.urdf)
+    for keypoints in human_poses(5, seed=9):
+        q_right = right.retarget(keypoints).positions
+        q_left = left.retarget(keypoints).positions
+        np.testing.assert_allclose(q_left, q_right, atol=1e-9)
+        for tip in ("thtip", "fftip"):
+            p_right = right.robot.frame_position(right.robot.frame_id(tip)).copy()
+            p_left = left.robot.frame_position(left.robot.frame_id(tip))
+            np.testing.assert_allclose(p_left, p_right * [-1, 1, 1], atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["shadow", "leap", "ability", "inspire", "allegro"])
+def test_real_left_hands_match_their_right_hands(name):
+    """dex-urdf left hands: a canonical human hand reaches the same fingertip vectors (mirrored)."""
+    right, left = load_config(name).build(), load_config(f"{name}_left").build()
+    for keypoints in human_poses(4, seed=10):
+        right.retarget(keypoints)
+        left.retarget(keypoints)
+        tips = slice(0, right.num_fingertip_vectors)
+        v_right = right.optimizer.vectors_at(right._q_prev)[0][tips] @ np.asarray(
+            right.config.hand_root_to_palm
+        )
+        v_left = left.optimizer.vectors_at(left._q_prev)[0][tips] @ np.asarray(
+            left.config.hand_root_to_palm
+        )
+        # Both in human hand_root axes: the retargeted hands agree to a few millimetres.
+        assert np.abs(v_right - v_left).max() < 0.01
+
+
+def test_retarget_state_adapter_converts_to_hand_root():
+    retargeter = load_config("hand_pose_ros_hand").build()
+    keypoints = synthetic_keypoints(np.random.default_rng(11))
+    angle = 0.7
+    rot = np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
+    joints_cam = keypoints @ rot.T + [
+        0.1,
+        -0.05,
+        0.5,
+    ]  # the same hand somewhere in the camera frame
+    state = HandState(
+        betas=np.zeros((1, 10)),
+        bio=np.zeros((1, NUM_BIO_DOFS)),
+        global_orient=np.zeros((1, 3)),
+        transl=np.zeros((1, 3)),
+        joints=joints_cam[None],
+        fit_error=np.zeros(1),
+        valid=np.ones(1, bool),
+    )
+    from_state = retargeter.retarget_state(state).positions
+    retargeter.reset()
+    import torch
+
+    from hand_ik.frames import to_hand_root
+
+    direct = retargeter.retarget(
+        to_hand_root(torch.from_numpy(keypoints)).numpy(), np.zeros(NUM_BIO_DOFS)
+    ).positions
+    np.testing.assert_allclose(from_state, direct, atol=1e-9)
+    state.valid[:] = False
+    assert retargeter.retarget_state(state) is None
+
+
+def test_config_paths_resolve_relative_to_the_yaml():
+    config = load_retargeting_config("hand_pose_ros_hand")
+    assert config.urdf == str(REPO_ROOT / "urdf" / "hand_pose_ros_hand_right.urdf")
+    assert isinstance(config, RetargetingConfig)
