@@ -31,8 +31,9 @@ FINGER_DOFS: dict[str, np.ndarray] = {
 }
 
 # Keyframes in degrees; unnamed DoF are 0 (the flat template). Thumb values use the
-# conventions of hand_ik.bio_dofs (flex across the palm, abd away from it, rot toward
-# opposition).
+# conventions of hand_ik.bio_dofs. The thumbs of pinch, tripod, fist, point and victory
+# were solved on the open hand model (LM) so the thumb tip meets its target: 12-15 mm
+# from the index tip (pads touching), about 20 mm over the middle/ring finger.
 _CURL = {"mcp_flex": 80.0, "pip_flex": 95.0, "dip_flex": 60.0}
 _HALF = {"mcp_flex": 40.0, "pip_flex": 50.0, "dip_flex": 30.0}
 
@@ -53,33 +54,38 @@ KEYFRAMES_DEG: dict[str, dict[str, float]] = {
     },
     "fist": {
         **_fingers(_CURL, LONG_FINGERS),
-        "thumb_cmc_flex": 40.0, "thumb_cmc_rot": 30.0, "thumb_mcp_flex": 45.0,
-        "thumb_ip_flex": 40.0,
+        "thumb_cmc_abd": -3.8, "thumb_cmc_flex": 32.8, "thumb_cmc_rot": 42.7,
+        "thumb_mcp_abd": -6.4, "thumb_mcp_flex": 41.8, "thumb_mcp_rot": 5.4,
+        "thumb_ip_flex": 37.8,
     },
     "point": {
         **_fingers(_CURL, ("middle", "ring", "little")),
-        "thumb_cmc_flex": 35.0, "thumb_cmc_rot": 25.0, "thumb_mcp_flex": 40.0,
-        "thumb_ip_flex": 30.0,
+        "thumb_cmc_abd": -9.2, "thumb_cmc_flex": 35.7, "thumb_cmc_rot": 34.6,
+        "thumb_mcp_abd": -7.7, "thumb_mcp_flex": 42.6, "thumb_mcp_rot": 4.3,
+        "thumb_ip_flex": 30.1,
     },
     "victory": {
         **_fingers(_CURL, ("ring", "little")),
         "index_mcp_abd": 12.0, "middle_mcp_abd": -8.0,
-        "thumb_cmc_flex": 35.0, "thumb_cmc_rot": 25.0, "thumb_mcp_flex": 40.0,
-        "thumb_ip_flex": 30.0,
+        "thumb_cmc_abd": -9.2, "thumb_cmc_flex": 35.7, "thumb_cmc_rot": 34.6,
+        "thumb_mcp_abd": -7.7, "thumb_mcp_flex": 42.6, "thumb_mcp_rot": 4.3,
+        "thumb_ip_flex": 30.1,
     },
     "thumbs_up": {**_fingers(_CURL, LONG_FINGERS), "thumb_cmc_abd": 20.0},
     "pinch": {
         **_fingers({"mcp_flex": 25.0, "pip_flex": 20.0, "dip_flex": 10.0},
                    ("middle", "ring", "little")),
         "index_mcp_flex": 45.0, "index_pip_flex": 45.0, "index_dip_flex": 20.0,
-        "thumb_cmc_flex": 25.0, "thumb_cmc_abd": 20.0, "thumb_cmc_rot": 40.0,
-        "thumb_mcp_flex": 15.0, "thumb_ip_flex": 15.0,
+        "thumb_cmc_abd": 3.5, "thumb_cmc_flex": 27.8, "thumb_cmc_rot": 39.6,
+        "thumb_mcp_abd": -5.2, "thumb_mcp_flex": 20.5, "thumb_mcp_rot": 0.7,
+        "thumb_ip_flex": 14.7,
     },
     "tripod": {
         **_fingers({"mcp_flex": 45.0, "pip_flex": 45.0, "dip_flex": 20.0}, ("index", "middle")),
         **_fingers(_HALF, ("ring", "little")),
-        "thumb_cmc_flex": 30.0, "thumb_cmc_abd": 20.0, "thumb_cmc_rot": 40.0,
-        "thumb_mcp_flex": 20.0, "thumb_ip_flex": 15.0,
+        "thumb_cmc_abd": 8.3, "thumb_cmc_flex": 29.6, "thumb_cmc_rot": 41.4,
+        "thumb_mcp_abd": -5.8, "thumb_mcp_flex": 23.4, "thumb_mcp_rot": 1.0,
+        "thumb_ip_flex": 15.0,
     },
     "power_grasp": {
         **_fingers({"mcp_flex": 55.0, "pip_flex": 70.0, "dip_flex": 40.0}, LONG_FINGERS),

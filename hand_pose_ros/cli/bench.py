@@ -17,6 +17,7 @@ BENCHMARKS["retarget"] = "hand_pose_ros.bench_retarget"
 BENCHMARKS["flops"] = "hand_pose_ros.estimation.bench_flops"
 BENCHMARKS["estimator"] = "hand_pose_ros.estimation.bench_estimator"
 BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"
+BENCHMARKS["pipeline"] = "hand_pose_ros.cli.bench_pipeline"
 BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
 
 

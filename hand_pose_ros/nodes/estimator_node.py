@@ -28,6 +28,8 @@ class EstimatorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("estimator_node", **kwargs)
         self.declare_parameter("estimator", "auto")
+        # Runtime of our mesh estimator (torch | onnx | tensorrt); MediaPipe runs its own.
+        self.declare_parameter("backend", "onnx")
         self.declare_parameter("max_hands", 2)
         self.declare_parameter("min_score", 0.5)
         self.declare_parameter("mirrored_input", False)

@@ -1,0 +1,129 @@
+"""Per-stage and end-to-end latency and rate of the teleop pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DEFAULT_VIDEO = (Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hand_video"
+                 / "human_hand_video.mp4")  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=60, help="frames per stage measurement")
+    parser.add_argument("--robot", default="hand_pose_ros_hand")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO,
+                        help="real video for the estimator stage (default: ../shared hand video)")
+    parser.add_argument("--graph-frames", type=int, default=150,
+                        help="frames through the real ROS graph for end-to-end latency (0: skip)")
+
+
+def _stats(name: str, times_ms, **extra) -> dict:
+    import numpy as np
+
+    t = np.asarray(times_ms, dtype=float)
+    return {"name": name, "frames": int(t.size), "ms_per_frame_median": float(np.median(t)),
+            "ms_per_frame_p90": float(np.percentile(t, 90)),
+            "ms_per_frame_mean": float(t.mean()), **extra}  # fmt: skip
+
+
+def _stage_rows(args: argparse.Namespace) -> list[dict]:
+    import time
+
+    from hand_pose_ros.pipeline.demo import DemoHand
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig, RobotStage, RobotStageConfig
+
+    demo = DemoHand()
+    ik_net = IKStage(IKStageConfig(post_opt=False))
+    ik_full = IKStage(IKStageConfig(post_opt=True))
+    robot = RobotStage(RobotStageConfig(robot=args.robot))
+    times: dict[str, list[float]] = {k: [] for k in ("source", "ik_net", "ik_post_opt",
+                                                      "retarget", "filter")}  # fmt: skip
+    frames = []
+    for i in range(args.frames + 3):
+        start = time.perf_counter()
+        frame = demo.frame_at(i * 2)
+        times["source"].append((time.perf_counter() - start) * 1e3)
+        frames.append(frame)
+        start = time.perf_counter()
+        ik_net.solve(frame.joints_cam)
+        times["ik_net"].append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        state = ik_full.solve(frame.joints_cam)
+        times["ik_post_opt"].append((time.perf_counter() - start) * 1e3)
+        keypoints = robot.human_keypoints(state.betas[0], state.bio[0])
+        start = time.perf_counter()
+        command = robot.retargeter.retarget(keypoints, state.bio[0]).positions
+        times["retarget"].append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        robot.filter.update(i / 30.0, command)
+        times["filter"].append((time.perf_counter() - start) * 1e3)
+    rows = [_stats(f"stage_{k}", v[3:]) for k, v in times.items()]
+    rows[0]["what"] = "scripted synthetic hand: pose + software render 640x480"
+    rows[1]["what"] = "IK net (bone features -> betas + 23 DoF) + Kabsch global pose"
+    rows[2]["what"] = "IK net + Levenberg-Marquardt post-optimization (3 steps)"
+    try:
+        from hand_pose_ros.pipeline.estimators import create_estimator
+
+        estimator = create_estimator("mediapipe")
+    except ImportError as exc:
+        rows.append({"name": "stage_estimator_mediapipe", "skipped": str(exc)})
+        return rows
+    images = [(f.image, f.K) for f in frames]
+    source = "demo_render"
+    if args.video.is_file():
+        from hand_pose_ros.pipeline.video_source import VideoSource
+
+        video = VideoSource(f"video:{args.video}")
+        images = []
+        for _ in range(args.frames + 3):
+            rgb = video.read()
+            if rgb is None:
+                break
+            images.append((rgb, video.K))
+        video.close()
+        source = args.video.name
+    est_times, found = [], 0
+    for rgb, K in images:
+        start = time.perf_counter()
+        found += bool(estimator(rgb, K))
+        est_times.append((time.perf_counter() - start) * 1e3)
+    rows.append(_stats("stage_estimator_mediapipe", est_times[3:], input=source,
+                       image_size=f"{images[0][0].shape[1]}x{images[0][0].shape[0]}",
+                       frames_with_hand=round(found / len(images), 3)))  # fmt: skip
+    return rows
+
+
+def _graph_row(args: argparse.Namespace) -> dict:
+    """End to end through real topics: ``hand-teleop run`` in a subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Path(tmp) / "summary.json"
+        cmd = [sys.executable, "-m", "hand_pose_ros.cli.main", "run", "--source", "demo",
+               "--frames", str(args.graph_frames), "--robot", args.robot,
+               "--summary", str(summary)]  # fmt: skip
+        env = dict(os.environ)
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if result.returncode != 0:
+            return {"name": "end_to_end_ros_graph", "error": result.stderr[-500:]}
+        data = json.loads(summary.read_text())
+    return {"name": "end_to_end_ros_graph", "source": "demo (true keypoints + 2 mm noise)",
+            "frames": data["frames_in"], "command_rate_hz": data["command_rate_hz"],
+            "latency_image_to_command_ms_median": data["latency_image_to_command_ms_median"],
+            "latency_image_to_command_ms_p90": data["latency_image_to_command_ms_p90"]}
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from hand_pose_ros.bench_utils import machine_info
+
+    torch.set_num_threads(1)
+    rows = _stage_rows(args)
+    if args.graph_frames:
+        rows.append(_graph_row(args))
+    return {"bench": "pipeline", "machine": machine_info(), "rows": rows}

@@ -1,0 +1,107 @@
+"""MediaPipe Hands 0.10.21 as a keypoint estimator (optional; ships its models, runs offline).
+
+MediaPipe gives, per hand, 21 image landmarks (normalised x, y) and 21 metric "world"
+landmarks around the hand's centre with camera-aligned axes. We place the world
+landmarks in the camera optical frame by solving, in closed form, for the translation
+whose perspective projection with the intrinsics K best matches the image landmarks.
+It gives no mesh. MediaPipe's handedness assumes a mirrored (selfie) image; for an
+ordinary camera image the label is swapped (``mirrored_input=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class KeypointDetection:
+    """One hand in a camera frame (camera optical frame, metres; pixels)."""
+
+    camera_points: np.ndarray  # (21, 3)
+    image_points: np.ndarray  # (21, 2)
+    handedness: str  # "right" or "left"
+    score: float
+
+
+def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Translate hand-centred metric points so their projection matches ``uv``.
+
+    Solves ``(u - cx)(Z + tz) = fx (X + tx)`` and ``(v - cy)(Z + tz) = fy (Y + ty)`` for
+    (tx, ty, tz) by least squares.
+
+    Args:
+        world: (21, 3) metres, axes aligned with the camera (x right, y down, z forward).
+        uv: (21, 2) pixels.
+        K: (3, 3) intrinsics.
+
+    Returns:
+        (21, 3) points in the camera frame.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    n = len(world)
+    a = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    a[:n, 0], a[:n, 2] = fx, -du
+    b[:n] = du * world[:, 2] - fx * world[:, 0]
+    a[n:, 1], a[n:, 2] = fy, -dv
+    b[n:] = dv * world[:, 2] - fy * world[:, 1]
+    t, *_ = np.linalg.lstsq(a, b, rcond=None)
+    return world + t
+
+
+class MediaPipeHands:
+    """Full-frame hand keypoints with MediaPipe Hands (``pip install mediapipe==0.10.21``).
+
+    Args:
+        max_hands: hands to find per frame.
+        min_detection_confidence, min_tracking_confidence: MediaPipe thresholds.
+        static_image_mode: detect on every frame (True) or track between frames (False).
+        mirrored_input: True if images are mirrored (selfie view), as MediaPipe assumes.
+        model_complexity: 0 (lite) or 1 (full).
+    """
+
+    def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
+                 mirrored_input: bool = False, model_complexity: int = 1) -> None:  # fmt: skip
+        try:
+            import mediapipe as mp
+        except ImportError as exc:
+            raise ImportError(
+                "the MediaPipe estimator needs `mediapipe==0.10.21` (scripts/setup.sh installs it "
+                "unless HAND_POSE_ROS_NO_MEDIAPIPE=1)"
+            ) from exc
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=static_image_mode, max_num_hands=max_hands,
+            model_complexity=model_complexity,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )  # fmt: skip
+        self.mirrored_input = mirrored_input
+
+    def close(self) -> None:
+        self._hands.close()
+
+    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> list[KeypointDetection]:
+        """Hands in an (H, W, 3) uint8 RGB image with intrinsics K (3, 3)."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        result = self._hands.process(np.ascontiguousarray(rgb))
+        if not result.multi_hand_landmarks:
+            return []
+        out = []
+        for image_lm, world_lm, label in zip(result.multi_hand_landmarks,
+                                             result.multi_hand_world_landmarks,
+                                             result.multi_handedness, strict=True):  # fmt: skip
+            uv = np.array([[p.x * w, p.y * h] for p in image_lm.landmark])
+            world = np.array([[p.x, p.y, p.z] for p in world_lm.landmark])
+            category = label.classification[0]
+            side = category.label.lower()
+            if not self.mirrored_input:
+                side = "left" if side == "right" else "right"
+            out.append(KeypointDetection(place_in_camera(world, uv, np.asarray(K, float)), uv,
+                                         side, float(category.score)))  # fmt: skip
+        return out
