@@ -14,6 +14,7 @@ stage slots into ``human_input`` once it exists, timed separately.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -41,13 +42,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, default=DEFAULT_DATA, help="folder of GRAB-style .npz files"
     )
     parser.add_argument("--max-frames", type=int, default=0, help="frames per sequence (0: all)")
+    parser.add_argument(
+        "--input",
+        choices=["ik", "mocap"],
+        default="ik",
+        help="ik (default): the joints go through the IK (net + post-optimization) and the "
+        "robot follows the re-posed hand model and its 23 DoF; mocap: the joints directly",
+    )
 
 
-def human_input(path: Path, max_frames: int = 0) -> tuple[np.ndarray, np.ndarray | None, dict]:
+@functools.lru_cache(maxsize=64)
+def human_input(
+    path: Path, max_frames: int = 0, mode: str = "mocap"
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """One sequence -> keypoints (N, 21, 3) in hand_root, bio (N, 23) or None, and row fields.
 
-    The IK stage goes here: fit the hand model to the joints, return its bio
-    DoF and re-posed keypoints, and time it (``ik_ms_per_frame_*``).
+    ``mode="ik"``: every frame goes through the IK (net + post-optimization, warm start
+    from the previous frame, shape estimated per frame); the keypoints are then the
+    re-posed hand model's, as in the teleop graph, and the IK time is reported
+    separately (``ik_ms_per_frame_*``). Cached: every robot reuses the same IK run.
     """
     import torch
 
@@ -57,11 +70,43 @@ def human_input(path: Path, max_frames: int = 0) -> tuple[np.ndarray, np.ndarray
         joints = data["joints_wristlocal_aligned"].astype(np.float64)
     if max_frames > 0:
         joints = joints[:max_frames]
-    keypoints = to_hand_root(torch.from_numpy(joints)).numpy()
-    return keypoints, None, {"input": "mocap_keypoints"}
+    if mode == "mocap":
+        keypoints = to_hand_root(torch.from_numpy(joints)).numpy()
+        return keypoints, None, {"input": "mocap_keypoints"}
+    from hand_pose_ros.pipeline.stages import IKStage, RobotStage
+
+    torch.set_num_threads(1)
+    ik = IKStage()
+    poser = _hand_poser()
+    keypoints = np.empty_like(joints)
+    bio = np.empty((len(joints), 23))
+    times = []
+    for i, frame in enumerate(joints):
+        start = time.perf_counter()
+        state = ik.solve(frame)
+        times.append((time.perf_counter() - start) * 1e3)
+        bio[i] = state.bio[0]
+        keypoints[i] = RobotStage.human_keypoints(poser, state.betas[0], state.bio[0])
+    fields = {"input": "mocap_keypoints_through_ik", "_ik_times_ms": np.asarray(times)}
+    return keypoints, bio, fields
 
 
-def _robot_row(name: str, urdf: Path | None, files: list[Path], max_frames: int) -> dict:
+@functools.lru_cache(maxsize=1)
+def _hand_poser():
+    """An object with what ``RobotStage.human_keypoints`` needs (model keypoint layer)."""
+    from types import SimpleNamespace
+
+    from hand_ik.biomech import bio_kinematics_for
+    from hand_ik.hand_model import load_hand_model
+    from hand_ik.ik.keypoint_layer import KeypointLayer
+
+    model = load_hand_model("open")
+    return SimpleNamespace(_kinematics=bio_kinematics_for(model), _keypoints=KeypointLayer(model))
+
+
+def _robot_row(
+    name: str, urdf: Path | None, files: list[Path], max_frames: int, mode: str = "mocap"
+) -> dict:
     from hand_ik.command_filter import CommandFilter, lag_frames
     from hand_ik.retarget import load_retargeting_config
 
@@ -71,8 +116,11 @@ def _robot_row(name: str, urdf: Path | None, files: list[Path], max_frames: int)
     moving = np.array([n not in robot.locked_joints for n in robot.joint_names])
     times, residuals, jitters, filtered_jitters, lags = [], [], [], [], []
     fields: dict = {}
+    ik_times = []
     for path in files:
-        keypoints, bio, fields = human_input(path, max_frames)
+        keypoints, bio, fields = human_input(path, max_frames, mode)
+        if "_ik_times_ms" in fields:
+            ik_times.append(fields["_ik_times_ms"])
         retargeter.reset()
         out = np.empty((len(keypoints), len(robot.joint_names)))
         for i, frame in enumerate(keypoints):
@@ -95,6 +143,9 @@ def _robot_row(name: str, urdf: Path | None, files: list[Path], max_frames: int)
         filtered = np.stack([filt.update(i / FRAME_RATE_HZ, q) for i, q in enumerate(out)])
         lags.append(lag_frames(out[:, moving], filtered[:, moving]))
         filtered_jitters.append(np.abs(np.diff(filtered[:, moving], axis=0)).mean(axis=1))
+    fields = {k: v for k, v in fields.items() if not k.startswith("_")}
+    if ik_times:
+        fields.update(timing_row(np.concatenate(ik_times), "ik_ms_per_frame"))
     return {
         "name": config.name,
         **fields,
@@ -145,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
     else:
         for name in names:
             try:
-                rows.append(_robot_row(name, urdf, files, args.max_frames))
+                rows.append(_robot_row(name, urdf, files, args.max_frames, args.input))
             except (FileNotFoundError, ValueError) as exc:
                 if args.robot != "all":
                     raise

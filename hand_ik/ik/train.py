@@ -159,9 +159,9 @@ def train_ik(model, config: IKTrainConfig, data: dict[str, np.ndarray], log_path
             bar.set_postfix(loss=f"{loss.item():.4f}")
         schedule.step()
         batches = max(1, len(bar))
-        row = {"epoch": epoch + 1, "loss": sums[0] / batches, "loss_rot": sums[1] / batches,
-               "loss_beta": sums[2] / batches, "loss_joint_cm": sums[3] / batches,
-               "seconds": time.perf_counter() - start_time}  # fmt: skip
+        means = [float(v) for v in sums / batches]
+        row = {"epoch": epoch + 1, "loss": means[0], "loss_rot": means[1], "loss_beta": means[2],
+               "loss_joint_cm": means[3], "seconds": round(time.perf_counter() - start_time, 2)}
         history.append(row)
         log.info("epoch %d: %s", epoch + 1, row)
         if log_path is not None:

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from hand_pose_ros.nodes.ik_node import IKNode
         from hand_pose_ros.nodes.retarget_node import RetargetNode
 
-        source = None
+        source = estimator = None
         if kind == "demo":
             from hand_pose_ros.nodes.demo_source import DemoSource
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                                    (None, "truth")):  # fmt: skip
             from hand_pose_ros.nodes.estimator_node import EstimatorNode
 
-            make(EstimatorNode, "estimator_node")
+            estimator = make(EstimatorNode, "estimator_node")
         ik = make(IKNode, "ik_node")
         retarget = make(RetargetNode, "retarget_node")
         robot = retarget.stage.retargeter.robot
@@ -162,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
             log.info("interrupted")
         elapsed = time.monotonic() - start
         summary = _summary(args.source, source, ik, retarget, monitor, elapsed)
+        if estimator is not None:
+            summary["estimator_images"] = estimator.images
+            summary["estimator_images_with_hand"] = estimator.images_with_hand
+            summary["estimator_rejected_images"] = estimator.rejected
         monitor.close()
     finally:
         for node in nodes:
@@ -205,7 +209,7 @@ def _summary(spec: str, source, ik, retarget, monitor, elapsed: float) -> dict:
         "frames_in": frames,
         "hand_states": ik.frames,
         "joint_states": monitor.joint_states,
-        "frames_with_hand": round(ik.frames / frames, 3) if frames else None,
+        "frames_solved_by_ik": round(ik.frames / frames, 3) if frames else None,
         "command_rate_hz": round(monitor.joint_states / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_image_to_command_ms_median": float(np.median(lat)) if lat.size else None,
         "latency_image_to_command_ms_p90": float(np.percentile(lat, 90)) if lat.size else None,

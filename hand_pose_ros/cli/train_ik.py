@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights file (default: hand_ik/weights/ik_<rotation>_<model>.pt)")
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/ik_data"),
                         help="where generated training data is cached")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: small batches gain little from more, "
+                             "and a busy CPU makes extra threads much slower)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from hand_ik.ik.train import IKTrainConfig, make_ik_data, train_ik
     from hand_ik.ik.weights import WEIGHTS_DIR, save_ik_weights
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(max(1, args.threads))
     config = IKTrainConfig(
         rotation=args.rotation, num_samples=args.samples, epochs=args.epochs,
         data_seed=args.data_seed, seed=args.seed,
