@@ -163,3 +163,44 @@ def test_known_pose_is_recovered_after_post_opt(model):
     assert err.max() < 1e-3, err
     known = IKSolver(model).solve(joints, betas=betas.numpy(), post_opt=True)
     assert np.linalg.norm(known.joints - joints, axis=-1).mean(-1).max() < 1e-3
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped IK weights not built yet")
+def test_calibration_recovers_an_operator_shape_and_profile_round_trips(model, tmp_path):
+    from hand_ik.ik.calibration import (
+        calibrate_shape,
+        load_operator_profile,
+        save_operator_profile,
+    )
+
+    bio, _, orient, transl = _posed(model, 12, 31)
+    true_betas = torch.tensor([[1.5, -0.8, 0.6, 0.0, 0.3, -0.4, 0.2, 0.0, 0.1, -0.2]])
+    kin = bio_kinematics_for(model)
+    with torch.no_grad():
+        out = model(betas=true_betas.expand(12, -1), pose=kin.bio_to_pose(bio),
+                    global_orient=orient, transl=transl)  # fmt: skip
+        noise = 0.002 * torch.randn(out.joints.shape, generator=torch.Generator().manual_seed(0))
+        rest_true = model(betas=true_betas).joints[0]
+
+    def shape_error_m(betas: np.ndarray) -> float:
+        with torch.no_grad():
+            rest = model(betas=torch.as_tensor(betas, dtype=torch.float32)[None]).joints[0]
+        return float((rest - rest_true).norm(dim=-1).mean())
+
+    solver = IKSolver(model)
+    exact = calibrate_shape(solver, out.joints.numpy())
+    # Without noise the operator's skeleton is recovered to well under a millimetre.
+    assert shape_error_m(exact.betas) < 1e-3
+    result = calibrate_shape(solver, (out.joints + noise).numpy())
+    # With 2 mm keypoint noise it is still much closer than the mean shape.
+    assert shape_error_m(result.betas) < 0.5 * shape_error_m(np.zeros(10))
+    assert result.frames_used == 12 and result.fit_error_mm < 3.0
+    path = tmp_path / "op.yaml"
+    save_operator_profile(path, result, model, "tester")
+    np.testing.assert_allclose(load_operator_profile(path, model), result.betas, atol=1e-6)
+    other = load_hand_model("open")
+    other.v_template[:, 0] += 0.01
+    with pytest.raises(ValueError, match="another hand model"):
+        load_operator_profile(path, other)
+    with pytest.raises(ValueError, match="at least 5 valid frames"):
+        calibrate_shape(solver, out.joints.numpy()[:3])

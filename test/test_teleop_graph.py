@@ -215,3 +215,30 @@ def _write_test_video(path) -> None:
     for i in range(5):
         writer.write(np.full((48, 64, 3), i * 40, np.uint8))
     writer.release()
+
+
+def test_run_with_a_keypoint_file_source(tmp_path):
+    """`hand-teleop run --source keypoints:FILE` drives the robot from recorded joints."""
+    import json
+
+    import torch
+
+    from hand_ik.biomech import bio_kinematics_for
+    from hand_ik.hand_model import load_hand_model
+    from hand_ik.pose_sampler import PoseSampler
+    from hand_pose_ros.cli.main import main
+
+    model = load_hand_model("open")
+    bio = torch.as_tensor(PoseSampler(4).sample_bio(20), dtype=torch.float32)
+    with torch.no_grad():
+        joints = model(pose=bio_kinematics_for(model).bio_to_pose(bio)).joints.numpy()
+    np.savez(tmp_path / "seq.npz", joints=joints)
+    summary = tmp_path / "summary.json"
+    code = main(["run", "--source", f"keypoints:{tmp_path / 'seq.npz'}", "--rate", "20",
+                 "--summary", str(summary)])  # fmt: skip
+    assert code == 0
+    data = json.loads(summary.read_text())
+    assert data["frames_in"] == 20
+    assert data["hand_states"] >= 10
+    assert data["joint_states"] >= data["hand_states"]
+    assert data["all_commands_finite_and_in_limits"] is True

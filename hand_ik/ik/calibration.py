@@ -73,7 +73,7 @@ def _fit_shared_shape(layer, rot: torch.Tensor, transl: torch.Tensor, betas: tor
         delta = wrist_then - wrist_now
         shift = transl + (rot[:, 0] @ delta) - delta
         keypoints = layer(x.expand(n, -1), rot, shift)
-        prior = 0.05 * x  # a weak pull toward the mean shape
+        prior = 0.3 * x  # a weak pull toward the mean shape
         return torch.cat([1e3 * (keypoints - target).reshape(1, -1), prior], dim=1)
 
     return levenberg_marquardt(residual_fn, betas[None], iterations=10).x[0].double().numpy()
