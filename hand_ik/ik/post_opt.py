@@ -43,10 +43,13 @@ class PostOptConfig:
     """Eq. 3 penalty per finger, on unit bone vectors."""
     limit_weight: float = 300.0
     """Penalty per radian outside the joint limits."""
-    shape_prior_weight: float = 0.5
+    shape_prior_weight: float = 0.1
     """Pull of beta toward the mean shape (per unit of beta)."""
     temporal_weight: float = 0.0
     """Pull toward the previous frame's DoF (per radian), when one is given."""
+    start_weight: float = 300.0
+    """Pull toward the starting DoF (the IK net's prediction), per radian: a prior that keeps
+    the fit from chasing keypoint noise."""
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -54,7 +57,7 @@ class PostOptConfig:
         if self.method not in ("lm", "adam"):
             raise ValueError(f"method must be 'lm' or 'adam', got {self.method!r}")
         for name in ("vertex_weight", "bend_weight", "limit_weight", "shape_prior_weight",
-                     "temporal_weight"):
+                     "temporal_weight", "start_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -190,10 +193,13 @@ class PostOptimizer:
                 parts.append(sqrt_w["shape_prior_weight"] * beta)
             if use_temporal:
                 parts.append(sqrt_w["temporal_weight"] * (b - prev))
+            if c.start_weight > 0:
+                parts.append(c.start_weight**0.5 * (b - start))
             return torch.cat(parts, dim=1)
 
         parts = [bio] + ([] if fix_betas else [betas]) + [global_rotvec, transl]
         x0 = torch.cat(parts, dim=1)
+        start = bio.detach()
         dummy = target_joints.new_zeros(len(bio), 1)
         consts = (
             betas,
@@ -223,6 +229,7 @@ class PostOptimizer:
         lower = self.kinematics.lower.double().numpy()
         upper = self.kinematics.upper.double().numpy()
         for i in range(len(target)):
+            self._start = out[0][i].copy()
             b, beta, rot, t = self._solve_one(
                 target[i], weights[i], out[0][i], out[1][i], rotvec_to_matrix(out[2][i]),
                 out[3][i], fix_betas, None if prev is None else prev[i], lower, upper)  # fmt: skip
@@ -245,6 +252,8 @@ class PostOptimizer:
         use_temporal = prev is not None and c.temporal_weight > 0
         if use_temporal:
             parts.append(c.temporal_weight**0.5 * (bio - prev))
+        if c.start_weight > 0:
+            parts.append(c.start_weight**0.5 * (bio - self._start))
         if not jacobians:
             parts.insert(1, sb * bend_penalty_np(keypoints))
             return np.concatenate(parts), None
@@ -261,10 +270,12 @@ class PostOptimizer:
             j_beta = np.zeros((len(beta), n_p))
             j_beta[:, 23 : 23 + len(beta)] = c.shape_prior_weight**0.5 * np.eye(len(beta))
             rows.append(j_beta)
-        if use_temporal:
-            j_t = np.zeros((23, n_p))
-            j_t[:, :23] = c.temporal_weight**0.5 * np.eye(23)
-            rows.append(j_t)
+        pulls = ((c.temporal_weight, use_temporal), (c.start_weight, c.start_weight > 0))
+        for weight, used in pulls:
+            if used:
+                j_t = np.zeros((23, n_p))
+                j_t[:, :23] = weight**0.5 * np.eye(23)
+                rows.append(j_t)
         return np.concatenate(parts), np.concatenate(rows)
 
     def _solve_one(self, target, weights, bio, beta, rot, t, fix_betas, prev, lower, upper):

@@ -11,6 +11,8 @@ Pipeline per batch (seed 002 §3.3-3.4):
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import roma
 import torch
@@ -46,8 +48,12 @@ class IKSolver:
         self.dtype = model.v_template.dtype
         self.kinematics = bio_kinematics_for(model)
         self.keypoint_layer = KeypointLayer(model)
-        self.post_optimizer = PostOptimizer(model, self.kinematics, post_opt)
         self.net = None if weights is None else load_ik_weights(weights, model)
+        post_opt = post_opt or PostOptConfig()
+        if self.net is None:
+            # Without the net the start is the flat hand: no prior toward it.
+            post_opt = dataclasses.replace(post_opt, start_weight=0.0)
+        self.post_optimizer = PostOptimizer(model, self.kinematics, post_opt)
         if self.net is not None and self.net.num_rotation_params != 23:
             raise ValueError(
                 f"{weights}: IKSolver needs the 23-DoF IK net, this file holds "
