@@ -44,12 +44,18 @@ def test_skips_with_a_reason_without_data(tmp_path):
     ]
 
 
-def test_rows_on_real_motion():
+@pytest.mark.parametrize("mode", ["mocap", "ik"])
+def test_rows_on_real_motion(mode):
     data = realdata_path("grab_dev")
-    result = bench_retarget.run(_args(robot="hand_pose_ros_hand", data=data, max_frames=40))
+    result = bench_retarget.run(
+        _args(robot="hand_pose_ros_hand", data=data, max_frames=40, input=mode)
+    )
     row = result["rows"][0]
     assert KEYS <= set(row)
-    assert row["input"] == "mocap_keypoints" and row["frames"] == 40 * row["sequences"]
+    expected = "mocap_keypoints" if mode == "mocap" else "mocap_keypoints_through_ik"
+    assert row["input"] == expected and row["frames"] == 40 * row["sequences"]
+    if mode == "ik":  # the IK is timed separately from the retargeter
+        assert 0 < row["ik_ms_per_frame_median"] <= row["ik_ms_per_frame_p95"]
     assert 0 < row["ms_per_frame_median"] <= row["ms_per_frame_p95"]
     assert 0 <= row["vector_residual_mm"] < 50 and 0 <= row["jitter_rad_per_frame"] < 0.1
     reference = result["rows"][-1]

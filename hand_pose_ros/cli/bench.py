@@ -11,6 +11,8 @@ import importlib
 import json
 import sys
 
+from hand_pose_ros.cli._registry import add_registry_parsers
+
 #: Benchmark name -> module implementing it.
 BENCHMARKS: dict[str, str] = {}
 BENCHMARKS["retarget"] = "hand_pose_ros.bench_retarget"
@@ -21,19 +23,17 @@ BENCHMARKS["pipeline"] = "hand_pose_ros.cli.bench_pipeline"
 BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
 
 
+def _json_flag(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--json", action="store_true", help="print only the JSON object")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="speed/accuracy benchmarks (JSON output)")
-    bench_sub = parser.add_subparsers(dest="bench_name", metavar="NAME", required=True)
-    for name, module_name in BENCHMARKS.items():
-        module = importlib.import_module(module_name)
-        sub = bench_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        sub.add_argument("--json", action="store_true", help="print only the JSON object")
-        module.add_arguments(sub)
-        sub.set_defaults(func=run, bench_module=module_name)
+    add_registry_parsers(parser, BENCHMARKS, "bench_name", run, extra=_json_flag)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = importlib.import_module(args.bench_module).run(args)
+    result = importlib.import_module(args.module).run(args)
     text = json.dumps(result, indent=None if args.json else 2)
     print(text)
     sys.stdout.flush()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from hand_pose_ros.cli._registry import add_registry_parsers
+
 #: Trainer name -> module implementing it.
 TRAINERS: dict[str, str] = {
     "ik": "hand_pose_ros.cli.train_ik",
@@ -16,13 +18,8 @@ TRAINERS: dict[str, str] = {
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train the networks (IK, estimator, detector)")
-    train_sub = parser.add_subparsers(dest="train_name", metavar="NAME", required=True)
-    for name, module_name in TRAINERS.items():
-        module = importlib.import_module(module_name)
-        sub = train_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.add_arguments(sub)
-        sub.set_defaults(func=run, train_module=module_name)
+    add_registry_parsers(parser, TRAINERS, "train_name", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(importlib.import_module(args.train_module).run(args) or 0)
+    return int(importlib.import_module(args.module).run(args) or 0)

@@ -52,6 +52,17 @@ def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndar
     return world + t
 
 
+def _patch_protobuf_for_mediapipe() -> None:
+    """mediapipe 0.10.21's bindings call ``MessageFactory.GetPrototype``, which protobuf 5+
+    removed; onnx needs protobuf >= 6.31. Restore the method as the documented replacement
+    (``message_factory.GetMessageClass``) so both live in one environment."""
+    from google.protobuf import message_factory
+
+    if not hasattr(message_factory.MessageFactory, "GetPrototype"):
+        message_factory.MessageFactory.GetPrototype = (
+            lambda self, descriptor: message_factory.GetMessageClass(descriptor))  # fmt: skip
+
+
 class MediaPipeHands:
     """Full-frame hand keypoints with MediaPipe Hands (``pip install mediapipe==0.10.21``).
 
@@ -66,6 +77,7 @@ class MediaPipeHands:
     def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
                  mirrored_input: bool = False, model_complexity: int = 1) -> None:  # fmt: skip
+        _patch_protobuf_for_mediapipe()
         try:
             import mediapipe as mp
         except ImportError as exc:

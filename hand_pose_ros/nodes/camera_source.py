@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.qos import IMAGE_QOS
+from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.video_source import VideoSource
 
 
@@ -57,18 +56,7 @@ class CameraSource(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraSource()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(CameraSource, args)
 
 
 if __name__ == "__main__":

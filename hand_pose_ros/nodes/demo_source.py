@@ -7,8 +7,6 @@ side directly; with it off, an image estimator node fills ``/hand/keypoints`` in
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -16,6 +14,7 @@ from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
+from hand_pose_ros.nodes.spin import spin_node
 
 
 class DemoSource(Node):
@@ -62,18 +61,7 @@ class DemoSource(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DemoSource()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(DemoSource, args)
 
 
 if __name__ == "__main__":

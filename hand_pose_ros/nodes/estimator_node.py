@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -15,6 +13,7 @@ from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
+from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.estimators import create_estimator
 from hand_pose_ros.pipeline.video_source import default_intrinsics
 
@@ -88,18 +87,7 @@ class EstimatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = EstimatorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(EstimatorNode, args)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from visualization_msgs.msg import MarkerArray
@@ -18,6 +16,7 @@ from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_ms
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.markers import hand_markers
 from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
 
 
@@ -93,18 +92,7 @@ class IKNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = IKNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(IKNode, args)
 
 
 if __name__ == "__main__":

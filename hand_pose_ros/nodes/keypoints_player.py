@@ -6,14 +6,13 @@ so the robot side runs without a camera.
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
 from hand_pose_ros.io.keypoint_sequences import load_keypoint_sequence
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
+from hand_pose_ros.nodes.spin import spin_node
 
 
 class KeypointsPlayer(Node):
@@ -63,18 +62,7 @@ class KeypointsPlayer(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = KeypointsPlayer()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(KeypointsPlayer, args)
 
 
 if __name__ == "__main__":

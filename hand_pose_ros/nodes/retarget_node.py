@@ -11,9 +11,7 @@ import dataclasses
 import time
 from collections import deque
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
@@ -23,6 +21,7 @@ from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.conversions import hand_state_from_msg, joint_state_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
 
 FILTER_FIELDS = tuple(f.name for f in dataclasses.fields(CommandFilterConfig))
@@ -101,18 +100,7 @@ class RetargetNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RetargetNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(RetargetNode, args)
 
 
 if __name__ == "__main__":

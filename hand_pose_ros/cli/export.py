@@ -1,0 +1,40 @@
+"""``hand-teleop export``: write an estimator network as ONNX (and optionally a TensorRT engine)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export an estimator to ONNX (fixed and dynamic batch) / TensorRT"
+    )
+    parser.add_argument("--model", required=True, help="registered estimator name")
+    parser.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    parser.add_argument("--weights", default=None, help="state dict (.pt); default: random init")
+    parser.add_argument("--out", default="runs/export", help="output folder")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    parser.add_argument("--num-vertices", type=int, default=None, help="hand model vertex count")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hand_pose_ros.estimation.runtime.estimator import build_network
+    from hand_pose_ros.estimation.runtime.export import export_onnx, model_hash
+
+    overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
+    model = build_network(args.model, args.weights, **overrides)
+    out = Path(args.out)
+    stem = f"{args.model}_{model_hash(model)}"
+    written = {
+        "dynamic_batch": str(export_onnx(model, out / f"{stem}.onnx", True, args.opset)),
+        "fixed_batch": str(export_onnx(model, out / f"{stem}_b1.onnx", False, args.opset)),
+    }
+    if args.format == "tensorrt":
+        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
+
+        written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
+    print(json.dumps({"model": args.model, "random_init": args.weights is None, **written}))
+    return 0

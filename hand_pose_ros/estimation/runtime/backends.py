@@ -1,0 +1,52 @@
+"""Network runners: (B, 3, S, S) float32 batch -> (joints, vertices, joint_confidence) numpy."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hand_pose_ros.estimation.runtime.export import INPUT_NAME, config_from_onnx_metadata
+
+log = logging.getLogger(__name__)
+
+
+class TorchRunner:
+    """Eager PyTorch on CPU or CUDA."""
+
+    def __init__(self, model, device: str = "cpu") -> None:
+        import torch
+
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.cfg = model.cfg
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        return tuple(t.float().cpu().numpy() for t in out)
+
+
+class OnnxRunner:
+    """ONNX Runtime (CPU; CUDA execution provider when asked for and installed)."""
+
+    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("device: CUDA asked for but onnxruntime has no CUDA provider")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.cfg = config_from_onnx_metadata(meta, str(onnx_path))
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}))

@@ -1,0 +1,163 @@
+"""``MeshEstimator``: hand crop -> :class:`HandObservation`, with a chosen backend.
+
+Backends share :mod:`prepost` exactly; only the network call differs:
+
+- ``torch``: eager PyTorch (``device="cpu"`` or ``"cuda"``).
+- ``onnx``: ONNX Runtime; the network is exported once to ``cache_dir`` (named by the
+  model hash) unless ``onnx_path`` is given.
+- ``tensorrt``: a TensorRT 10 FP16 engine built from that ONNX, cached by ONNX hash +
+  GPU + TensorRT version.
+
+Without ``weights`` the network is randomly initialised with a fixed seed (0): useful
+for speed benchmarks and export tests only, and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hand_pose_ros.estimation.camera import REFERENCE_BONE, REFERENCE_BONE_LENGTH_M
+from hand_pose_ros.estimation.observation import HandObservation
+from hand_pose_ros.estimation.runtime.prepost import postprocess, preprocess
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "tensorrt")
+
+
+def default_cache_dir() -> Path:
+    """``$HAND_POSE_ROS_CACHE`` or ``~/.cache/hand_pose_ros`` (ONNX exports, TensorRT engines)."""
+    return Path(os.environ.get("HAND_POSE_ROS_CACHE", Path.home() / ".cache" / "hand_pose_ros"))
+
+
+def build_network(model_name: str, weights: str | Path | None = None, seed: int = 0, **overrides):
+    """Registered network with weights loaded from ``weights`` (a state dict) or seeded init."""
+    import torch
+
+    from hand_pose_ros.estimation.registry import create_estimator
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = create_estimator(model_name, **overrides)
+    if weights is None:
+        log.warning("%s: no weights given, randomly initialised (seed %d)", model_name, seed)
+        return model.eval()
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"estimator weights not found: {path} (train them: issue 7)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state.get("model", state))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match {model_name}: {exc}") from exc
+    return model.eval()
+
+
+class MeshEstimator:
+    """Hand mesh + keypoint estimator on right-hand canonical crops.
+
+    Args:
+        model_name: a registered variant (``hand_pose_ros.estimation.list_estimators()``).
+        backend: ``"torch"``, ``"onnx"`` or ``"tensorrt"``.
+        weights: state dict path, or None for a seeded random init (speed tests only).
+        device: ``"cpu"`` or ``"cuda"`` (torch, onnx); TensorRT always runs on CUDA.
+        onnx_path: use this exported file (onnx / tensorrt) instead of exporting.
+        cache_dir: where exports and engines are cached (default :func:`default_cache_dir`).
+        threads: ONNX Runtime intra-op threads (None: its default).
+        bone, bone_length: reference bone for root depth estimation when no depth is given.
+        **overrides: config overrides, e.g. ``num_vertices`` of the hand model in use.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        backend: str = "torch",
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        onnx_path: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+        bone: tuple[int, int] = REFERENCE_BONE,
+        bone_length: float = REFERENCE_BONE_LENGTH_M,
+        **overrides,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} unknown; valid: {', '.join(BACKENDS)}")
+        self.model_name, self.backend = model_name, backend
+        self.bone, self.bone_length = bone, bone_length
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if backend == "torch":
+            from hand_pose_ros.estimation.runtime.backends import TorchRunner
+
+            self.runner = TorchRunner(build_network(model_name, weights, **overrides), device)
+        else:
+            if onnx_path is None:
+                onnx_path = self._export(model_name, weights, cache / "onnx", overrides)
+            if backend == "onnx":
+                from hand_pose_ros.estimation.runtime.backends import OnnxRunner
+
+                self.runner = OnnxRunner(onnx_path, device, threads)
+            else:
+                from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
+
+                self.runner = TensorRTRunner(onnx_path, cache / "tensorrt")
+        self.cfg = self.runner.cfg
+
+    @staticmethod
+    def _export(model_name: str, weights, folder: Path, overrides: dict) -> Path:
+        from hand_pose_ros.estimation.runtime.export import export_onnx, model_hash
+
+        model = build_network(model_name, weights, **overrides)
+        path = folder / f"{model_name}_{model_hash(model)}.onnx"
+        if not path.is_file():
+            export_onnx(model, path, dynamic_batch=True)
+        return path
+
+    def estimate(
+        self, crop_rgb: np.ndarray, crop_k: np.ndarray, root_depth: float | None = None
+    ) -> HandObservation:
+        """One crop.
+
+        Args:
+            crop_rgb: (H, W, 3) uint8 RGB crop, right-hand canonical (mirror left hands first).
+            crop_k: (3, 3) intrinsics of the crop.
+            root_depth: wrist depth in metres; None estimates it from the reference bone.
+        """
+        return self.estimate_batch([crop_rgb], [crop_k], [root_depth])[0]
+
+    def estimate_batch(
+        self,
+        crops: list[np.ndarray],
+        crop_ks: list[np.ndarray] | np.ndarray,
+        root_depths: list[float | None] | None = None,
+    ) -> list[HandObservation]:
+        """Several crops in one network call; arguments as :meth:`estimate`, one per crop."""
+        if len(crops) != len(crop_ks):
+            raise ValueError(f"crop_ks: {len(crop_ks)} given for {len(crops)} crops")
+        if root_depths is None:
+            root_depths = [None] * len(crops)
+        if len(root_depths) != len(crops):
+            raise ValueError(f"root_depths: {len(root_depths)} given for {len(crops)} crops")
+        joints, vertices, conf = self.run_network(preprocess(crops, self.cfg.input_size))
+        return [
+            postprocess(
+                joints[b],
+                vertices[b],
+                conf[b],
+                np.asarray(crops[b]).shape[:2],
+                np.asarray(crop_ks[b]),
+                self.cfg,
+                root_depths[b],
+                self.bone,
+                self.bone_length,
+            )
+            for b in range(len(crops))
+        ]
+
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, 3, S, S) preprocessed batch -> lixel joints, vertices, joint confidence."""
+        return self.runner(batch)
