@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> dict:
     from hand_ik.ik.weights import WEIGHTS_DIR
     from hand_pose_ros.bench_utils import machine_info
 
-    torch.set_num_threads(2)
+    # Per-frame IK is small: one thread (two threads on a busy 2-core CPU stall for ~30 ms).
+    torch.set_num_threads(1)
     model = load_hand_model(args.hand_model)
     configs = {
         "bio_ik23": dict(post_opt=False),
