@@ -133,11 +133,6 @@ class FreiHANDDataset:
         return out
 
     def __getitem__(self, i: int) -> dict:
-        import torch
+        from hand_pose_ros.synth.shards import item_to_tensors
 
-        item = self.numpy_item(i)
-        image = (
-            torch.from_numpy(np.ascontiguousarray(item.pop("image").transpose(2, 0, 1))).float()
-            / 255.0
-        )
-        return {"image": image, **{k: torch.as_tensor(np.asarray(v)) for k, v in item.items()}}
+        return item_to_tensors(self.numpy_item(i))

@@ -221,14 +221,16 @@ class SynthDataset:
         return out
 
     def __getitem__(self, i: int) -> dict:
-        import torch
+        return item_to_tensors(self.numpy_item(i))
 
-        item = self.numpy_item(i)
-        image = (
-            torch.from_numpy(np.ascontiguousarray(item.pop("image").transpose(2, 0, 1))).float()
-            / 255.0
-        )
-        out = {"image": image}
-        for key, value in item.items():
+
+def item_to_tensors(item: dict) -> dict:
+    """A numpy sample -> torch tensors; the (H, W, 3) uint8 image becomes (3, H, W) in [0, 1]."""
+    import torch
+
+    image = np.ascontiguousarray(item["image"].transpose(2, 0, 1))
+    out = {"image": torch.from_numpy(image).float() / 255.0}
+    for key, value in item.items():
+        if key != "image":
             out[key] = torch.as_tensor(np.asarray(value))
-        return out
+    return out
