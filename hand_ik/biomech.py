@@ -69,6 +69,16 @@ class BioKinematics(torch.nn.Module):
         for i, name in enumerate(BIO_DOF_NAMES):
             slots[_joint_of_dof(name) - 1, _KINDS.index(name.rsplit("_", 1)[1])] = i
         self.register_buffer("slots", slots)
+        # Elementary axes per joint in composition order (abd: -b, flex: e, rot: d) as
+        # cross-product matrices K and K @ K, for a cheap Rodrigues formula.
+        axes = torch.stack([-frames[:, 1], frames[:, 2], frames[:, 0]], dim=1)  # (15, 3, 3)
+        skews = torch.zeros(*axes.shape[:2], 3, 3, dtype=frames.dtype)
+        skews[..., 0, 1], skews[..., 0, 2] = -axes[..., 2], axes[..., 1]
+        skews[..., 1, 0], skews[..., 1, 2] = axes[..., 2], -axes[..., 0]
+        skews[..., 2, 0], skews[..., 2, 1] = -axes[..., 1], axes[..., 0]
+        self.register_buffer("skews", skews)
+        self.register_buffer("skews2", skews @ skews)
+        self.register_buffer("eye", torch.eye(3, dtype=frames.dtype))
         self.register_buffer("lower", torch.tensor(BIO_LOWER, dtype=frames.dtype))
         self.register_buffer("upper", torch.tensor(BIO_UPPER, dtype=frames.dtype))
 
@@ -116,12 +126,10 @@ class BioKinematics(torch.nn.Module):
         Returns:
             (..., 15, 3, 3) rotation matrices in the model frame (MANO joints 1..15).
         """
-        angles = self.joint_angles(bio)
-        d, b, e = self.frames[:, 0], self.frames[:, 1], self.frames[:, 2]
-        r_abd = roma.rotvec_to_rotmat(angles[..., 0:1] * -b)
-        r_flex = roma.rotvec_to_rotmat(angles[..., 1:2] * e)
-        r_rot = roma.rotvec_to_rotmat(angles[..., 2:3] * d)
-        return r_abd @ r_flex @ r_rot
+        angles = self.joint_angles(bio)[..., None, None]  # (..., 15, 3, 1, 1)
+        # Rodrigues with the axes' cross-product matrices precomputed: R = I + sK + (1-c)K^2.
+        rot = self.eye + torch.sin(angles) * self.skews + (1 - torch.cos(angles)) * self.skews2
+        return rot[..., 0, :, :] @ rot[..., 1, :, :] @ rot[..., 2, :, :]
 
     def bio_to_pose(self, bio: torch.Tensor) -> torch.Tensor:
         """(..., 23) radians -> (..., 45) axis-angle pose relative to the template."""

@@ -93,6 +93,11 @@ class FastKeypointKinematics:
         for j in range(n - 1, 0, -1):  # children come after parents
             subtree[self.parents[j]] |= subtree[j]
         self.subtree = subtree  # subtree[j, k]: k is j or below it
+        depth = np.zeros(n, dtype=int)
+        for j in range(1, n):
+            depth[j] = depth[self.parents[j]] + 1
+        #: Joints grouped by tree depth (parents always in an earlier group).
+        self.levels = [np.flatnonzero(depth == d) for d in range(1, depth.max() + 1)]
 
     def forward(self, betas: np.ndarray, bio: np.ndarray, rotation: np.ndarray,
                 transl: np.ndarray, jacobians: bool = True):  # fmt: skip
@@ -118,17 +123,18 @@ class FastKeypointKinematics:
         pos[0] = rest[0] + transl
         # World axes of each elementary rotation (15, 3 kinds, 3).
         world_axes = np.empty((n - 1, 3, 3))
-        for j in range(1, n):
-            parent = self.parents[j]
-            r_abd, r_flex, r_rot = elementary[j - 1]
+        for level in self.levels:  # all joints of one tree depth at once
+            parent = self.parents[level]
+            e = elementary[level - 1]  # (L, 3, 3, 3)
             g = world[parent]
-            ga = g @ r_abd
-            gaf = ga @ r_flex
-            world_axes[j - 1, 0] = g @ self.axes[j - 1, 0]
-            world_axes[j - 1, 1] = ga @ self.axes[j - 1, 1]
-            world_axes[j - 1, 2] = gaf @ self.axes[j - 1, 2]
-            world[j] = gaf @ r_rot
-            pos[j] = pos[parent] + g @ (rest[j] - rest[parent])
+            ga = g @ e[:, 0]
+            gaf = ga @ e[:, 1]
+            ax = self.axes[level - 1]
+            world_axes[level - 1, 0] = np.einsum("lab,lb->la", g, ax[:, 0])
+            world_axes[level - 1, 1] = np.einsum("lab,lb->la", ga, ax[:, 1])
+            world_axes[level - 1, 2] = np.einsum("lab,lb->la", gaf, ax[:, 2])
+            world[level] = gaf @ e[:, 2]
+            pos[level] = pos[parent] + np.einsum("lab,lb->la", g, rest[level] - rest[parent])
         # Fingertips: linear blend of the joints' transforms of the rest tip.
         per_joint = np.einsum("jab,tjb->tja", world, tips_rest[:, None] - rest[None]) + pos[None]
         tips = np.einsum("tj,tja->ta", self.tip_weights, per_joint)
@@ -159,9 +165,9 @@ class FastKeypointKinematics:
         d_rest = self.joint_dirs  # (16, 3, K)
         d_pos = np.empty_like(d_rest)
         d_pos[0] = d_rest[0]
-        for j in range(1, n):
-            parent = self.parents[j]
-            d_pos[j] = d_pos[parent] + world[parent] @ (d_rest[j] - d_rest[parent])
+        for level in self.levels:
+            parent = self.parents[level]
+            d_pos[level] = d_pos[parent] + world[parent] @ (d_rest[level] - d_rest[parent])
         d_tip_joint = np.einsum("jab,tjbk->tjak", world,
                                 self.tip_dirs[:, None] - d_rest[None]) + d_pos[None]  # fmt: skip
         d_tips_beta = np.einsum("tj,tjak->tak", self.tip_weights, d_tip_joint)

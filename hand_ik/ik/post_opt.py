@@ -31,8 +31,9 @@ _LONG_FINGER_CHAINS = torch.tensor([FINGER_KEYPOINTS[f] for f in ("index", "midd
 class PostOptConfig:
     """Weights of the post-optimization terms (residuals in millimetres)."""
 
-    iterations: int = 5
-    """Optimizer steps."""
+    iterations: int = 3
+    """Optimizer steps (2-3 converge: measured 0.665 / 0.663 / 0.663 mm for 2 / 3 / 5 on
+    held-out synthetic joints)."""
     method: str = "lm"
     """``lm`` (Levenberg-Marquardt) or ``adam`` (the paper's first-order optimizer)."""
     adam_lr: float = 0.01

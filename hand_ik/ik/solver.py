@@ -184,8 +184,9 @@ class IKSolver:
             bio = self.kinematics.clamp(bio)
 
         with torch.no_grad():
-            out = self.model(betas=betas_t, pose=self.kinematics.bio_to_pose(bio),
-                             global_orient=global_rotvec, transl=transl)  # fmt: skip
+            # Rotation matrices straight from the DoF (no axis-angle round trip).
+            out = self.model.forward_rotmat(betas_t, self.kinematics.bio_to_rotmats(bio),
+                                            roma.rotvec_to_rotmat(global_rotvec), transl)
         diff = (out.joints - torch.where(observed[..., None], joints, out.joints)).norm(dim=-1)
         fit_error = (diff * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
 
