@@ -13,6 +13,7 @@ from hand_pose_ros.cli._registry import add_registry_parsers
 #: Trainer name -> module implementing it.
 TRAINERS: dict[str, str] = {
     "ik": "hand_pose_ros.cli.train_ik",
+    "meshnet": "hand_pose_ros.estimation.train",
 }
 
 

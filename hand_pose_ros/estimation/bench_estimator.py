@@ -3,8 +3,13 @@
 Each row times :meth:`MeshEstimator.estimate` end to end (resize + normalise, network,
 decoding to camera metres with a given root depth) on a fixed random crop after a
 warm-up. Weights are a seeded random init (``weights: "random-init"`` in the row):
-speed does not depend on them. Accuracy columns join these rows once trained weights
-exist (issue 7): a row is keyed by ``name`` + ``backend``.
+speed does not depend on them. A row is keyed by ``name`` + ``backend``.
+
+With ``--data SPEC`` (a synthetic crops folder, ``freihand:PATH`` or a folder in the
+``handgraph_dev`` layout) the rows are accuracy rows instead
+(:mod:`hand_pose_ros.estimation.evaluate`): one per ``--weights`` file (its model
+from the ``.json`` manifest beside it, else ``--models``), plus MediaPipe Hands on the
+same crops when ``mediapipe`` imports (``--no-mediapipe`` skips it).
 """
 
 from __future__ import annotations
@@ -29,6 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls first")
     parser.add_argument("--threads", type=int, default=None, help="torch / ORT threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--data", default=None,
+                        help="accuracy on this set: synthetic crops folder, freihand:PATH or "
+                             "a handgraph_dev-style folder")
+    parser.add_argument("--weights", nargs="+", default=None,
+                        help="trained weights (a .json manifest beside each names its model)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N crops")
+    parser.add_argument("--root-depth", choices=("gt", "estimate"), default="gt",
+                        help="wrist depth given from the label (gt) or estimated by the model")
+    parser.add_argument("--no-mediapipe", action="store_true",
+                        help="skip the MediaPipe Hands comparison row")
+    parser.add_argument("--sheet", default=None,
+                        help="also write a PNG of labels and predictions on a few crops")
 
 
 def speed_row(estimator, repeats: int, warmup: int) -> dict:
@@ -49,6 +66,65 @@ def speed_row(estimator, repeats: int, warmup: int) -> dict:
             "load_avg_1min_after": os.getloadavg()[0]}  # fmt: skip
 
 
+def _model_of(weights: str, fallback: list[str]) -> str:
+    import json
+    from pathlib import Path
+
+    manifest = Path(weights).with_suffix(".json")
+    if manifest.is_file():
+        return json.loads(manifest.read_text())["model"]
+    if len(fallback) != 1:
+        raise ValueError(f"{weights}: no manifest beside it; name its model with one --models")
+    return fallback[0]
+
+
+def accuracy_rows(args: argparse.Namespace) -> list[dict]:
+    """Accuracy rows on ``args.data``: each weights file, then MediaPipe Hands."""
+    import logging
+
+    from hand_pose_ros.estimation import evaluate as ev
+    from hand_pose_ros.estimation.runtime import MeshEstimator
+
+    data = ev.open_eval_set(args.data)
+    rows, predictors, closers = [], {}, []
+    for weights in args.weights or []:
+        name = _model_of(weights, args.models)
+        est = MeshEstimator(name, backend=args.backend, weights=weights, device=args.device,
+                            threads=args.threads)  # fmt: skip
+        row = {"name": name, "backend": args.backend, "device": args.device,
+               "input_size_px": est.cfg.input_size, "weights": str(weights),
+               "root_depth": args.root_depth}  # fmt: skip
+        predict = ev.estimator_predictor(est.estimate, args.root_depth)
+        row.update(ev.evaluate(predict, data, args.limit))
+        rows.append(row)
+        predictors[name] = predict
+    if not args.no_mediapipe:
+        try:
+            from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
+
+            hands = MediaPipeHands(max_hands=1, static_image_mode=True)
+        except ImportError as exc:
+            logging.getLogger(__name__).warning("MediaPipe row skipped: %s", exc)
+        else:
+            import mediapipe
+
+            row = {"name": "mediapipe_hands", "version": mediapipe.__version__,
+                   "backend": "mediapipe", "device": "cpu"}  # fmt: skip
+            predict = ev.mediapipe_predictor(hands)
+            row.update(ev.evaluate(predict, data, args.limit))
+            rows.append(row)
+            predictors["mediapipe"] = predict
+            closers.append(hands.close)
+    if args.sheet:
+        import cv2
+
+        sheet = ev.prediction_sheet(data, predictors)
+        cv2.imwrite(str(args.sheet), sheet[..., ::-1])
+    for close in closers:
+        close()
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict:
     import tempfile
 
@@ -59,6 +135,9 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.data:
+        return {"bench": "estimator", "data": args.data, "machine": machine_info(),
+                "rows": accuracy_rows(args)}  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:

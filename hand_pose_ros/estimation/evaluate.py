@@ -1,0 +1,308 @@
+"""Accuracy of hand estimators on labelled crops (seed 002 Tables 2-3 style metrics).
+
+Evaluation sets (:func:`open_eval_set`):
+
+- a synthetic crops folder (``hand-teleop synth --kind crops``; left hands flagged);
+- ``freihand:PATH`` (its ``evaluation`` split when present, else ``training``);
+- a folder in the layout of ``handgraph_dev`` (``labels.npz`` with ``joints_cam_cm``,
+  ``K_crop256``, ``image_path``; images under the folder). It has no handedness label:
+  the hand side is read from the chirality of the labelled joints
+  (:func:`chirality_is_left`).
+
+Metrics (:func:`accuracy_metrics`, via :mod:`hand_ik.metrics`): PA-MPJPE and
+root-relative MPJPE (mm), PA-MPVPE and F@5/F@15 mm on the Procrustes-aligned mesh
+where a mesh label exists, 2D PCK at fractions of the crop side, AUC of PCK on
+[0, 0.12], the share of crops with a valid prediction; accuracy is over valid crops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: PCK thresholds, fractions of the crop side.
+PCK_THRESHOLDS: tuple[float, ...] = (0.04, 0.06, 0.08, 0.10, 0.12)
+
+
+@dataclass
+class EvalItem:
+    """One labelled crop (camera frame of the crop, metres)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    K: np.ndarray  # (3, 3)
+    joints_cam: np.ndarray  # (21, 3)
+    verts_cam: np.ndarray | None  # (V, 3) or None
+    left: bool
+
+
+@dataclass
+class Prediction:
+    """An estimator's answer for one crop, in the crop's own (unmirrored) frame."""
+
+    joints_cam: np.ndarray  # (21, 3) metres
+    uv: np.ndarray  # (21, 2) crop pixels
+    verts_cam: np.ndarray | None = None  # (V, 3) metres
+
+
+class EvalSet:
+    """A list-like set of :class:`EvalItem` (loaded lazily)."""
+
+    def __init__(self, name: str, kind: str, count: int,
+                 get: Callable[[int], EvalItem]) -> None:  # fmt: skip
+        self.name, self.kind, self.count, self._get = name, kind, count, get
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> EvalItem:
+        return self._get(i)
+
+    def __iter__(self) -> Iterator[EvalItem]:
+        return (self._get(i) for i in range(self.count))
+
+
+def chirality_is_left(joints: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) joints -> (N,) bool: True for a left hand.
+
+    The palm frame (index MCP - little MCP) x (middle MCP - wrist) points to the side the
+    fingers curl towards for one chirality and away for the other; on our synthetic
+    crops the sign matches the handedness label for ~90% of poses (flat hands are ambiguous),
+    so use it for a whole set (majority), not per crop.
+    """
+    j = np.asarray(joints, np.float64)
+    z = np.cross(j[:, 5] - j[:, 17], j[:, 9] - j[:, 0])
+    curl = (j[:, [8, 12, 16, 20]] - j[:, [5, 9, 13, 17]]).mean(1)
+    return (z * curl).sum(-1) < 0
+
+
+def _from_item(item: dict) -> EvalItem:
+    verts = np.asarray(item["verts_cam"], np.float64)
+    return EvalItem(item["image"], np.asarray(item["K"], np.float64),
+                    np.asarray(item["joints_cam"], np.float64),
+                    verts if np.isfinite(verts).all() else None,
+                    int(item.get("handedness", 0)) == 1)  # fmt: skip
+
+
+def open_eval_set(spec: str | Path) -> EvalSet:
+    """Evaluation set from a spec (see the module docstring)."""
+    spec = str(spec)
+    if spec.startswith("freihand:"):
+        from hand_pose_ros.synth.freihand import FreiHANDDataset
+
+        root = Path(spec.split(":", 1)[1])
+        split = "evaluation" if (root / "evaluation_xyz.json").exists() else "training"
+        ds = FreiHANDDataset(root, split=split)
+        return EvalSet(f"freihand:{split}", "freihand", len(ds),
+                       lambda i: _from_item(ds.numpy_item(i)))  # fmt: skip
+    root = Path(spec)
+    if (root / "labels.npz").is_file():
+        import cv2
+
+        lab = np.load(root / "labels.npz")
+        joints = lab["joints_cam_cm"].astype(np.float64) / 100.0
+        kc = lab["K_crop256"].astype(np.float64)
+        left = bool(chirality_is_left(joints).mean() > 0.5)
+
+        def get(i: int) -> EvalItem:
+            path = root / str(lab["image_path"][i])
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise FileNotFoundError(f"cannot read {path}")
+            K = np.array([[kc[i, 0], 0.0, kc[i, 2]], [0.0, kc[i, 1], kc[i, 3]], [0.0, 0.0, 1.0]])
+            return EvalItem(np.ascontiguousarray(img[..., ::-1]), K, joints[i], None, left)
+
+        return EvalSet(root.name, "real_crops", len(joints), get)
+    from hand_pose_ros.synth.shards import SynthDataset
+
+    ds = SynthDataset(root)
+    return EvalSet(root.name, f"synth_{ds.meta.get('split', '?')}", len(ds),
+                   lambda i: _from_item(ds.numpy_item(i)))  # fmt: skip
+
+
+def mirror_crop(image: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontally flipped crop and its intrinsics: the view of the x -> -x mirrored scene."""
+    k = np.array(K, np.float64)
+    k[0, 2] = image.shape[1] - 1 - k[0, 2]
+    k[0, 1] = -k[0, 1]  # zero for ordinary cameras; keeps the identity exact otherwise
+    return np.ascontiguousarray(image[:, ::-1]), k
+
+
+def estimator_predictor(estimate: Callable, root_depth: str = "gt") -> Callable:
+    """Wrap ``estimate(crop, K, root_depth) -> HandObservation`` (right-hand canonical) into
+    ``predict(item) -> Prediction``: left hands are mirrored in and out.
+
+    Args:
+        root_depth: ``"gt"`` gives the labelled wrist depth (root-relative metrics then
+            measure the network alone), ``"estimate"`` lets the estimator guess it.
+    """
+    if root_depth not in ("gt", "estimate"):
+        raise ValueError(f"root_depth: 'gt' or 'estimate', got {root_depth!r}")
+
+    def predict(item: EvalItem) -> Prediction | None:
+        img, K = (mirror_crop(item.image, item.K) if item.left else (item.image, item.K))
+        depth = float(item.joints_cam[0, 2]) if root_depth == "gt" else None
+        obs = estimate(img, K, depth)
+        joints, verts, uv = obs.joints_cam.copy(), obs.verts_cam.copy(), obs.uv.copy()
+        if item.left:
+            joints[:, 0] *= -1.0
+            verts[:, 0] *= -1.0
+            uv[:, 0] = item.image.shape[1] - 1 - uv[:, 0]
+        if not (np.isfinite(joints).all() and np.isfinite(uv).all()):
+            return None
+        return Prediction(joints, uv, verts)
+
+    return predict
+
+
+def network_estimate(model) -> Callable:
+    """``estimate(crop, K, root_depth)`` of a torch network (eval mode, no runtime wrapper)."""
+    import torch
+
+    from hand_pose_ros.estimation.runtime.prepost import postprocess, preprocess
+
+    cfg = model.cfg
+    device = next(model.parameters()).device
+
+    def estimate(crop, K, root_depth):
+        x = torch.from_numpy(preprocess([crop], cfg.input_size)).to(device)
+        with torch.no_grad():
+            out = model(x)
+        return postprocess(out.joints[0].cpu().numpy(), out.vertices[0].cpu().numpy(),
+                           out.joint_confidence[0].cpu().numpy(), crop.shape[:2], K, cfg,
+                           root_depth)  # fmt: skip
+
+    return estimate
+
+
+def mediapipe_predictor(hands) -> Callable:
+    """``predict(item)`` for a :class:`~hand_pose_ros.estimation.mediapipe_hands.MediaPipeHands`
+    (run on the unmirrored crop with its K; the most confident hand; None if none found)."""
+
+    def predict(item: EvalItem) -> Prediction | None:
+        found = hands(item.image, item.K)
+        if not found:
+            return None
+        best = max(found, key=lambda d: d.score)
+        return Prediction(np.asarray(best.camera_points, np.float64),
+                          np.asarray(best.image_points, np.float64))  # fmt: skip
+
+    return predict
+
+
+def accuracy_metrics(pred_j: np.ndarray, gt_j: np.ndarray, pred_uv: np.ndarray,
+                     gt_uv: np.ndarray, crop_size: np.ndarray,
+                     pred_v: np.ndarray | None = None,
+                     gt_v: np.ndarray | None = None) -> dict:  # fmt: skip
+    """Metrics of N valid predictions.
+
+    Args:
+        pred_j, gt_j: (N, 21, 3) joints, metres. pred_uv, gt_uv: (N, 21, 2) pixels.
+        crop_size: (N,) crop side in pixels (PCK thresholds are fractions of it).
+        pred_v, gt_v: optional (N, V, 3) vertices, metres (same topology for PA-MPVPE).
+    """
+    from hand_ik import metrics as m
+
+    out: dict = {
+        "pa_mpjpe_mm": float(1e3 * m.pa_mpjpe(pred_j, gt_j).mean()),
+        "mpjpe_mm": float(1e3 * m.root_relative_mpjpe(pred_j, gt_j).mean()),
+    }
+    if pred_v is not None and gt_v is not None:
+        aligned = m.procrustes_align(pred_v, gt_v)
+        out["pa_mpvpe_mm"] = float(1e3 * m.mpjpe(aligned, gt_v).mean())
+        out["f_5mm"] = float(m.f_score(aligned, gt_v, 0.005).mean())
+        out["f_15mm"] = float(m.f_score(aligned, gt_v, 0.015).mean())
+    for t, v in m.pck(pred_uv, gt_uv, PCK_THRESHOLDS, crop_size).items():
+        out[f"pck_{t:.2f}"] = v
+    out["auc"] = m.auc(pred_uv, gt_uv, crop_size, max_threshold=0.12)
+    return out
+
+
+def evaluate(predict: Callable[[EvalItem], Prediction | None], data: EvalSet,
+             limit: int | None = None) -> dict:  # fmt: skip
+    """Run ``predict`` on (the first ``limit``) items of ``data``; metrics + timing."""
+    from hand_pose_ros.estimation.train_data import project
+
+    n = len(data) if limit is None else min(limit, len(data))
+    pj, gj, pu, gu, size, pv, gv, times = [], [], [], [], [], [], [], []
+    has_mesh = True
+    for i in range(n):
+        item = data[i]
+        t0 = time.perf_counter()
+        pred = predict(item)
+        times.append(1e3 * (time.perf_counter() - t0))
+        if pred is None:
+            continue
+        pj.append(pred.joints_cam)
+        gj.append(item.joints_cam)
+        pu.append(pred.uv)
+        gu.append(project(item.joints_cam, item.K))
+        size.append(float(max(item.image.shape[:2])))
+        if pred.verts_cam is not None and item.verts_cam is not None:
+            pv.append(pred.verts_cam)
+            gv.append(item.verts_cam)
+        else:
+            has_mesh = False
+    row: dict = {"data": data.name, "data_kind": data.kind, "count": n,
+                 "valid_rate": len(pj) / max(n, 1)}  # fmt: skip
+    if pj:
+        row.update(accuracy_metrics(np.stack(pj), np.stack(gj), np.stack(pu), np.stack(gu),
+                                    np.asarray(size),
+                                    np.stack(pv) if has_mesh and pv else None,
+                                    np.stack(gv) if has_mesh and gv else None))  # fmt: skip
+    row["ms_per_frame_median"] = float(np.median(times)) if times else float("nan")
+    return row
+
+
+def evaluate_network(model, data: EvalSet, limit: int | None = None,
+                     root_depth: str = "gt") -> dict:  # fmt: skip
+    """:func:`evaluate` of a torch network (eval mode) with the labelled root depth."""
+    return evaluate(estimator_predictor(network_estimate(model), root_depth), data, limit)
+
+
+def prediction_sheet(data: EvalSet, predictors: dict[str, Callable],
+                     count: int = 8) -> np.ndarray:  # fmt: skip
+    """Contact sheet: for ``count`` crops spread over ``data``, the labelled keypoints and
+    each predictor's: one row of tiles per predictor, its name and PA-MPJPE on each tile.
+
+    Returns:
+        (H, W, 3) uint8 RGB image.
+    """
+    from hand_ik import metrics as m
+    from hand_pose_ros.estimation.train_data import project
+    from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
+
+    picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)
+    rows = []
+    for name, predict in {"label": None, **predictors}.items():
+        tiles = []
+        for i in picks:
+            item = data[int(i)]
+            tile = item.image.copy()
+            side = "left" if item.left else "right"
+            if predict is None:
+                draw_hand_keypoints(tile, project(item.joints_cam, item.K), handedness=side)
+                text = f"{data.name} #{i}: label"
+            else:
+                pred = predict(item)
+                if pred is None:
+                    text = f"{name}: no hand"
+                else:
+                    draw_hand_keypoints(tile, pred.uv, handedness=side)
+                    err = 1e3 * m.pa_mpjpe(pred.joints_cam[None], item.joints_cam[None])[0]
+                    text = f"{name}: PA {err:.1f} mm"
+            put_label(tile, text)
+            tiles.append(tile)
+        rows.append(tiles)
+    h, w = rows[0][0].shape[:2]
+    rows = [[t if t.shape[:2] == (h, w) else cv2_resize(t, (w, h)) for t in r] for r in rows]
+    return np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
+
+
+def cv2_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
