@@ -73,7 +73,7 @@ def human_input(
     if mode == "mocap":
         keypoints = to_hand_root(torch.from_numpy(joints)).numpy()
         return keypoints, None, {"input": "mocap_keypoints"}
-    from hand_pose_ros.pipeline.stages import IKStage, RobotStage
+    from hand_pose_ros.pipeline.stages import IKStage
 
     torch.set_num_threads(1)
     ik = IKStage()
@@ -86,22 +86,18 @@ def human_input(
         state = ik.solve(frame)
         times.append((time.perf_counter() - start) * 1e3)
         bio[i] = state.bio[0]
-        keypoints[i] = RobotStage.human_keypoints(poser, state.betas[0], state.bio[0])
+        keypoints[i] = poser(state.betas[0], state.bio[0])
     fields = {"input": "mocap_keypoints_through_ik", "_ik_times_ms": np.asarray(times)}
     return keypoints, bio, fields
 
 
 @functools.lru_cache(maxsize=1)
 def _hand_poser():
-    """An object with what ``RobotStage.human_keypoints`` needs (model keypoint layer)."""
-    from types import SimpleNamespace
-
-    from hand_ik.biomech import bio_kinematics_for
+    """The open hand model's hand-root poser (what the teleop robot stage uses)."""
     from hand_ik.hand_model import load_hand_model
-    from hand_ik.ik.keypoint_layer import KeypointLayer
+    from hand_ik.ik.keypoint_layer import HandRootPoser
 
-    model = load_hand_model("open")
-    return SimpleNamespace(_kinematics=bio_kinematics_for(model), _keypoints=KeypointLayer(model))
+    return HandRootPoser(load_hand_model("open"))
 
 
 def _robot_row(

@@ -74,13 +74,13 @@ def evaluate_ik_net(model, net, rotation: str = "bio", n: int = 1000) -> dict:
 
 
 def _time_batch1(fn, inputs: list, repeats: int = 50) -> float:
-    """Median milliseconds of ``fn(x)`` over single-frame inputs (after warm-up)."""
-    for x in inputs[:3]:
-        fn(x)
+    """Median milliseconds of ``fn(*args)`` over single-frame argument tuples (after warm-up)."""
+    for args in inputs[:3]:
+        fn(*args)
     times = []
-    for x in inputs[:repeats]:
+    for args in inputs[:repeats]:
         start = time.perf_counter()
-        fn(x)
+        fn(*args)
         times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
 
@@ -114,15 +114,11 @@ def evaluate_solver_rows(model, eval_set: EvalSet, configs: dict[str, dict],
             row["f_5mm"] = float(f_score(aligned, eval_set.gt_vertices, 0.005).mean())
             row["f_15mm"] = float(f_score(aligned, eval_set.gt_vertices, 0.015).mean())
         count = min(timing_frames, len(eval_set.inputs))
-        frames = [eval_set.inputs[i : i + 1] for i in range(count)]
-        shape = [None if betas is None else betas[i : i + 1] for i in range(len(frames))]
-        it = iter(range(10**9))
-
-        def one(x, _it=it, _shape=shape, _solver=solver, _cfg=cfg):
-            i = next(_it) % len(_shape)
-            _solver.solve(x, betas=_shape[i], post_opt=_cfg.get("post_opt", False))
-
-        row["ms_per_frame_median"] = _time_batch1(one, frames)
+        frames = [(eval_set.inputs[i : i + 1], None if betas is None else betas[i : i + 1])
+                  for i in range(count)]  # fmt: skip
+        post_opt = cfg.get("post_opt", False)
+        row["ms_per_frame_median"] = _time_batch1(
+            lambda x, b, _s=solver, _p=post_opt: _s.solve(x, betas=b, post_opt=_p), frames)
         rows.append(row)
     return rows
 
@@ -166,7 +162,7 @@ def baseline45_rows(model, weights_path, eval_set: EvalSet, timing_frames: int =
             continue
         betas = eval_set.gt_betas if known else None
         pred = solve(eval_set.inputs, betas)
-        frames = [eval_set.inputs[i : i + 1] for i in range(min(timing_frames, len(pred)))]
+        frames = [(eval_set.inputs[i : i + 1],) for i in range(min(timing_frames, len(pred)))]
         row = {"name": "ik45_baseline" + ("_known_shape" if known else ""), "data": eval_set.name,
                "frames": len(pred), "dof": 45, "known_shape": known, "post_opt": False,
                "pa_mpjpe_mm": float(1e3 * pa_mpjpe(pred, eval_set.gt_joints).mean()),

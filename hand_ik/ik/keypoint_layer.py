@@ -9,6 +9,7 @@ forward pass costs a 16-joint chain instead of 778 vertices; it reproduces
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,3 +78,30 @@ class KeypointLayer(nn.Module):
         if transl is not None:
             keypoints = keypoints + transl[:, None]
         return keypoints
+
+
+class HandRootPoser:
+    """The 21 keypoints of a hand model posed by (betas, bio), in its hand_root frame.
+
+    This is how the robot side sees the human hand: re-posed by the hand model from the
+    parameters ``/hand/state`` carries (identity global pose), then expressed in
+    ``hand_ik.frames``' hand root frame.
+    """
+
+    def __init__(self, model) -> None:
+        from hand_ik.biomech import bio_kinematics_for
+
+        self.kinematics = bio_kinematics_for(model)
+        self.layer = KeypointLayer(model)
+
+    def __call__(self, betas, bio) -> np.ndarray:
+        """(10,) betas and (23,) bio in radians -> (21, 3) keypoints in hand_root, metres."""
+        from hand_ik.frames import to_hand_root
+
+        dtype = self.layer.joint_template.dtype
+        with torch.no_grad():
+            b = torch.as_tensor(np.asarray(bio, dtype=np.float64), dtype=dtype)[None]
+            rot = torch.cat([torch.eye(3, dtype=dtype)[None, None],
+                             self.kinematics.bio_to_rotmats(b)], dim=1)  # fmt: skip
+            beta = torch.as_tensor(np.asarray(betas, dtype=np.float64), dtype=dtype)[None]
+            return to_hand_root(self.layer(beta, rot).double())[0].numpy()

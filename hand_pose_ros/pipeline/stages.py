@@ -100,9 +100,8 @@ class RobotStage:
     """
 
     def __init__(self, config: RobotStageConfig | None = None) -> None:
-        from hand_ik.biomech import bio_kinematics_for
         from hand_ik.hand_model import load_hand_model
-        from hand_ik.ik.keypoint_layer import KeypointLayer
+        from hand_ik.ik.keypoint_layer import HandRootPoser
         from hand_ik.retarget import Retargeter, load_retargeting_config
 
         self.config = config or RobotStageConfig()
@@ -113,29 +112,13 @@ class RobotStage:
                                     self.retargeter.neutral_command().positions,
                                     self.config.filter)  # fmt: skip
         self.urdf_path = rc.urdf
-        model = load_hand_model(self.config.hand_model)
-        self._kinematics = bio_kinematics_for(model)
-        self._keypoints = KeypointLayer(model)
+        self.human_keypoints = HandRootPoser(load_hand_model(self.config.hand_model))
+        """(betas, bio) -> (21, 3) human keypoints in hand_root, metres."""
         self.last_retarget_ms = 0.0
 
     @property
     def joint_names(self) -> tuple[str, ...]:
         return self.retargeter.joint_names
-
-    def human_keypoints(self, betas: np.ndarray, bio: np.ndarray) -> np.ndarray:
-        """(21, 3) keypoints of the human hand in its hand_root frame, metres."""
-        import torch
-
-        from hand_ik.frames import to_hand_root
-
-        dtype = self._keypoints.joint_template.dtype
-        with torch.no_grad():
-            b = torch.as_tensor(np.asarray(bio, dtype=np.float64), dtype=dtype)[None]
-            rot = self._kinematics.bio_to_rotmats(b)
-            rot = torch.cat([torch.eye(3, dtype=dtype)[None, None], rot], dim=1)
-            beta = torch.as_tensor(np.asarray(betas, dtype=np.float64), dtype=dtype)[None]
-            keypoints = self._keypoints(beta, rot)
-            return to_hand_root(keypoints.double())[0].numpy()
 
     def step(self, t: float, betas: np.ndarray | None = None,
              bio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
