@@ -64,7 +64,8 @@ def graph(rclpy_context):
 
 def test_in_process_graph_publishes_safe_joint_states(graph):
     executor, (_, ik, retarget), received = graph
-    _spin(executor, 60.0, until=lambda: ik.frames >= 20)
+    # Wait for both ends: the last commands may still be in flight when the IK reaches 20.
+    _spin(executor, 60.0, until=lambda: ik.frames >= 20 and len(received) >= 20)
     assert ik.frames >= 20, "the IK node processed too few frames"
     robot = retarget.stage.retargeter.robot
     names = list(robot.joint_names)
