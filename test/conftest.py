@@ -35,3 +35,24 @@ def rclpy_context():
     yield context
     if context.ok():
         rclpy.shutdown(context=context)
+
+
+@pytest.fixture(scope="session")
+def detection_frames_dir(tmp_path_factory):
+    """A tiny synthetic frames set (procedural stand-in hand, 160 x 120, no masks)."""
+    pytest.importorskip("moderngl")
+    from hand_pose_ros.synth.dataset import generate_dataset
+    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.synth.gl_renderer import create_egl_context
+    from hand_pose_ros.synth.hand_source import StandinHandSource
+
+    try:
+        create_egl_context().release()
+    except RuntimeError as exc:
+        pytest.skip(f"no headless OpenGL: {exc}")
+    out = tmp_path_factory.mktemp("det") / "frames"
+    cfg = SynthConfig(kind="frames", num_skin_textures=2, texture_size=128,
+                      frame_size=(160, 120), hand_source="standin")  # fmt: skip
+    generate_dataset(out, cfg, count=12, seed=0, workers=0, shard_size=6, masks=False,
+                     progress=False, hand_source=StandinHandSource())  # fmt: skip
+    return out

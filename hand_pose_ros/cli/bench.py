@@ -21,6 +21,7 @@ BENCHMARKS["estimator"] = "hand_pose_ros.estimation.bench_estimator"
 BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"
 BENCHMARKS["pipeline"] = "hand_pose_ros.cli.bench_pipeline"
 BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
+BENCHMARKS["detector"] = "hand_pose_ros.detection.bench"
 
 
 def _json_flag(sub: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from hand_pose_ros.cli._registry import add_registry_parsers
 TRAINERS: dict[str, str] = {
     "ik": "hand_pose_ros.cli.train_ik",
     "meshnet": "hand_pose_ros.estimation.train",
+    "detector": "hand_pose_ros.detection.train",
 }
 
 

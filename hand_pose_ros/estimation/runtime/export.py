@@ -47,6 +47,15 @@ def export_onnx(
     Returns:
         The written path.
     """
+    return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch, opset)
+
+
+def export_image_model(
+    model, path: str | Path, output_names: tuple[str, ...], metadata_key: str,
+    dynamic_batch: bool = True, opset: int = DEFAULT_OPSET,
+) -> Path:  # fmt: skip
+    """Export a square-image network (input ``image`` (B, 3, S, S), S = ``model.cfg.input_size``)
+    with ``model.cfg.to_dict()`` stored as JSON under ``metadata_key``."""
     import onnx
     import torch
 
@@ -59,21 +68,21 @@ def export_onnx(
     dummy = torch.zeros(1, 3, s, s)
     axes = None
     if dynamic_batch:
-        axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)}
+        axes = {n: {0: "batch"} for n in (INPUT_NAME, *output_names)}
     with torch.no_grad():
         torch.onnx.export(
             model,
             (dummy,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(output_names),
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(model.cfg.to_dict())
+    entry.key, entry.value = metadata_key, json.dumps(model.cfg.to_dict())
     onnx.save(proto, str(path))
     log.info(
         "exported %s (%s batch, opset %d)", path, "dynamic" if dynamic_batch else "fixed", opset

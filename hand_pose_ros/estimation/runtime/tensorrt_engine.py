@@ -102,10 +102,15 @@ def build_engine(
 
 
 class TensorRTRunner:
-    """Runs a cached engine: (B, 3, S, S) float32 numpy -> the three outputs as numpy."""
+    """Runs a cached engine: (B, 3, S, S) float32 numpy -> the outputs as numpy.
+
+    ``output_names`` and ``read_config`` (ONNX metadata map, source -> config) default to
+    the mesh estimator's; the detector passes its own.
+    """
 
     def __init__(self, onnx_path: str | Path, cache_dir: str | Path, fp16: bool = True,
-                 max_batch: int = 8) -> None:  # fmt: skip
+                 max_batch: int = 8, output_names: tuple[str, ...] = OUTPUT_NAMES,
+                 read_config=config_from_onnx_metadata) -> None:  # fmt: skip
         import onnx
         import torch
 
@@ -115,7 +120,8 @@ class TensorRTRunner:
             p.key: p.value
             for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props
         }
-        self.cfg = config_from_onnx_metadata(meta, str(onnx_path))
+        self.cfg = read_config(meta, str(onnx_path))
+        self.output_names = tuple(output_names)
         path = build_engine(onnx_path, cache_dir, fp16=fp16, max_batch=max_batch)
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
@@ -124,17 +130,17 @@ class TensorRTRunner:
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         torch = self._torch
         image = torch.from_numpy(np.ascontiguousarray(batch)).cuda()
         self.context.set_input_shape(INPUT_NAME, tuple(image.shape))
         self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
         outputs = {}
-        for name in OUTPUT_NAMES:
+        for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             outputs[name] = torch.empty(shape, dtype=torch.float32, device="cuda")
             self.context.set_tensor_address(name, outputs[name].data_ptr())
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
         self.stream.synchronize()
-        return tuple(outputs[n].cpu().numpy() for n in OUTPUT_NAMES)
+        return tuple(outputs[n].cpu().numpy() for n in self.output_names)

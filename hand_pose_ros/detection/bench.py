@@ -1,0 +1,187 @@
+"""``hand-teleop bench detector --json``: hand detector accuracy and speed (seed 000 protocol).
+
+Rows, one per detector weights file (its options from the manifest beside it, so the
+seed 000 Table 5 ablation is one row per trained variant) and data set:
+
+- ``--data`` a synthetic frames folder or a ``handgraph_dev``-style crops folder:
+  ``detection_rate``, ``ap50``, ``handedness_acc``, ``pck_0.04`` ... ``pck_0.12`` (2D, of the
+  hand box side, strict: missed hands count as wrong), ``auc``, ``false_positives_per_image``
+  (:func:`hand_pose_ros.detection.evaluate.evaluate_detections`), ``ms_per_frame_median``
+  (detector call on this CPU: letterbox, network, NMS).
+- ``--data video:PATH`` (no labels): the tracker on every frame: ``detection_rate`` (frames
+  with a tracked hand), ``full_frame_detection_rate`` (detector alone, every frame),
+  ``track_ids`` (distinct ids), ``longest_track_frac``, ``id_switches``, ``handedness_flips``,
+  ``full_detections_per_frame`` and ``ms_per_frame_median`` of the tracker.
+
+Without ``--data``: speed rows only (random init is fine for speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", default=None,
+                        help="synthetic frames folder, handgraph_dev-style folder or "
+                             "video:PATH (repeatable)")
+    parser.add_argument("--weights", nargs="+", default=None,
+                        help="detector weights (default: every shipped detector_*.pt)")
+    parser.add_argument("--backend", choices=("torch", "onnx", "tensorrt"), default="onnx")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch / ORT threads")
+    parser.add_argument("--limit", type=int, default=None, help="first N items / frames")
+    parser.add_argument("--score-threshold", type=float, default=0.4)
+    parser.add_argument("--redetect-every", type=int, default=10, help="tracker (video)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
+
+
+def shipped_weights() -> list[Path]:
+    from hand_pose_ros.detection.runtime import WEIGHTS_DIR
+
+    return sorted(WEIGHTS_DIR.glob("detector_*.pt"))
+
+
+def _time_ms(fn) -> tuple[object, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, 1000 * (time.perf_counter() - t0)
+
+
+def evaluate_detector(detector, spec: str, limit: int | None = None) -> dict:
+    """Metrics of a :class:`~hand_pose_ros.detection.runtime.HandDetector` on a labelled set."""
+    from hand_pose_ros.detection.data import open_detection_eval_set
+    from hand_pose_ros.detection.evaluate import evaluate_detections
+
+    eval_set = open_detection_eval_set(spec)
+    n = len(eval_set) if limit is None else min(limit, len(eval_set))
+    items, preds, times = [], [], []
+    for i in range(n):
+        item = eval_set[i]
+        dets, ms = _time_ms(lambda item=item: detector.detect(item.image))
+        items.append(item)
+        preds.append(dets)
+        times.append(ms)
+    metrics = evaluate_detections(items, preds)
+    metrics["ms_per_frame_median"] = round(float(np.median(times)), 2) if times else None
+    metrics["data_kind"] = eval_set.kind
+    return metrics
+
+
+def evaluate_model(model, spec: str, limit: int | None = None) -> dict:
+    """:func:`evaluate_detector` of an in-memory torch network (training's final metrics)."""
+    from hand_pose_ros.detection.runtime import HandDetector
+
+    return evaluate_detector(HandDetector.from_model(model), spec, limit)
+
+
+def video_frames(path: str, limit: int | None = None):
+    """RGB frames of a video file (ValueError if it cannot be opened)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video {path}")
+    n = 0
+    try:
+        while limit is None or n < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield frame[..., ::-1].copy()
+    finally:
+        cap.release()
+
+
+def track_video(detector, path: str, limit: int | None = None, redetect_every: int = 10) -> dict:
+    """Tracker and plain-detector statistics on an unlabelled video (see the module doc)."""
+    from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
+
+    tracker = HandTracker(detector.detect, TrackerConfig(redetect_every=redetect_every))
+    frames = with_hand = detected = 0
+    lengths: dict[int, int] = {}
+    labels: dict[int, str] = {}
+    flips = switches = 0
+    prev_ids: set[int] = set()
+    times = []
+    for image in video_frames(path, limit):
+        frames += 1
+        hands, ms = _time_ms(lambda image=image: tracker.update(image))
+        times.append(ms)
+        detected += bool(detector.detect(image))
+        with_hand += bool(hands)
+        ids = {h.track_id for h in hands}
+        # A new id while a hand was already tracked in the last frame = a switch.
+        switches += len(ids - prev_ids) if prev_ids else 0
+        prev_ids = ids
+        for h in hands:
+            lengths[h.track_id] = lengths.get(h.track_id, 0) + 1
+            if h.track_id in labels and labels[h.track_id] != h.handedness:
+                flips += 1
+            labels[h.track_id] = h.handedness
+    if frames == 0:
+        raise ValueError(f"no frames read from {path}")
+    return {
+        "frames": frames,
+        "detection_rate": round(with_hand / frames, 4),
+        "full_frame_detection_rate": round(detected / frames, 4),
+        "track_ids": len(lengths),
+        "longest_track_frac": round(max(lengths.values(), default=0) / frames, 4),
+        "id_switches": switches,
+        "handedness_flips": flips,
+        "handedness": sorted(set(labels.values())),
+        "full_detections_per_frame": round(tracker.full_detections / frames, 4),
+        "ms_per_frame_median": round(float(np.median(times)), 2),
+        "data_kind": "video",
+    }
+
+
+def _options(cfg) -> dict:
+    return {"fla": cfg.focused_attention, "kpa": cfg.kpa, "rle": cfg.rle}
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.detection.runtime import DEFAULT_DETECTOR, HandDetector, manifest_config
+
+    torch.set_num_threads(max(1, args.threads))
+    weights: list[Path | None] = [Path(w) for w in args.weights] if args.weights else []
+    weights = weights or shipped_weights()
+    if not weights and args.data:
+        raise FileNotFoundError("no detector weights shipped or given (--weights)")
+    entries = [(manifest_config(w), w) for w in weights] or [
+        (None, None)  # speed of the default variant, random init
+    ]
+    rows = []
+    for cfg, w in entries:
+        name = cfg.name if cfg is not None else DEFAULT_DETECTOR
+        det = HandDetector(name, backend=args.backend, weights=w, device=args.device,
+                           threads=args.threads, score_threshold=args.score_threshold)
+        base = {"name": name, "weights": str(w) if w else "random-init", "backend": args.backend,
+                "options": _options(det.cfg), "input_size": det.cfg.input_size}
+        manifest = w.with_suffix(".json") if w else None
+        if manifest is not None and manifest.is_file():
+            base["training_steps"] = json.loads(manifest.read_text())["training"]["steps"]
+        for spec in args.data or []:
+            if spec.startswith("video:"):
+                metrics = track_video(det, spec[len("video:"):], args.limit, args.redetect_every)
+            else:
+                metrics = evaluate_detector(det, spec, args.limit)
+            rows.append({**base, "data": spec, **metrics})
+        if not args.data:
+            frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+            for _ in range(3):
+                det.detect(frame)
+            times = [_time_ms(lambda d=det, f=frame: d.detect(f))[1]
+                     for _ in range(args.repeats)]  # fmt: skip
+            rows.append({**base, "frame": [640, 480],
+                         "ms_per_frame_median": round(float(np.median(times)), 2)})
+    return {"bench": "detector", "machine": machine_info(), "rows": rows}

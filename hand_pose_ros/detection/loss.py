@@ -1,0 +1,108 @@
+"""Training loss of the hand detector (YOLOv8-pose terms; seed 000 RrFM as an option).
+
+``total = box_w * (1 - GIoU) + cls_w * BCE + keypoint terms``, box and keypoint terms over
+the positive anchors weighted by their soft class targets (TOOD), the class term over all
+anchors, each normalised by the sum of the soft targets:
+
+- without RLE: YOLOv8-pose's OKS loss ``1 - exp(-d^2 / (2 area k^2))`` over labelled
+  keypoints, plus a BCE keypoint-confidence term trained towards "visible";
+- with RLE (``cfg.rle``, seed 000's regression residual fitting module): the residual
+  log-likelihood of the keypoint error, normalised by the hand box side, under a learned
+  RealNVP residual density (:func:`hand_pose_ros.detection.flow.rle_loss`); the predicted
+  sigma becomes the keypoint confidence at inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hand_pose_ros.detection.assign import OKS_K, assign, box_iou_pairs
+from hand_pose_ros.training.loop import LossTerms
+
+
+@dataclass
+class LossWeights:
+    """Term weights (YOLOv8-pose defaults: box 7.5, cls 0.5, pose 12, kobj 1)."""
+
+    box: float = 7.5
+    cls: float = 0.5
+    pose: float = 12.0
+    kobj: float = 1.0
+    rle: float = 1.0
+
+
+def giou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Generalised IoU of xyxy boxes (..., 4), elementwise."""
+    iou = box_iou_pairs(a, b, eps)
+    lt = torch.minimum(a[..., :2], b[..., :2])
+    rb = torch.maximum(a[..., 2:], b[..., 2:])
+    hull = (rb - lt).clamp(min=0).prod(-1)
+    inter_union = _union(a, b, iou)
+    return iou - (hull - inter_union) / (hull + eps)
+
+
+def _union(a: torch.Tensor, b: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return (area_a + area_b) / (1 + iou)  # union = inter / iou = (Aa + Ab) / (1 + iou)
+
+
+def ltrb_to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """(B, A, 4) distances from the anchor centres (A, 2) -> xyxy boxes."""
+    return torch.cat([anchors - ltrb[..., :2], anchors + ltrb[..., 2:]], -1)
+
+
+def detection_loss(
+    model, raw: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+    weights: LossWeights | None = None,
+) -> LossTerms:  # fmt: skip
+    """Loss of one batch.
+
+    Args:
+        model: the :class:`~hand_pose_ros.detection.model.HandDetectorNet` (config, anchors,
+            and the RLE flow).
+        raw: ``model.forward_raw(images)``.
+        batch: ``collate_detection`` output (``boxes`` (B, M, 4), ``classes`` (B, M),
+            ``keypoints`` (B, M, K, 2), ``kp_valid``/``kp_visible`` (B, M, K), ``gt_mask``).
+    """
+    from hand_pose_ros.detection.flow import rle_loss
+    from hand_pose_ros.detection.model import anchor_points
+
+    w = weights or LossWeights()
+    cfg = model.cfg
+    dev = raw["cls"].device
+    anchors, _ = anchor_points(cfg)
+    anchors = anchors.to(dev)
+    pred_boxes = ltrb_to_xyxy(raw["box"], anchors)
+    gt = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    a = assign(
+        raw["cls"].detach().sigmoid(), pred_boxes.detach(), raw["kpt"].detach(), anchors,
+        gt["classes"], gt["boxes"], gt["keypoints"], gt["kp_valid"], gt["kp_visible"],
+        gt["gt_mask"], kpa=cfg.kpa,
+    )  # fmt: skip
+    norm = a.scores.sum().clamp(min=1.0)
+    cls_loss = F.binary_cross_entropy_with_logits(raw["cls"], a.scores, reduction="sum") / norm
+    fg = a.fg
+    zero = raw["box"].sum() * 0.0
+    if not bool(fg.any()):
+        return LossTerms(total=w.cls * cls_loss + zero, box=zero, cls=cls_loss, kpt=zero)
+    weight = a.scores.sum(-1)[fg]
+    box_loss = ((1.0 - giou(pred_boxes[fg], a.boxes[fg])) * weight).sum() / norm
+    target_boxes = a.boxes[fg]
+    side = (target_boxes[:, 2:] - target_boxes[:, :2]).amax(-1).clamp(min=1.0)
+    kp_pred, kp_gt, kp_valid = raw["kpt"][fg], a.keypoints[fg], a.kp_valid[fg]
+    if cfg.rle:
+        kpt = rle_loss(kp_pred, raw["kpt_sigma"][fg], kp_gt, side, kp_valid, model.flow)
+        total = w.box * box_loss + w.cls * cls_loss + w.rle * kpt
+        return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=kpt)
+    area = (target_boxes[:, 2:] - target_boxes[:, :2]).clamp(min=1.0).prod(-1)
+    d2 = ((kp_pred - kp_gt) ** 2).sum(-1)
+    e = d2 / (2 * area[:, None] * OKS_K**2)
+    v = kp_valid.float()
+    oks_loss = (((1 - torch.exp(-e)) * v).sum(-1) / v.sum(-1).clamp(min=1.0)).mean()
+    kobj = F.binary_cross_entropy_with_logits(raw["kpt_logit"][fg], a.kp_visible[fg].float())
+    total = w.box * box_loss + w.cls * cls_loss + w.pose * oks_loss + w.kobj * kobj
+    return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=oks_loss, kobj=kobj)

@@ -1,0 +1,224 @@
+"""``HandDetector``: RGB frame -> hand detections, with the mesh estimator's backends.
+
+Backends (as :class:`~hand_pose_ros.estimation.runtime.estimator.MeshEstimator`): ``torch``
+(eager, CPU or CUDA), ``onnx`` (ONNX Runtime; exported once to the cache, named by the
+model hash) and ``tensorrt`` (FP16 engine built from that ONNX). Pre- and post-processing
+(:mod:`~hand_pose_ros.detection.postprocess`) are shared; only the network call differs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hand_pose_ros.detection.config import OUTPUT_NAMES, DetectorConfig
+from hand_pose_ros.detection.postprocess import letterbox_input, roi_input, select_detections
+from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "detector_config"
+#: The shipped detector and its weights (trained on our synthetic frames only).
+DEFAULT_DETECTOR = "far_handnet_cpu_256"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def default_weights(model_name: str = DEFAULT_DETECTOR) -> Path:
+    """Path of the shipped weights of ``model_name`` (may not exist for every variant)."""
+    return WEIGHTS_DIR / f"detector_{model_name}.pt"
+
+
+def manifest_config(weights: str | Path | None) -> DetectorConfig | None:
+    """The config in the ``.json`` manifest beside ``weights`` (None if there is none): it
+    describes ablation variants exactly (options switched off at training time)."""
+    if weights is None:
+        return None
+    path = Path(weights).with_suffix(".json")
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return DetectorConfig.from_dict(data["config"]) if "config" in data else None
+
+
+def build_detector_network(model_name: str, weights: str | Path | None = None, seed: int = 0,
+                           **overrides):  # fmt: skip
+    """Registered detector with weights (state dict; the RLE flow may be absent) or seeded init."""
+    import torch
+
+    from hand_pose_ros.detection.model import create_detector
+
+    spec = manifest_config(weights) or model_name
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = create_detector(spec, **overrides)
+    if weights is None:
+        log.warning("%s: no weights given, randomly initialised (seed %d)", model_name, seed)
+        return model.eval()
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"detector weights not found: {path} (hand-teleop train detector)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_weights(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match {model_name}: {exc}") from exc
+    return model.eval()
+
+
+def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True) -> Path:
+    """ONNX graph ``image`` (B, 3, S, S) in [0, 1] -> ``boxes``, ``scores``, ``keypoints``,
+    with the config in the metadata (key ``detector_config``)."""
+    from hand_pose_ros.estimation.runtime.export import export_image_model
+
+    return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch)
+
+
+def config_from_metadata(metadata: dict[str, str], source: str) -> DetectorConfig:
+    """The DetectorConfig stored in an ONNX export's metadata map."""
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{source}: no '{METADATA_KEY}' metadata: not a detector export")
+    return DetectorConfig.from_dict(json.loads(metadata[METADATA_KEY]))
+
+
+class _TorchRunner:
+    def __init__(self, model, device: str) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.cfg = model.cfg
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        return tuple(t.float().cpu().numpy() for t in out)
+
+
+class _OnnxRunner:
+    def __init__(self, onnx_path: str | Path, device: str, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("device: CUDA asked for but onnxruntime has no CUDA provider")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.cfg = config_from_metadata(meta, str(onnx_path))
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(None, {"image": np.ascontiguousarray(batch)}))
+
+
+class HandDetector:
+    """Full-frame (or region-of-interest) hand detector.
+
+    Args:
+        model_name: a registered variant (``hand_pose_ros.detection.list_detectors()``).
+        backend: ``"torch"``, ``"onnx"`` or ``"tensorrt"``.
+        weights: state dict path; ``"default"`` for the shipped weights; None for a seeded
+            random init (speed tests only).
+        device: ``"cpu"`` or ``"cuda"``.
+        onnx_path: use this exported file (onnx / tensorrt) instead of exporting.
+        cache_dir: ONNX exports and TensorRT engines (default: the estimator's cache).
+        threads: ONNX Runtime intra-op threads.
+        score_threshold: minimum hand probability. iou_threshold: NMS overlap.
+        max_detections: hands returned per call at most.
+    """
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_DETECTOR,
+        backend: str = "torch",
+        weights: str | Path | None = "default",
+        device: str = "cpu",
+        onnx_path: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+        score_threshold: float = 0.4,
+        iou_threshold: float = 0.5,
+        max_detections: int = 4,
+    ) -> None:
+        self._setup(model_name, backend, score_threshold, iou_threshold, max_detections)
+        if weights == "default":
+            weights = default_weights(model_name)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if backend == "torch":
+            self.runner = _TorchRunner(build_detector_network(model_name, weights), device)
+        else:
+            if onnx_path is None:
+                onnx_path = self._export(model_name, weights, cache / "onnx")
+            if backend == "onnx":
+                self.runner = _OnnxRunner(onnx_path, device, threads)
+            else:
+                from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
+
+                self.runner = TensorRTRunner(onnx_path, cache / "tensorrt",
+                                             output_names=OUTPUT_NAMES,
+                                             read_config=config_from_metadata)  # fmt: skip
+        self.cfg: DetectorConfig = self.runner.cfg
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu", **kwargs) -> HandDetector:
+        """Wrap an in-memory torch network (e.g. during training) with the same processing."""
+        self = cls.__new__(cls)
+        self._setup(getattr(model.cfg, "name", "custom"), "torch", **kwargs)
+        self.runner = _TorchRunner(model, device)
+        self.cfg = model.cfg
+        return self
+
+    def _setup(self, model_name: str, backend: str, score_threshold: float = 0.4,
+               iou_threshold: float = 0.5, max_detections: int = 4) -> None:  # fmt: skip
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} unknown; valid: {', '.join(BACKENDS)}")
+        if not 0.0 <= score_threshold <= 1.0 or not 0.0 < iou_threshold <= 1.0:
+            raise ValueError("score_threshold in [0, 1] and iou_threshold in (0, 1] expected")
+        if max_detections < 1:
+            raise ValueError(f"max_detections: >= 1 expected, got {max_detections}")
+        self.model_name, self.backend = model_name, backend
+        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.max_detections = max_detections
+
+    @staticmethod
+    def _export(model_name: str, weights, folder: Path) -> Path:
+        from hand_pose_ros.estimation.runtime.export import model_hash
+
+        model = build_detector_network(model_name, weights)
+        path = folder / f"detector_{model_name}_{model_hash(model)}.onnx"
+        if not path.is_file():
+            export_detector_onnx(model, path)
+        return path
+
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, 3, S, S) float32 in [0, 1] -> boxes, scores, keypoints (input pixels)."""
+        return self.runner(batch)
+
+    def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> list:
+        """Hands in an RGB frame (or in the square ``roi``, xyxy frame pixels), best first,
+        as :class:`~hand_pose_ros.detection.evaluate.Detection` in frame pixels."""
+        from hand_pose_ros.detection.postprocess import to_batch
+
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image: (H, W, 3) uint8 RGB expected, got {image.shape} "
+                             f"{image.dtype}")  # fmt: skip
+        size = self.cfg.input_size
+        if roi is None:
+            inp, warp = letterbox_input(image, size)
+        else:
+            inp, warp = roi_input(image, np.asarray(roi, np.float64), size)
+        boxes, scores, kpts = self.run_network(to_batch([inp]))
+        return select_detections(boxes[0], scores[0], kpts[0], warp, self.score_threshold,
+                                 self.iou_threshold, self.max_detections)  # fmt: skip
+
+    __call__ = detect

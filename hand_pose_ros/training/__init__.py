@@ -1,0 +1,1 @@
+"""Shared machinery of the CPU-minded trainers (mesh estimator, detector)."""
