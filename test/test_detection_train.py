@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,59 @@ def test_detector_rejects_bad_input():
         det.detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(FileNotFoundError, match="train detector"):
         HandDetector(weights="/nonexistent/detector.pt")
+
+
+# --- export CLI and bench ------------------------------------------------------------------
+def test_export_cli_writes_a_detector(tmp_path, capsys):
+    import onnx
+
+    from hand_pose_ros.cli.main import main
+
+    rc = main(["export", "--model", "yolo_pose_cpu_256", "--out", str(tmp_path)])
+    assert rc == 0
+    written = json.loads(capsys.readouterr().out)
+    for key in ("dynamic_batch", "fixed_batch"):
+        proto = onnx.load(written[key])
+        assert [o.name for o in proto.graph.output] == ["boxes", "scores", "keypoints"]
+        assert any(p.key == "detector_config" for p in proto.metadata_props)
+
+
+def _tiny_weights(frames: Path, tmp_path: Path) -> Path:
+    from hand_pose_ros.detection.train import DetectorTrainer, write_weights
+
+    args = _train_args(frames, tmp_path / "tiny.pt", "--no-rle")
+    trainer = DetectorTrainer(args)
+    trainer.train(tmp_path / "log.jsonl", quiet=True)
+    write_weights(trainer, None)
+    return args.out
+
+
+def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, capsys):
+    import cv2
+
+    from hand_pose_ros.cli.main import main
+    from hand_pose_ros.synth.shards import SynthDataset
+
+    weights = _tiny_weights(detection_frames_dir, tmp_path)
+    video = tmp_path / "clip.avi"
+    ds = SynthDataset(detection_frames_dir)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(6):
+        writer.write(ds.numpy_item(i)["image"][..., ::-1])
+    writer.release()
+    rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
+               "--data", str(detection_frames_dir), "--data", f"video:{video}",
+               "--score-threshold", "0.0", "--limit", "6"])  # fmt: skip
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    frames_row, video_row = result["rows"]
+    assert frames_row["options"] == {"fla": True, "kpa": True, "rle": False}
+    for key in ("detection_rate", "ap50", "handedness_acc", "pck_0.04", "pck_0.12", "auc",
+                "ms_per_frame_median"):  # fmt: skip
+        assert key in frames_row
+    assert 0.0 <= frames_row["pck_0.04"] <= frames_row["pck_0.12"] <= 1.0
+    assert video_row["frames"] == 6 and video_row["detection_rate"] == 1.0  # threshold 0
+    assert video_row["track_ids"] >= 1 and video_row["ms_per_frame_median"] > 0
+    rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
+               "--data", f"video:{tmp_path / 'missing.avi'}"])  # fmt: skip
+    assert rc != 0 and "cannot open video" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``hand-teleop export``: write an estimator network as ONNX (and optionally a TensorRT engine)."""
+"""``hand-teleop export``: write an estimator or detector network as ONNX (and optionally a
+TensorRT engine). ``--model`` names a registered mesh estimator or hand detector."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="export an estimator to ONNX (fixed and dynamic batch) / TensorRT"
+        "export", help="export an estimator or detector to ONNX (fixed, dynamic batch) / TensorRT"
     )
-    parser.add_argument("--model", required=True, help="registered estimator name")
+    parser.add_argument("--model", required=True, help="registered estimator or detector name")
     parser.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
     parser.add_argument("--weights", default=None, help="state dict (.pt); default: random init")
     parser.add_argument("--out", default="runs/export", help="output folder")
@@ -21,16 +22,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_pose_ros.estimation.runtime.estimator import build_network
-    from hand_pose_ros.estimation.runtime.export import export_onnx, model_hash
+    from hand_pose_ros.detection import list_detectors
+    from hand_pose_ros.estimation.runtime.export import model_hash
 
-    overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
-    model = build_network(args.model, args.weights, **overrides)
+    if args.model in list_detectors():
+        from hand_pose_ros.detection.runtime import build_detector_network, export_detector_onnx
+
+        model = build_detector_network(args.model, args.weights)
+        export = export_detector_onnx
+    else:
+        from hand_pose_ros.estimation.runtime.estimator import build_network
+        from hand_pose_ros.estimation.runtime.export import export_onnx as export
+
+        overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
+        model = build_network(args.model, args.weights, **overrides)
     out = Path(args.out)
     stem = f"{args.model}_{model_hash(model)}"
     written = {
-        "dynamic_batch": str(export_onnx(model, out / f"{stem}.onnx", True, args.opset)),
-        "fixed_batch": str(export_onnx(model, out / f"{stem}_b1.onnx", False, args.opset)),
+        "dynamic_batch": str(export(model, out / f"{stem}.onnx", True, args.opset)),
+        "fixed_batch": str(export(model, out / f"{stem}_b1.onnx", False, args.opset)),
     }
     if args.format == "tensorrt":
         from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="demo | video:PATH | webcam:N | keypoints:FILE.npz | ros")
     parser.add_argument("--robot", default=None, help="robot config (config/robots/NAME.yaml)")
     parser.add_argument("--urdf", default=None, help="override the robot config's URDF path")
-    parser.add_argument("--estimator", default=None, choices=["auto", "mediapipe", "truth"],
+    parser.add_argument("--estimator", default=None, choices=["auto", "mediapipe", "ours", "truth"],
                         help="image keypoint estimator; 'truth' uses the demo's own keypoints "
                              "(default for --source demo)")  # fmt: skip
     parser.add_argument("--frames", type=int, default=0,

@@ -103,7 +103,10 @@ def track_video(detector, path: str, limit: int | None = None, redetect_every: i
     """Tracker and plain-detector statistics on an unlabelled video (see the module doc)."""
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
 
-    tracker = HandTracker(detector.detect, TrackerConfig(redetect_every=redetect_every))
+    thr = detector.score_threshold  # the tracker keeps what the detector would report
+    config = TrackerConfig(redetect_every=redetect_every, min_detection_score=thr,
+                           min_tracking_score=thr)  # fmt: skip
+    tracker = HandTracker(detector.detect, config)
     frames = with_hand = detected = 0
     lengths: dict[int, int] = {}
     labels: dict[int, str] = {}

@@ -151,14 +151,16 @@ def make_targets(
 class DetectorAugment:
     """Strength of the detector's training augmentation."""
 
-    scale_range: tuple[float, float] = (0.5, 1.5)
-    """Zoom relative to the letterbox scale (uniform)."""
-    rotation_deg: float = 20.0
+    scale_range: tuple[float, float] = (0.85, 1.6)
+    """Zoom relative to the letterbox scale (uniform). Mostly zoom-in: the frames already
+    vary the hand distance (0.3-1.6 m), and a zoom-out fills the input with grey that the
+    letterboxed camera frames at run time never show."""
+    rotation_deg: float = 10.0
     """Max in-plane rotation, degrees (uniform in +-)."""
-    hand_anchor_prob: float = 0.5
+    hand_anchor_prob: float = 0.25
     """Chance to place a random hand's box centre uniformly over the input (it can end
     up on the border, partly out); otherwise the frame centre moves by +-``shift``."""
-    shift: float = 0.2
+    shift: float = 0.1
     """Max shift of the frame centre, fraction of the input side."""
     flip_prob: float = 0.5
     hsv_gain: tuple[float, float, float] = (0.015, 0.6, 0.35)

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 
 PAD_VALUE = 114
+#: Smallest region of interest side, frame pixels.
+MIN_ROI_SIDE = 16.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ def letterbox_input(image: np.ndarray, size: int) -> tuple[np.ndarray, InputWarp
 def roi_input(image: np.ndarray, roi: np.ndarray, size: int) -> tuple[np.ndarray, InputWarp]:
     """Square region ``roi`` (xyxy frame pixels, may leave the frame) resized to ``size``."""
     x0, y0, x1, y1 = (float(v) for v in roi)
-    side = max(x1 - x0, y1 - y0)
-    if not np.isfinite(side) or side < 2:
-        raise ValueError(f"roi: a square of at least 2 px expected, got {roi}")
+    if not np.all(np.isfinite(roi)):
+        raise ValueError(f"roi: finite xyxy expected, got {roi}")
+    side = max(x1 - x0, y1 - y0, MIN_ROI_SIDE)  # a collapsed track still gets a usable view
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     scale = size / side
     pad = (size / 2 - cx * scale, size / 2 - cy * scale)

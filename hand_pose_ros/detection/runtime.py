@@ -69,12 +69,13 @@ def build_detector_network(model_name: str, weights: str | Path | None = None, s
     return model.eval()
 
 
-def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True) -> Path:
+def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True,
+                         opset: int = 17) -> Path:  # fmt: skip
     """ONNX graph ``image`` (B, 3, S, S) in [0, 1] -> ``boxes``, ``scores``, ``keypoints``,
     with the config in the metadata (key ``detector_config``)."""
     from hand_pose_ros.estimation.runtime.export import export_image_model
 
-    return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch)
+    return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch, opset)
 
 
 def config_from_metadata(metadata: dict[str, str], source: str) -> DetectorConfig:

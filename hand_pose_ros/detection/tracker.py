@@ -129,11 +129,9 @@ class TrackedHand:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two (4,) xyxy boxes; 0 for empty boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    from hand_pose_ros.detection.evaluate import box_iou as pairwise_iou
+
+    return float(pairwise_iou(a, b)[0, 0])
 
 
 def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:

@@ -37,6 +37,7 @@ class EstimatorNode(Node):
             self.get_parameter("estimator").value,
             max_hands=int(self.get_parameter("max_hands").value),
             mirrored_input=bool(self.get_parameter("mirrored_input").value),
+            backend=str(self.get_parameter("backend").value),
         )  # fmt: skip
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)

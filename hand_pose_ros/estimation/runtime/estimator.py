@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "tensorrt")
 
 
+#: The mesh estimator variant whose weights ship in ``hand_pose_ros/weights``.
+SHIPPED_ESTIMATOR = "cpu_effb0_w05_128"
+
+
+def shipped_estimator_weights() -> tuple[str, Path]:
+    """(variant, weights path) of the shipped mesh estimator (trained on our synthetic crops)."""
+    return SHIPPED_ESTIMATOR, Path(__file__).resolve().parents[2] / "weights" / (
+        f"{SHIPPED_ESTIMATOR}.pt"
+    )
+
+
 def default_cache_dir() -> Path:
     """``$HAND_POSE_ROS_CACHE`` or ``~/.cache/hand_pose_ros`` (ONNX exports, TensorRT engines)."""
     return Path(os.environ.get("HAND_POSE_ROS_CACHE", Path.home() / ".cache" / "hand_pose_ros"))

@@ -1,0 +1,95 @@
+"""Our own two-stage image estimator: detector + tracker (stage I), mesh estimator (stage II).
+
+Seed 003's layout: stage I finds every hand in the full frame (our FAR-HandNet-style
+detector, :mod:`hand_pose_ros.detection`, kept on the hand by the MediaPipe-like tracker);
+stage II runs the Lite I2L MeshNet on a square crop around each tracked hand's keypoints,
+mirrored into right-hand form for left hands, and places its 21 joints in the camera
+frame (root depth from the reference bone length). Same interface as MediaPipe Hands in
+:mod:`hand_pose_ros.pipeline.estimators`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hand_pose_ros.detection.postprocess import InputWarp, roi_input
+from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_keypoints
+from hand_pose_ros.estimation.evaluate import mirror_crop
+from hand_pose_ros.estimation.mediapipe_hands import KeypointDetection
+
+#: Mesh estimator crop side / keypoint box side (the synthetic crops' margin is 1.15-1.6
+#: of the mesh box, which is about 1.15 x the keypoint box).
+CROP_SCALE = 1.6
+
+
+def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
+    """Intrinsics of a crop made by ``p_crop = p_frame * scale + pad``."""
+    s, (px, py) = warp.scale, warp.pad
+    k = np.asarray(K, np.float64)
+    return np.array([[s * k[0, 0], s * k[0, 1], s * k[0, 2] + px],
+                     [0.0, s * k[1, 1], s * k[1, 2] + py],
+                     [0.0, 0.0, 1.0]])  # fmt: skip
+
+
+class DetectorMeshEstimator:
+    """Full-frame hands -> :class:`KeypointDetection` list (camera frame, metres).
+
+    Args:
+        detector: a :class:`~hand_pose_ros.detection.runtime.HandDetector`.
+        mesh: a :class:`~hand_pose_ros.estimation.runtime.estimator.MeshEstimator`.
+        tracker_config: tracking options (max hands, re-detection period).
+        crop_scale: crop side / keypoint box side.
+        crop_size: crop side given to the mesh estimator, pixels.
+        mirrored_input: images are mirrored (selfie view): report the physical hand side,
+            the opposite of the one seen (as the MediaPipe estimator does).
+    """
+
+    def __init__(self, detector, mesh, tracker_config: TrackerConfig | None = None,
+                 crop_scale: float = CROP_SCALE, crop_size: int = 256,
+                 mirrored_input: bool = False) -> None:  # fmt: skip
+        self.detector, self.mesh = detector, mesh
+        self.mirrored_input = mirrored_input
+        self.tracker = HandTracker(detector.detect, tracker_config)
+        self.crop_scale, self.crop_size = crop_scale, crop_size
+
+    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> list[KeypointDetection]:
+        """Hands in an (H, W, 3) uint8 RGB image with intrinsics K (3, 3)."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.dtype} {rgb.shape}")
+        out = []
+        for hand in self.tracker.update(rgb):
+            roi = roi_from_keypoints(hand.keypoints, hand.kp_conf, hand.box, self.crop_scale)
+            crop, warp = roi_input(rgb, roi, self.crop_size)
+            k_crop = crop_intrinsics(K, warp)
+            left = hand.handedness == "left"
+            if left:
+                crop, k_crop = mirror_crop(crop, k_crop)
+            obs = self.mesh.estimate(crop, k_crop)
+            joints, uv = obs.joints_cam.copy(), obs.uv.copy()
+            if left:  # back from the mirrored (right-hand) view
+                joints[:, 0] *= -1.0
+                uv[:, 0] = self.crop_size - 1 - uv[:, 0]
+            if not np.isfinite(joints).all():
+                continue
+            side = hand.handedness
+            if self.mirrored_input:
+                side = "right" if left else "left"
+            out.append(KeypointDetection(joints, warp.to_frame(uv), side, float(hand.score)))
+        return out
+
+
+def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
+                                   device: str = "cpu", mirrored_input: bool = False
+                                   ) -> DetectorMeshEstimator:  # fmt: skip
+    """The shipped detector and mesh estimator weights on one backend."""
+    from hand_pose_ros.detection.runtime import HandDetector
+    from hand_pose_ros.estimation.runtime.estimator import (
+        MeshEstimator,
+        shipped_estimator_weights,
+    )
+
+    name, weights = shipped_estimator_weights()
+    detector = HandDetector(backend=backend, device=device, threads=1)
+    mesh = MeshEstimator(name, backend=backend, weights=weights, device=device, threads=1)
+    return DetectorMeshEstimator(detector, mesh, TrackerConfig(max_hands=max_hands),
+                                 mirrored_input=mirrored_input)  # fmt: skip
