@@ -314,3 +314,30 @@ def test_shipped_weights_predict_fixture(manifest, synth_dir):
     assert row["valid_rate"] == 1.0
     assert row["pa_mpjpe_mm"] < check["pa_mpjpe_mm_max"], row
     assert row["pck_0.10"] >= check["pck_0.10_min"], row
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_ik_predictor_refits_exact_joints(left):
+    """Estimator + IK + post-opt (Table 5's last row) keeps an exact answer exact."""
+    import torch
+
+    from hand_ik import load_hand_model
+    from hand_ik.ik.solver import IKSolver
+    from hand_pose_ros.estimation.evaluate import EvalItem, Prediction, ik_predictor
+
+    torch.set_num_threads(1)
+    model = load_hand_model("open")
+    with torch.no_grad():
+        joints = model(betas=None).joints[0].double().numpy()
+    joints = joints - joints[0] + np.array([0.02, -0.01, 0.5])
+    if left:
+        joints[:, 0] *= -1.0
+    K = np.array([[500.0, 0.0, 127.5], [0.0, 500.0, 127.5], [0.0, 0.0, 1.0]])
+    item = EvalItem(np.zeros((256, 256, 3), np.uint8), K, joints, None, left)
+    pred = ik_predictor(lambda it: Prediction(it.joints_cam, np.zeros((21, 2))),
+                        IKSolver(model))(item)  # fmt: skip
+    assert pred is not None
+    err_mm = 1e3 * np.linalg.norm(pred.joints_cam - joints, axis=-1).max()
+    assert err_mm < 3.0, err_mm
+    uv = joints @ K.T
+    np.testing.assert_allclose(pred.uv, uv[:, :2] / uv[:, 2:], atol=3.0)

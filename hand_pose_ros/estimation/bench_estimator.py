@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wrist depth given from the label (gt) or estimated by the model")
     parser.add_argument("--no-mediapipe", action="store_true",
                         help="skip the MediaPipe Hands comparison row")
+    parser.add_argument("--ik", action="store_true",
+                        help="also each predictor + IK net + post-optimization (seed 002 "
+                             "Table 5 last row; hand model 'open')")
     parser.add_argument("--sheet", default=None,
                         help="also write a PNG of labels and predictions on a few crops")
 
@@ -86,7 +89,7 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     from hand_pose_ros.estimation.runtime import MeshEstimator
 
     data = ev.open_eval_set(args.data)
-    rows, predictors, closers = [], {}, []
+    rows, predictors, closers, pairs = [], {}, [], []
     for weights in args.weights or []:
         name = _model_of(weights, args.models)
         est = MeshEstimator(name, backend=args.backend, weights=weights, device=args.device,
@@ -98,6 +101,7 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
         row.update(ev.evaluate(predict, data, args.limit))
         rows.append(row)
         predictors[name] = predict
+        pairs.append((row, predict))
     if not args.no_mediapipe:
         try:
             from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
@@ -114,7 +118,10 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
             row.update(ev.evaluate(predict, data, args.limit))
             rows.append(row)
             predictors["mediapipe"] = predict
+            pairs.append((row, predict))
             closers.append(hands.close)
+    if args.ik:
+        rows += ik_rows(pairs, data, args.limit)
     if args.sheet:
         import cv2
 
@@ -123,6 +130,27 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     for close in closers:
         close()
     return rows
+
+
+def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:
+    """One ``+ik_postopt`` row per predictor: its joints (and mesh) through the IK net and
+    the post-optimization (hand model ``open``), as seed 002 Table 5's last row."""
+    import torch
+
+    from hand_ik import load_hand_model
+    from hand_ik.ik.solver import IKSolver
+    from hand_pose_ros.estimation import evaluate as ev
+
+    torch.set_num_threads(1)  # per-hand solves: one thread is faster on a busy CPU
+    solver = IKSolver(load_hand_model("open"))
+    out = []
+    for row, predict in pairs:
+        ik_row = {**{k: row[k] for k in ("name", "backend", "device") if k in row},
+                  "stage": "estimator+ik+post_opt"}  # fmt: skip
+        ik_row["name"] = f"{row['name']}+ik_postopt"
+        ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver), data, limit))
+        out.append(ik_row)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:

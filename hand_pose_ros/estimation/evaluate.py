@@ -178,6 +178,32 @@ def network_estimate(model) -> Callable:
     return estimate
 
 
+def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
+    """Seed 002 Table 5's last row: the estimator's joints (and mesh) through the IK net and
+    the post-optimization; the prediction becomes the fitted hand model's joints and mesh."""
+    from hand_pose_ros.estimation.train_data import project
+
+    def predict_ik(item: EvalItem) -> Prediction | None:
+        pred = predict(item)
+        if pred is None:
+            return None
+        verts = pred.verts_cam
+        if verts is not None and verts.shape[0] != solver.model.num_vertices:
+            verts = None
+        state = solver.solve(pred.joints_cam[None], None if verts is None else verts[None],
+                             post_opt=post_opt,
+                             handedness="left" if item.left else "right")  # fmt: skip
+        if not bool(np.asarray(state.valid)[0]):
+            return None
+        joints = np.asarray(state.joints[0], np.float64)
+        fitted = None
+        if verts is not None and state.vertices is not None:
+            fitted = np.asarray(state.vertices[0], np.float64)
+        return Prediction(joints, project(joints, item.K), fitted)
+
+    return predict_ik
+
+
 def mediapipe_predictor(hands) -> Callable:
     """``predict(item)`` for a :class:`~hand_pose_ros.estimation.mediapipe_hands.MediaPipeHands`
     (run on the unmirrored crop with its K; the most confident hand; None if none found)."""
