@@ -240,3 +240,20 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
     rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
                "--data", f"video:{tmp_path / 'missing.avi'}"])  # fmt: skip
     assert rc != 0 and "cannot open video" in capsys.readouterr().err
+
+
+def test_bench_detector_ablation_speed_rows(capsys):
+    from hand_pose_ros.cli.main import main
+
+    rc = main(["bench", "detector", "--json", "--backend", "torch", "--repeats", "1",
+               "--ablation"])  # fmt: skip
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    ablation = [r for r in rows if "inference_params" in r]
+    assert len(ablation) == 8
+    assert len({tuple(r["options"].values()) for r in ablation}) == 8
+    by = {tuple(r["options"].values()): r["inference_params"] for r in ablation}
+    # RLE (the flow is dropped) and KPA (assignment only) add nothing at inference; FLA does.
+    assert by[(False, False, True)] == by[(False, True, False)] == by[(False, False, False)]
+    assert by[(True, False, False)] > by[(False, False, False)]
+    assert all(r["ms_per_frame_median"] > 0 for r in rows)

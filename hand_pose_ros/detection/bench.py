@@ -13,7 +13,8 @@ seed 000 Table 5 ablation is one row per trained variant) and data set:
   ``track_ids`` (distinct ids), ``longest_track_frac``, ``id_switches``, ``handedness_flips``,
   ``full_detections_per_frame`` and ``ms_per_frame_median`` of the tracker.
 
-Without ``--data``: speed rows only (random init is fine for speed).
+Without ``--data``: speed rows only (random init is fine for speed); ``--ablation`` adds one
+per on/off combination of the seed 000 options, with parameter counts.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=0.4)
     parser.add_argument("--redetect-every", type=int, default=10, help="tracker (video)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
+    parser.add_argument("--ablation", action="store_true",
+                        help="speed rows for every on/off combination of the seed 000 options "
+                             "(random init; RLE and KPA change training only)")
 
 
 def shipped_weights() -> list[Path]:
@@ -149,6 +153,46 @@ def _options(cfg) -> dict:
     return {"fla": cfg.focused_attention, "kpa": cfg.kpa, "rle": cfg.rle}
 
 
+def speed_ms(det, repeats: int) -> float:
+    """Median ms of ``det.detect`` on a fixed 640x480 random frame (after 3 warm-up calls)."""
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for _ in range(3):
+        det.detect(frame)
+    times = [_time_ms(lambda: det.detect(frame))[1] for _ in range(repeats)]
+    return round(float(np.median(times)), 2)
+
+
+def ablation_rows(args: argparse.Namespace) -> list[dict]:
+    """Speed and size of the default variant with each option combination (random init)."""
+    import itertools
+    import tempfile
+
+    from hand_pose_ros.detection.config import create_detector_config
+    from hand_pose_ros.detection.model import HandDetectorNet
+    from hand_pose_ros.detection.runtime import DEFAULT_DETECTOR, HandDetector
+
+    rows = []
+    for fla, kpa, rle in itertools.product((False, True), repeat=3):
+        cfg = create_detector_config(DEFAULT_DETECTOR, focused_attention=fla, kpa=kpa, rle=rle)
+        model = HandDetectorNet(cfg).eval()
+        params = sum(p.numel() for k, p in model.state_dict().items() if not k.startswith("flow."))
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.backend == "torch":
+                det = HandDetector.from_model(model)
+            else:
+                from hand_pose_ros.detection.runtime import export_detector_onnx
+
+                onnx_path = export_detector_onnx(model, Path(tmp) / "d.onnx")
+                det = HandDetector(backend=args.backend, onnx_path=onnx_path, weights=None,
+                                   device=args.device, threads=args.threads)  # fmt: skip
+            ms = speed_ms(det, args.repeats)
+        rows.append({"name": DEFAULT_DETECTOR, "weights": "random-init", "backend": args.backend,
+                     "options": {"fla": fla, "kpa": kpa, "rle": rle},
+                     "inference_params": int(params), "frame": [640, 480],
+                     "ms_per_frame_median": ms})  # fmt: skip
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
@@ -180,11 +224,8 @@ def run(args: argparse.Namespace) -> dict:
                 metrics = evaluate_detector(det, spec, args.limit)
             rows.append({**base, "data": spec, **metrics})
         if not args.data:
-            frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-            for _ in range(3):
-                det.detect(frame)
-            times = [_time_ms(lambda d=det, f=frame: d.detect(f))[1]
-                     for _ in range(args.repeats)]  # fmt: skip
             rows.append({**base, "frame": [640, 480],
-                         "ms_per_frame_median": round(float(np.median(times)), 2)})
+                         "ms_per_frame_median": speed_ms(det, args.repeats)})  # fmt: skip
+    if args.ablation:
+        rows += ablation_rows(args)
     return {"bench": "detector", "machine": machine_info(), "rows": rows}
