@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _estimation_helpers import one_torch_thread  # noqa: F401
 
 from hand_pose_ros.detection.flow import RealNVP2D, keypoint_confidence_from_sigma, rle_loss
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread on the shared 2-core machines (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _nontrivial_flow(seed: int = 0, std: float = 0.4) -> RealNVP2D:

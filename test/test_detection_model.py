@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from _estimation_helpers import one_torch_thread  # noqa: F401
 
 from hand_pose_ros.detection.config import (
     INPUT_NAME,
@@ -28,14 +29,6 @@ from hand_pose_ros.detection.model import (
 
 CPU = "far_handnet_cpu_256"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread on the shared 2-core machines (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(name: str = CPU, seed: int = 0, **overrides) -> HandDetectorNet:

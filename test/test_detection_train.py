@@ -10,11 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+from _estimation_helpers import one_torch_thread  # noqa: E402, F401
 
 
 # --- assignment ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from hand_pose_ros.detection.config import OUTPUT_NAMES, DetectorConfig
 from hand_pose_ros.detection.postprocess import letterbox_input, roi_input, select_detections
+from hand_pose_ros.estimation.runtime.backends import OnnxRunner, TorchRunner
 from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -45,28 +46,16 @@ def manifest_config(weights: str | Path | None) -> DetectorConfig | None:
 
 def build_detector_network(model_name: str, weights: str | Path | None = None, seed: int = 0,
                            **overrides):  # fmt: skip
-    """Registered detector with weights (state dict; the RLE flow may be absent) or seeded init."""
-    import torch
-
+    """Registered detector with weights (state dict; the RLE flow may be absent) or seeded init.
+    A manifest beside the weights gives the exact config (ablation variants)."""
     from hand_pose_ros.detection.model import create_detector
+    from hand_pose_ros.estimation.runtime.estimator import seeded_network_with_weights
 
     spec = manifest_config(weights) or model_name
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = create_detector(spec, **overrides)
-    if weights is None:
-        log.warning("%s: no weights given, randomly initialised (seed %d)", model_name, seed)
-        return model.eval()
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"detector weights not found: {path} (hand-teleop train detector)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model.load_weights(state)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match {model_name}: {exc}") from exc
-    return model.eval()
+    return seeded_network_with_weights(
+        lambda: create_detector(spec, **overrides), model_name, weights, seed,
+        load=lambda model, state: model.load_weights(state), hint="hand-teleop train detector",
+    )  # fmt: skip
 
 
 def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True,
@@ -83,42 +72,6 @@ def config_from_metadata(metadata: dict[str, str], source: str) -> DetectorConfi
     if METADATA_KEY not in metadata:
         raise ValueError(f"{source}: no '{METADATA_KEY}' metadata: not a detector export")
     return DetectorConfig.from_dict(json.loads(metadata[METADATA_KEY]))
-
-
-class _TorchRunner:
-    def __init__(self, model, device: str) -> None:
-        import torch
-
-        self._torch = torch
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        self.cfg = model.cfg
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
-        torch = self._torch
-        with torch.inference_mode():
-            out = self.model(torch.from_numpy(batch).to(self.device))
-        return tuple(t.float().cpu().numpy() for t in out)
-
-
-class _OnnxRunner:
-    def __init__(self, onnx_path: str | Path, device: str, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ValueError("device: CUDA asked for but onnxruntime has no CUDA provider")
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.cfg = config_from_metadata(meta, str(onnx_path))
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(self.session.run(None, {"image": np.ascontiguousarray(batch)}))
 
 
 class HandDetector:
@@ -155,12 +108,13 @@ class HandDetector:
             weights = default_weights(model_name)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         if backend == "torch":
-            self.runner = _TorchRunner(build_detector_network(model_name, weights), device)
+            self.runner = TorchRunner(build_detector_network(model_name, weights), device)
         else:
             if onnx_path is None:
                 onnx_path = self._export(model_name, weights, cache / "onnx")
             if backend == "onnx":
-                self.runner = _OnnxRunner(onnx_path, device, threads)
+                self.runner = OnnxRunner(onnx_path, device, threads,
+                                         read_config=config_from_metadata)  # fmt: skip
             else:
                 from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
 
@@ -174,7 +128,7 @@ class HandDetector:
         """Wrap an in-memory torch network (e.g. during training) with the same processing."""
         self = cls.__new__(cls)
         self._setup(getattr(model.cfg, "name", "custom"), "torch", **kwargs)
-        self.runner = _TorchRunner(model, device)
+        self.runner = TorchRunner(model, device)
         self.cfg = model.cfg
         return self
 

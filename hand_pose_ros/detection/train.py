@@ -18,15 +18,14 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 from hand_pose_ros.training.loop import (
     CheckpointedTrainer,
     fp16_state_dict,
-    run_trainer,
-    save_atomic,
+    print_summary,
+    start_run,
+    write_weights_and_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -99,33 +98,14 @@ class DetectorTrainer(CheckpointedTrainer):
 def write_weights(trainer: DetectorTrainer, metrics: dict | None, extra: dict | None = None
                   ) -> dict:  # fmt: skip
     """Save ``OUT`` (fp16 inference state dict, no flow) and ``OUT.json``; returns the manifest."""
-    args = trainer.args
-    state = fp16_state_dict(trainer.model)
-    state = {k: v for k, v in state.items() if not k.startswith("flow.")}
-    save_atomic(state, args.out)
-    manifest = {
-        "format": "hand_pose_ros.detector_weights/1",
-        "model": args.model,
-        "config": trainer.cfg.to_dict(),
-        "training_data": trainer.data_info,
-        "training": trainer.training_record(),
-        "weights_dtype": "float16",
-        "metrics": metrics or {},
-        **(extra or {}),
-    }
-    path = args.out.with_name(args.out.stem + ".json")
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    state = {k: v for k, v in fp16_state_dict(trainer.model).items() if not k.startswith("flow.")}
+    header = {"format": "hand_pose_ros.detector_weights/1", "model": trainer.args.model,
+              "config": trainer.cfg.to_dict()}  # fmt: skip
+    return write_weights_and_manifest(trainer, state, header, metrics, extra)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
-    args.out = Path(args.out)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    trainer = DetectorTrainer(args)
-    last, _ = run_trainer(trainer)
+    trainer, last = start_run(args, DetectorTrainer)
     metrics = None
     if args.test_data:
         from hand_pose_ros.detection.bench import evaluate_model
@@ -133,7 +113,5 @@ def run(args: argparse.Namespace) -> int:
         trainer.model.eval()
         metrics = {"test_data": args.test_data,
                    **evaluate_model(trainer.model, args.test_data, limit=args.eval_count)}
-    manifest = write_weights(trainer, metrics, {"last_log": last})
-    print(json.dumps({"weights": str(args.out), "steps": trainer.step,
-                      "metrics": manifest["metrics"]}, indent=2))  # fmt: skip
+    print_summary(trainer, write_weights(trainer, metrics, {"last_log": last}))
     return 0

@@ -23,9 +23,7 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -33,8 +31,9 @@ from hand_pose_ros.training.loop import (
     CheckpointedTrainer,
     LossTerms,
     fp16_state_dict,
-    run_trainer,
-    save_atomic,
+    print_summary,
+    start_run,
+    write_weights_and_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -142,35 +141,22 @@ class Trainer(CheckpointedTrainer):
 
 def write_weights(trainer: Trainer, metrics: dict | None, extra: dict | None = None) -> dict:
     """Save ``OUT`` (fp16 state dict) and ``OUT.json`` (manifest); returns the manifest."""
-
-    args = trainer.args
-    save_atomic(fp16_state_dict(trainer.model), args.out)
-    manifest = {
+    header = {
         "format": "hand_pose_ros.estimator_weights/1",
-        "model": args.model,
+        "model": trainer.args.model,
         "config": trainer.cfg.to_dict(),
         "hand_model": {"name": trainer.hand.name,
                        "fingerprint": hand_model_fingerprint(trainer.hand),
                        "num_vertices": trainer.hand.num_vertices},
-        "training_data": trainer.data_info,
-        "training": trainer.training_record(),
-        "weights_dtype": "float16",
-        "metrics": metrics or {},
-        **(extra or {}),
-    }
-    path = args.out.with_name(args.out.stem + ".json")
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    }  # fmt: skip
+    return write_weights_and_manifest(trainer, fp16_state_dict(trainer.model), header, metrics,
+                                      extra)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
-    args.out = Path(args.out)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(args)
-    last, _ = run_trainer(trainer)
+    trainer, last = start_run(args, Trainer)
     metrics = None
     if args.test_data:
         from hand_pose_ros.estimation.evaluate import evaluate_network, open_eval_set
@@ -179,7 +165,5 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_network(trainer.model.to(memory_format=torch.contiguous_format),
                                    open_eval_set(args.test_data), limit=args.eval_count)
         metrics = {"test_data": args.test_data, **metrics}
-    manifest = write_weights(trainer, metrics, {"last_log": last})
-    print(json.dumps({"weights": str(args.out), "steps": trainer.step,
-                      "metrics": manifest["metrics"]}, indent=2))  # fmt: skip
+    print_summary(trainer, write_weights(trainer, metrics, {"last_log": last}))
     return 0

@@ -262,3 +262,38 @@ def run_trainer(trainer: CheckpointedTrainer) -> tuple[dict, Path]:
         lines = log_path.read_text().splitlines() if log_path.is_file() else []
         return (json.loads(lines[-1]) if lines else {}), log_path
     return train_until_stopped(trainer, log_path, args.quiet), log_path
+
+
+def start_run(args: argparse.Namespace, trainer_class) -> tuple[CheckpointedTrainer, dict]:
+    """Threads, output folder, trainer; then resume / train / export (:func:`run_trainer`).
+    Returns the trainer and the last log record."""
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    args.out = Path(args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_class(args)
+    last, _ = run_trainer(trainer)
+    return trainer, last
+
+
+def write_weights_and_manifest(
+    trainer: CheckpointedTrainer, state: dict, header: dict, metrics: dict | None,
+    extra: dict | None = None,
+) -> dict:  # fmt: skip
+    """Save ``OUT`` (the given fp16 state dict) and ``OUT.json``: ``header`` (format, model,
+    config, ...), the training data and record, the metrics and ``extra``; returns the
+    manifest."""
+    args = trainer.args
+    save_atomic(state, args.out)
+    manifest = {**header, "training_data": trainer.data_info,
+                "training": trainer.training_record(), "weights_dtype": "float16",
+                "metrics": metrics or {}, **(extra or {})}  # fmt: skip
+    path = args.out.with_name(args.out.stem + ".json")
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def print_summary(trainer: CheckpointedTrainer, manifest: dict) -> None:
+    print(json.dumps({"weights": str(trainer.args.out), "steps": trainer.step,
+                      "metrics": manifest["metrics"]}, indent=2))  # fmt: skip

@@ -1,4 +1,5 @@
-"""Network runners: (B, 3, S, S) float32 batch -> (joints, vertices, joint_confidence) numpy."""
+"""Network runners: (B, 3, S, S) float32 batch -> the network's outputs as numpy
+(mesh estimator: joints, vertices, joint_confidence; detector: boxes, scores, keypoints)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ class TorchRunner:
 class OnnxRunner:
     """ONNX Runtime (CPU; CUDA execution provider when asked for and installed)."""
 
-    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None,
+                 read_config=config_from_onnx_metadata):  # fmt: skip
+        """``read_config(metadata_map, source)`` gives the network's config (the detector
+        passes its own)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -46,7 +50,7 @@ class OnnxRunner:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.cfg = config_from_onnx_metadata(meta, str(onnx_path))
+        self.cfg = read_config(meta, str(onnx_path))
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}))

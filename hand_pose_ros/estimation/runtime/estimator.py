@@ -47,22 +47,35 @@ def default_cache_dir() -> Path:
 
 def build_network(model_name: str, weights: str | Path | None = None, seed: int = 0, **overrides):
     """Registered network with weights loaded from ``weights`` (a state dict) or seeded init."""
-    import torch
 
     from hand_pose_ros.estimation.registry import create_estimator
 
+    return seeded_network_with_weights(
+        lambda: create_estimator(model_name, **overrides), model_name, weights, seed,
+        load=lambda model, state: model.load_state_dict(state.get("model", state)),
+        hint="hand-teleop train meshnet",
+    )  # fmt: skip
+
+
+def seeded_network_with_weights(create, model_name: str, weights, seed: int, load, hint: str):
+    """``create()`` under a fixed torch seed, then ``load(model, state)`` of the state dict at
+    ``weights`` (fp16 entries become fp32); None keeps the seeded init (logged)."""
+    import torch
+
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = create_estimator(model_name, **overrides)
+        model = create()
     if weights is None:
         log.warning("%s: no weights given, randomly initialised (seed %d)", model_name, seed)
         return model.eval()
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"estimator weights not found: {path} (train them: issue 7)")
+        raise FileNotFoundError(f"weights not found: {path} ({hint})")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v.float() if getattr(v, "is_floating_point", lambda: False)() else v
+             for k, v in state.items()}  # fmt: skip
     try:
-        model.load_state_dict(state.get("model", state))
+        load(model, state)
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not match {model_name}: {exc}") from exc
     return model.eval()
