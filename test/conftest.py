@@ -56,3 +56,25 @@ def detection_frames_dir(tmp_path_factory):
     generate_dataset(out, cfg, count=12, seed=0, workers=0, shard_size=6, masks=False,
                      progress=False, hand_source=StandinHandSource())  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session")
+def open_hand_frames_dir(tmp_path_factory):
+    """Six 320 x 240 synthetic frames with two hands each (our open hand model), drawn from
+    the test seed range (never trained on); for checks of the shipped detector."""
+    pytest.importorskip("moderngl")
+    from hand_pose_ros.synth.dataset import generate_dataset
+    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.synth.gl_renderer import create_egl_context
+
+    try:
+        create_egl_context().release()
+    except RuntimeError as exc:
+        pytest.skip(f"no headless OpenGL: {exc}")
+    out = tmp_path_factory.mktemp("det_open") / "frames"
+    cfg = SynthConfig(kind="frames", num_skin_textures=2, texture_size=256,
+                      frame_size=(320, 240), hand_source="open",
+                      hand_count_probs=(0.0, 0.0, 1.0), frame_distance=(0.35, 0.6))  # fmt: skip
+    generate_dataset(out, cfg, count=6, seed=1234567, workers=0, shard_size=6, masks=False,
+                     progress=False)  # fmt: skip
+    return out

@@ -42,6 +42,20 @@ def test_assignment_uses_boxes_inside_and_kpa_prefers_good_keypoints():
     assert plain.fg.sum().item() == 1
 
 
+def test_centre_sampling_drops_far_anchors_inside_the_box():
+    from hand_pose_ros.detection.assign import assign
+
+    anchors = torch.tensor([[20.0, 20.0], [36.0, 20.0], [44.0, 20.0]])
+    strides = torch.tensor([8.0, 8.0, 8.0])
+    gt_box = torch.tensor([[[0.0, 0.0, 60.0, 40.0]]])  # centre (30, 20): radius 1.5 x 8 = 12
+    ones = torch.ones(1, 1, 21, dtype=torch.bool)
+    a = assign(torch.full((1, 3, 2), 0.5), gt_box.expand(1, 3, 4).clone(),
+               torch.zeros(1, 3, 21, 2), anchors, torch.tensor([[0]]), gt_box,
+               torch.zeros(1, 1, 21, 2), ones, ones, torch.ones(1, 1, dtype=torch.bool),
+               kpa=False, anchor_strides=strides)  # fmt: skip
+    assert a.fg.tolist() == [[True, True, False]]  # 44 - 30 = 14 > 12
+
+
 def test_assignment_without_hands_is_all_background():
     from hand_pose_ros.detection.assign import assign
 

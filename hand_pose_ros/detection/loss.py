@@ -1,8 +1,9 @@
 """Training loss of the hand detector (YOLOv8-pose terms; seed 000 RrFM as an option).
 
-``total = box_w * (1 - GIoU) + cls_w * BCE + keypoint terms``, box and keypoint terms over
-the positive anchors weighted by their soft class targets (TOOD), the class term over all
-anchors, each normalised by the sum of the soft targets:
+``total = box_w * (1 - GIoU) + cls_w * BCE + keypoint terms``: box and keypoint terms
+averaged over the positive anchors, the class term (targets: each positive's IoU, see
+:mod:`~hand_pose_ros.detection.assign`) summed over all anchors and divided by the sum
+of the targets:
 
 - without RLE: YOLOv8-pose's OKS loss ``1 - exp(-d^2 / (2 area k^2))`` over labelled
   keypoints, plus a BCE keypoint-confidence term trained towards "visible";
@@ -74,14 +75,14 @@ def detection_loss(
     w = weights or LossWeights()
     cfg = model.cfg
     dev = raw["cls"].device
-    anchors, _ = anchor_points(cfg)
-    anchors = anchors.to(dev)
+    anchors, strides = anchor_points(cfg)
+    anchors, strides = anchors.to(dev), strides.to(dev)
     pred_boxes = ltrb_to_xyxy(raw["box"], anchors)
     gt = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     a = assign(
         raw["cls"].detach().sigmoid(), pred_boxes.detach(), raw["kpt"].detach(), anchors,
         gt["classes"], gt["boxes"], gt["keypoints"], gt["kp_valid"], gt["kp_visible"],
-        gt["gt_mask"], kpa=cfg.kpa,
+        gt["gt_mask"], kpa=cfg.kpa, anchor_strides=strides,
     )  # fmt: skip
     norm = a.scores.sum().clamp(min=1.0)
     cls_loss = F.binary_cross_entropy_with_logits(raw["cls"], a.scores, reduction="sum") / norm
@@ -89,8 +90,7 @@ def detection_loss(
     zero = raw["box"].sum() * 0.0
     if not bool(fg.any()):
         return LossTerms(total=w.cls * cls_loss + zero, box=zero, cls=cls_loss, kpt=zero)
-    weight = a.scores.sum(-1)[fg]
-    box_loss = ((1.0 - giou(pred_boxes[fg], a.boxes[fg])) * weight).sum() / norm
+    box_loss = (1.0 - giou(pred_boxes[fg], a.boxes[fg])).mean()
     target_boxes = a.boxes[fg]
     side = (target_boxes[:, 2:] - target_boxes[:, :2]).amax(-1).clamp(min=1.0)
     kp_pred, kp_gt, kp_valid = raw["kpt"][fg], a.keypoints[fg], a.kp_valid[fg]
