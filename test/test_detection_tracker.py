@@ -263,3 +263,28 @@ def test_roi_is_square_and_centred_on_confident_keypoints():
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         TrackerConfig(**kwargs)
+
+
+def test_lost_tracks_free_their_slots_for_new_hands():
+    """Both tracks are lost at once and the detector finds hands elsewhere: with
+    ``max_hands`` tracks still on the books, the new hands must still be tracked."""
+    kp_a = np.stack([np.linspace(10, 50, 21), np.linspace(10, 50, 21)], 1)
+
+    def det_at(offset: float, cls: int) -> SimpleNamespace:
+        return SimpleNamespace(box=np.array([5.0, 5.0, 55.0, 55.0]) + offset, score=0.9,
+                               cls=cls, class_probs=np.array([1.0 - cls, float(cls)]),
+                               keypoints=kp_a + offset, kp_conf=np.ones(21))  # fmt: skip
+
+    frame = {"t": 0}
+
+    def detect(image, roi=None):
+        if frame["t"] == 0:
+            return [det_at(0.0, 0), det_at(100.0, 1)] if roi is None else []
+        return [] if roi is not None else [det_at(200.0, 0), det_at(300.0, 1)]
+
+    tracker = HandTracker(detect, TrackerConfig(max_hands=2))
+    first = tracker.update(np.zeros((10, 10, 3), np.uint8))
+    frame["t"] = 1
+    second = tracker.update(np.zeros((10, 10, 3), np.uint8))
+    assert [h.track_id for h in first] == [0, 1]
+    assert [h.track_id for h in second] == [2, 3]

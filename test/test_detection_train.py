@@ -173,7 +173,7 @@ def test_select_detections_maps_back_to_the_frame():
     d = dets[0]
     np.testing.assert_allclose(d.box, [20.0, 20.0, 100.0, 100.0])
     np.testing.assert_allclose(d.keypoints, np.tile([60.0, 40.0], (21, 1)))
-    assert d.cls == 1 and d.score == pytest.approx(0.9)
+    assert d.cls == 1 and d.score == pytest.approx(1.0)  # 0.2 + 0.9, clipped
     np.testing.assert_allclose(d.class_probs, [0.2 / 1.1, 0.9 / 1.1])
     # A region of interest: its square maps onto the input, the outside is grey.
     image = np.zeros((100, 100, 3), np.uint8)

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch / ORT threads")
     parser.add_argument("--limit", type=int, default=None, help="first N items / frames")
-    parser.add_argument("--score-threshold", type=float, default=0.4)
+    parser.add_argument("--score-threshold", type=float, default=0.3)
     parser.add_argument("--redetect-every", type=int, default=10, help="tracker (video)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
     parser.add_argument("--ablation", action="store_true",

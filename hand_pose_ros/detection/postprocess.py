@@ -89,7 +89,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 
 def select_detections(
     boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, warp: InputWarp,
-    score_threshold: float = 0.4, iou_threshold: float = 0.5, max_detections: int = 4,
+    score_threshold: float = 0.3, iou_threshold: float = 0.5, max_detections: int = 4,
 ) -> list:  # fmt: skip
     """Network outputs of one image -> :class:`~hand_pose_ros.detection.evaluate.Detection`
     list in frame pixels, best first.
@@ -97,13 +97,15 @@ def select_detections(
     Args:
         boxes: (A, 4) xyxy input px. scores: (A, C) class probabilities (0 right, 1 left).
         keypoints: (A, K, 3) x, y input px and confidence. warp: the input's warp.
-        score_threshold: minimum hand probability (max over classes).
+        score_threshold: minimum hand probability (sum over the two classes, at most 1).
         iou_threshold: class-agnostic NMS threshold (one hand, one box, either side).
         max_detections: at most this many.
     """
     from hand_pose_ros.detection.evaluate import Detection
 
-    hand = scores.max(-1)
+    # Right and left are exclusive: the hand probability is their sum (a hand whose side the
+    # network is unsure of splits its mass between the two classes).
+    hand = np.clip(scores.sum(-1), 0.0, 1.0)
     idx = np.flatnonzero(hand >= score_threshold)
     if idx.size == 0:
         return []

@@ -99,7 +99,7 @@ class HandDetector:
         onnx_path: str | Path | None = None,
         cache_dir: str | Path | None = None,
         threads: int | None = None,
-        score_threshold: float = 0.4,
+        score_threshold: float = 0.3,
         iou_threshold: float = 0.5,
         max_detections: int = 4,
     ) -> None:
@@ -132,7 +132,7 @@ class HandDetector:
         self.cfg = model.cfg
         return self
 
-    def _setup(self, model_name: str, backend: str, score_threshold: float = 0.4,
+    def _setup(self, model_name: str, backend: str, score_threshold: float = 0.3,
                iou_threshold: float = 0.5, max_detections: int = 4) -> None:  # fmt: skip
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} unknown; valid: {', '.join(BACKENDS)}")

@@ -297,6 +297,8 @@ class HandTracker:
         for det_index, track in matched.items():
             if not track.updated:
                 self._refresh(track, dets[det_index], "detect")
+        # Lost tracks the detector did not recover free their slots before new tracks start.
+        self._drop_missed()
         for det_index, det in enumerate(dets):
             if det_index in matched or len(self._tracks) >= cfg.max_hands:
                 continue

@@ -91,5 +91,6 @@ def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
     name, weights = shipped_estimator_weights()
     detector = HandDetector(backend=backend, device=device, threads=1)
     mesh = MeshEstimator(name, backend=backend, weights=weights, device=device, threads=1)
-    return DetectorMeshEstimator(detector, mesh, TrackerConfig(max_hands=max_hands),
-                                 mirrored_input=mirrored_input)  # fmt: skip
+    thr = detector.score_threshold  # the tracker keeps what the detector reports
+    tracking = TrackerConfig(max_hands=max_hands, min_detection_score=thr, min_tracking_score=thr)
+    return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input)
