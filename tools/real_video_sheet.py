@@ -16,12 +16,8 @@ import cv2
 import numpy as np
 
 from hand_pose_ros.detection.bench import video_frames
+from hand_pose_ros.pipeline.video_source import default_intrinsics
 from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
-
-
-def camera_matrix(width: int, height: int, hfov_deg: float = 65.0) -> np.ndarray:
-    f = width / 2 / np.tan(np.radians(hfov_deg) / 2)
-    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
 
 
 def main() -> None:
@@ -40,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(1)
     frames = list(video_frames(args.video))
     h, w = frames[0].shape[:2]
-    K = camera_matrix(w, h)
+    K = default_intrinsics(w, h)  # as `hand-teleop run` uses for an uncalibrated video
     picks = set(np.linspace(0, len(frames) - 1, args.columns).round().astype(int).tolist())
     detector = HandDetector(backend="onnx", threads=1)
     ours = create_estimator("ours", backend="onnx", max_hands=2)

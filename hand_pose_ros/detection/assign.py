@@ -37,14 +37,20 @@ class Assignment:
     kp_visible: torch.Tensor  # (B, A, K) bool
 
 
-def box_iou_pairs(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Elementwise IoU of xyxy boxes ``a`` and ``b`` (broadcast, (..., 4))."""
+def box_inter_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise intersection and union areas of xyxy boxes (broadcast, (..., 4))."""
     lt = torch.maximum(a[..., :2], b[..., :2])
     rb = torch.minimum(a[..., 2:], b[..., 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
     area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
     area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    return inter / (area_a + area_b - inter + eps)
+    return inter, area_a + area_b - inter
+
+
+def box_iou_pairs(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Elementwise IoU of xyxy boxes ``a`` and ``b`` (broadcast, (..., 4))."""
+    inter, union = box_inter_union(a, b)
+    return inter / (union + eps)
 
 
 def keypoint_oks(

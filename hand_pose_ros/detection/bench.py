@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shipped_weights() -> list[Path]:
-    from hand_pose_ros.detection.runtime import WEIGHTS_DIR
+    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
 
     return sorted(WEIGHTS_DIR.glob("detector_*.pt"))
 
@@ -85,22 +85,18 @@ def evaluate_model(model, spec: str, limit: int | None = None) -> dict:
 
 
 def video_frames(path: str, limit: int | None = None):
-    """RGB frames of a video file (ValueError if it cannot be opened)."""
-    import cv2
+    """RGB frames of a video file (FileNotFoundError if it cannot be opened)."""
+    from hand_pose_ros.pipeline.video_source import VideoSource
 
-    cap = cv2.VideoCapture(path)
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {path}")
-    n = 0
+    source = VideoSource(f"video:{path}")
     try:
-        while limit is None or n < limit:
-            ok, frame = cap.read()
-            if not ok:
+        while limit is None or source.frames_read < limit:
+            frame = source.read()
+            if frame is None:
                 break
-            n += 1
-            yield frame[..., ::-1].copy()
+            yield frame
     finally:
-        cap.release()
+        source.close()
 
 
 def track_video(detector, path: str, limit: int | None = None, redetect_every: int = 10) -> dict:
@@ -175,7 +171,7 @@ def ablation_rows(args: argparse.Namespace) -> list[dict]:
     for fla, kpa, rle in itertools.product((False, True), repeat=3):
         cfg = create_detector_config(DEFAULT_DETECTOR, focused_attention=fla, kpa=kpa, rle=rle)
         model = HandDetectorNet(cfg).eval()
-        params = sum(p.numel() for k, p in model.state_dict().items() if not k.startswith("flow."))
+        params = sum(p.numel() for p in model.inference_state_dict().values())
         with tempfile.TemporaryDirectory() as tmp:
             if args.backend == "torch":
                 det = HandDetector.from_model(model)

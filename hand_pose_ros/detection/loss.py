@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from hand_pose_ros.detection.assign import OKS_K, assign, box_iou_pairs
+from hand_pose_ros.detection.assign import OKS_K, assign, box_inter_union
 from hand_pose_ros.training.loop import LossTerms
 
 
@@ -37,18 +37,11 @@ class LossWeights:
 
 def giou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Generalised IoU of xyxy boxes (..., 4), elementwise."""
-    iou = box_iou_pairs(a, b, eps)
+    inter, union = box_inter_union(a, b)
     lt = torch.minimum(a[..., :2], b[..., :2])
     rb = torch.maximum(a[..., 2:], b[..., 2:])
     hull = (rb - lt).clamp(min=0).prod(-1)
-    inter_union = _union(a, b, iou)
-    return iou - (hull - inter_union) / (hull + eps)
-
-
-def _union(a: torch.Tensor, b: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    return (area_a + area_b) / (1 + iou)  # union = inter / iou = (Aa + Ab) / (1 + iou)
+    return inter / (union + eps) - (hull - union) / (hull + eps)
 
 
 def ltrb_to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

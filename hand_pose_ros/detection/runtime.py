@@ -17,14 +17,13 @@ import numpy as np
 from hand_pose_ros.detection.config import OUTPUT_NAMES, DetectorConfig
 from hand_pose_ros.detection.postprocess import letterbox_input, roi_input, select_detections
 from hand_pose_ros.estimation.runtime.backends import OnnxRunner, TorchRunner
-from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
+from hand_pose_ros.estimation.runtime.estimator import BACKENDS, WEIGHTS_DIR, default_cache_dir
 
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "detector_config"
 #: The shipped detector and its weights (trained on our synthetic frames only).
 DEFAULT_DETECTOR = "far_handnet_cpu_256"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def default_weights(model_name: str = DEFAULT_DETECTOR) -> Path:

@@ -98,7 +98,7 @@ class DetectorTrainer(CheckpointedTrainer):
 def write_weights(trainer: DetectorTrainer, metrics: dict | None, extra: dict | None = None
                   ) -> dict:  # fmt: skip
     """Save ``OUT`` (fp16 inference state dict, no flow) and ``OUT.json``; returns the manifest."""
-    state = {k: v for k, v in fp16_state_dict(trainer.model).items() if not k.startswith("flow.")}
+    state = fp16_state_dict(trainer.model, trainer.model.inference_state_dict())
     header = {"format": "hand_pose_ros.detector_weights/1", "model": trainer.args.model,
               "config": trainer.cfg.to_dict()}  # fmt: skip
     return write_weights_and_manifest(trainer, state, header, metrics, extra)

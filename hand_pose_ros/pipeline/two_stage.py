@@ -24,11 +24,7 @@ CROP_SCALE = 1.6
 
 def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
     """Intrinsics of a crop made by ``p_crop = p_frame * scale + pad``."""
-    s, (px, py) = warp.scale, warp.pad
-    k = np.asarray(K, np.float64)
-    return np.array([[s * k[0, 0], s * k[0, 1], s * k[0, 2] + px],
-                     [0.0, s * k[1, 1], s * k[1, 2] + py],
-                     [0.0, 0.0, 1.0]])  # fmt: skip
+    return warp.matrix() @ np.asarray(K, np.float64)
 
 
 class DetectorMeshEstimator:

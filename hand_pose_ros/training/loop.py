@@ -32,10 +32,12 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fp16_state_dict(model) -> dict:
-    """State dict with floating tensors in fp16 (loads into an fp32 model unchanged)."""
+def fp16_state_dict(model, state: dict | None = None) -> dict:
+    """``state`` (default: the model's state dict) with floating tensors in fp16 (loads into an
+    fp32 model unchanged)."""
+    state = model.state_dict() if state is None else state
     return {k: (v.half() if v.is_floating_point() else v).clone()
-            for k, v in model.state_dict().items()}  # fmt: skip
+            for k, v in state.items()}  # fmt: skip
 
 
 class LossTerms:
@@ -74,7 +76,7 @@ class CheckpointedTrainer:
     """Model, optimizer, data order and step counter of one run (checkpointable).
 
     Subclasses set ``self.model`` and ``self.dataset`` (and optionally ``self.epoch_sets``,
-    objects with an ``epoch`` attribute or ``set_epoch``) and then call
+    datasets whose ``epoch`` attribute selects their augmentation stream) and then call
     :meth:`setup_optimizer`; they define :meth:`loss` and may extend :meth:`checkpoint_keys`.
     """
 
@@ -96,13 +98,10 @@ class CheckpointedTrainer:
         import torch
 
         args = self.args
-        self.optimizer = torch.optim.Adam(self.trainable_parameters(), lr=args.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
         milestones = sorted({max(1, int(f * args.steps)) for f in args.lr_milestones})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones,
                                                               args.lr_gamma)  # fmt: skip
-
-    def trainable_parameters(self):
-        return self.model.parameters()
 
     # --- checkpoints -------------------------------------------------------------------------
     @property
@@ -155,10 +154,7 @@ class CheckpointedTrainer:
         while True:
             epoch, first = divmod(self.step, per_epoch)
             for s in self.epoch_sets:
-                if hasattr(s, "set_epoch"):
-                    s.set_epoch(epoch)
-                else:
-                    s.epoch = epoch
+                s.epoch = epoch
             g = torch.Generator().manual_seed(self.args.seed * 100003 + epoch)
             perm = torch.randperm(n, generator=g).tolist()
             order = [perm[i * b : (i + 1) * b] for i in range(first, per_epoch)]
@@ -243,8 +239,8 @@ def train_until_stopped(trainer: CheckpointedTrainer, log_path: Path, quiet: boo
             signal.signal(sig, handler)
 
 
-def run_trainer(trainer: CheckpointedTrainer) -> tuple[dict, Path]:
-    """Resume / init / train or export as the args say; returns (last log record, log path)."""
+def run_trainer(trainer: CheckpointedTrainer) -> dict:
+    """Resume / init / train or export as the args say; returns the last log record."""
     args = trainer.args
     if args.resume and trainer.ckpt_path.is_file():
         trainer.load_checkpoint(trainer.ckpt_path)
@@ -260,8 +256,8 @@ def run_trainer(trainer: CheckpointedTrainer) -> tuple[dict, Path]:
             raise FileNotFoundError(f"--export: no checkpoint at {trainer.ckpt_path}")
         trainer.load_checkpoint(trainer.ckpt_path)
         lines = log_path.read_text().splitlines() if log_path.is_file() else []
-        return (json.loads(lines[-1]) if lines else {}), log_path
-    return train_until_stopped(trainer, log_path, args.quiet), log_path
+        return json.loads(lines[-1]) if lines else {}
+    return train_until_stopped(trainer, log_path, args.quiet)
 
 
 def start_run(args: argparse.Namespace, trainer_class) -> tuple[CheckpointedTrainer, dict]:
@@ -273,8 +269,7 @@ def start_run(args: argparse.Namespace, trainer_class) -> tuple[CheckpointedTrai
     args.out = Path(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     trainer = trainer_class(args)
-    last, _ = run_trainer(trainer)
-    return trainer, last
+    return trainer, run_trainer(trainer)
 
 
 def write_weights_and_manifest(

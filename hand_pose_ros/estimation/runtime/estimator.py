@@ -29,15 +29,15 @@ log = logging.getLogger(__name__)
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "tensorrt")
 
 
-#: The mesh estimator variant whose weights ship in ``hand_pose_ros/weights``.
+#: Where the package's trained network weights ship (estimator and detector).
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: The mesh estimator variant whose weights ship in :data:`WEIGHTS_DIR`.
 SHIPPED_ESTIMATOR = "cpu_effb0_w05_128"
 
 
 def shipped_estimator_weights() -> tuple[str, Path]:
     """(variant, weights path) of the shipped mesh estimator (trained on our synthetic crops)."""
-    return SHIPPED_ESTIMATOR, Path(__file__).resolve().parents[2] / "weights" / (
-        f"{SHIPPED_ESTIMATOR}.pt"
-    )
+    return SHIPPED_ESTIMATOR, WEIGHTS_DIR / f"{SHIPPED_ESTIMATOR}.pt"
 
 
 def default_cache_dir() -> Path:
@@ -47,7 +47,6 @@ def default_cache_dir() -> Path:
 
 def build_network(model_name: str, weights: str | Path | None = None, seed: int = 0, **overrides):
     """Registered network with weights loaded from ``weights`` (a state dict) or seeded init."""
-
     from hand_pose_ros.estimation.registry import create_estimator
 
     return seeded_network_with_weights(
