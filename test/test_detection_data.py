@@ -27,8 +27,8 @@ def frames_dir(detection_frames_dir):
 
 def _flip_only() -> DetectorAugment:
     return DetectorAugment(scale_range=(1.0, 1.0), rotation_deg=0.0, hand_anchor_prob=0.0,
-                           shift=0.0, flip_prob=1.0, hsv_gain=(0.0, 0.0, 0.0), contrast=0.0,
-                           brightness=0.0, blur_prob=0.0, gray_prob=0.0)  # fmt: skip
+                           close_up_prob=0.0, shift=0.0, flip_prob=1.0, hsv_gain=(0.0, 0.0, 0.0),
+                           contrast=0.0, brightness=0.0, blur_prob=0.0, gray_prob=0.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("hw,size", [((120, 160), 64), ((480, 640), 256), ((50, 30), 96)])
@@ -93,6 +93,35 @@ def test_flip_swaps_handedness_and_mirrors(frames_dir):
         np.testing.assert_allclose(tb.boxes[:, [0, 2]], S - 1 - ta.boxes[:, [2, 0]], atol=1.01)
         swapped += len(ta)
     assert swapped >= 3
+
+
+def test_close_up_fills_the_input_with_one_hand(frames_dir):
+    """A close-up makes a random hand's box side the requested fraction of the input
+    (capped by the zoom limit), centred; boxes and keypoints follow the same warp."""
+    aug = DetectorAugment(scale_range=(1.0, 1.0), rotation_deg=0.0, close_up_prob=1.0,
+                          close_up_side=(0.8, 0.8), close_up_max_zoom=100.0, shift=0.0,
+                          flip_prob=0.0)  # fmt: skip
+    ds = DetectorTrainSet([frames_dir], S, augment=True, aug=aug)
+    sides = []
+    for i in range(len(ds)):
+        t = ds.numpy_item(i)["targets"]
+        if not len(t):
+            continue
+        side = np.maximum(t.boxes[:, 2] - t.boxes[:, 0], t.boxes[:, 3] - t.boxes[:, 1])
+        centre = (t.boxes[:, :2] + t.boxes[:, 2:]) / 2
+        near = np.abs(centre - (S - 1) / 2).max(1) < 3.0  # the chosen hand is centred
+        assert near.any()
+        sides.append(float(side[near].max()))
+        for b, p, v in zip(t.boxes, t.keypoints, t.kp_valid, strict=True):
+            assert ((p[v] >= b[:2] - 2) & (p[v] <= b[2:] + 2)).all()
+    assert len(sides) >= 3
+    # Boxes are clipped to the input; an unclipped 0.8 * S box fits inside it.
+    np.testing.assert_allclose(sides, 0.8 * S, atol=1.5)
+    capped = DetectorTrainSet([frames_dir], S, augment=True,
+                              aug=DetectorAugment(**{**aug.__dict__, "close_up_max_zoom": 0.1}))
+    small = [np.maximum(*(t.boxes[:, 2:] - t.boxes[:, :2]).T).max()
+             for t in (capped.numpy_item(i)["targets"] for i in range(len(ds))) if len(t)]
+    assert max(small) < 0.5 * S
 
 
 def test_augmentation_is_deterministic(frames_dir):

@@ -122,12 +122,28 @@ def test_decode_hand_made_raw():
     expected = torch.cat([points - strides[:, None], points + strides[:, None]], dim=1)
     torch.testing.assert_close(boxes[0], expected)
     assert boxes[0, 0].tolist() == [-4.0, -4.0, 12.0, 12.0]
-    torch.testing.assert_close(scores, torch.full_like(scores, 0.5))
+    torch.testing.assert_close(scores, torch.full_like(scores, 0.25))  # 0.5 hand, 0.5 left
     torch.testing.assert_close(kpts[..., :2], raw["kpt"])
     torch.testing.assert_close(kpts[..., 2], torch.full((1, a, k), 0.5))  # 1 - mean(sigma)
     raw["kpt_logit"] = torch.full((1, a, k), math.log(3.0))
     model_no_rle = _model(CPU, input_size=64, rle=False)
     torch.testing.assert_close(model_no_rle.decode(raw)[2][..., 2], torch.full((1, a, k), 0.75))
+
+
+def test_class_scores_of_both_head_kinds():
+    """Handedness head: P(hand) * (P(right | hand), P(left | hand)); else two sigmoids."""
+    logits = torch.tensor([[[math.log(3.0), math.log(4.0)], [-math.log(3.0), 0.0]]])
+    head = _model(CPU, input_size=64)
+    torch.testing.assert_close(head.class_scores(logits),
+                               torch.tensor([[[0.75 * 0.2, 0.75 * 0.8], [0.125, 0.125]]]))
+    plain = _model(CPU, input_size=64, handedness_head=False)
+    torch.testing.assert_close(plain.class_scores(logits),
+                               torch.tensor([[[0.75, 0.8], [0.25, 0.5]]]))
+    # A fresh head starts at P(hand) = 0.01 and P(left | hand) = 0.5.
+    _, scores, _ = head.eval()(torch.rand(1, 3, 64, 64))
+    prior = torch.full(scores.shape[:2], 0.01)
+    torch.testing.assert_close(scores.sum(-1), prior, atol=3e-3, rtol=0)
+    torch.testing.assert_close(scores[..., 0], scores[..., 1], atol=2e-3, rtol=0)
 
 
 def test_forward_raw_decoding_from_head_outputs():
@@ -144,8 +160,9 @@ def test_forward_raw_decoding_from_head_outputs():
     k = model.cfg.num_keypoints
     torch.testing.assert_close(raw["kpt"][0], points[:, None].expand(-1, k, 2))
     torch.testing.assert_close(raw["kpt_sigma"], torch.full_like(raw["kpt_sigma"], 0.5))
-    # Class prior: sigmoid(-4.6) ~ 0.01 for the mean logit.
-    assert abs(float(torch.sigmoid(raw["cls"]).mean()) - 0.01) < 0.005
+    # Class prior: sigmoid(-4.6) ~ 0.01 for the hand logit; P(left | hand) = 0.5.
+    assert abs(float(torch.sigmoid(raw["cls"][..., 0]).mean()) - 0.01) < 0.005
+    assert abs(float(torch.sigmoid(raw["cls"][..., 1]).mean()) - 0.5) < 0.005
 
 
 def test_focused_map_keeps_norm_and_sharpens():

@@ -97,7 +97,8 @@ def test_training_lowers_loss_on_a_fixed_batch(detection_frames_dir, tmp_path, a
     assert trainer.cfg.rle is not bool(ablation)
     batch = next(trainer.batches())
     trainer.model.train()
-    first = trainer.loss(batch).total.item()
+    start = trainer.loss(batch)
+    first = start.total.item()
     for _ in range(25):
         terms = trainer.loss(batch)
         trainer.optimizer.zero_grad()
@@ -106,6 +107,9 @@ def test_training_lowers_loss_on_a_fixed_batch(detection_frames_dir, tmp_path, a
     last = trainer.loss(batch)
     assert last.total.item() < first - 1.0, (first, last.total.item())
     assert last.box.item() < 0.5
+    if trainer.cfg.handedness_head:  # left-vs-right on the positives: starts at log(2)
+        assert start.handedness.item() == pytest.approx(np.log(2.0), abs=0.05)
+        assert last.handedness.item() < 0.5 * start.handedness.item()
 
 
 def test_checkpoint_resume_export_and_backends(detection_frames_dir, tmp_path):

@@ -31,6 +31,7 @@ class Assignment:
     fg: torch.Tensor  # (B, A) bool: positive anchors
     gt_index: torch.Tensor  # (B, A) int64 index into the image's hands (0 where not fg)
     scores: torch.Tensor  # (B, A, C) soft class targets (0 where not fg)
+    classes: torch.Tensor  # (B, A) int64 class of the assigned hand (-1: unknown or not fg)
     boxes: torch.Tensor  # (B, A, 4) xyxy target box
     keypoints: torch.Tensor  # (B, A, K, 2)
     kp_valid: torch.Tensor  # (B, A, K) bool
@@ -87,7 +88,8 @@ def assign(
     """Assign anchors to ground-truth hands.
 
     Args:
-        pred_scores: (B, A, C) probabilities. pred_boxes: (B, A, 4) xyxy px.
+        pred_scores: (B, A, C) probabilities (of the hand's class; a class-agnostic hand
+            probability repeated over C works too). pred_boxes: (B, A, 4) xyxy px.
         pred_kpts: (B, A, K, 2) px. anchors: (A, 2) anchor centres, px.
         gt_classes: (B, M) int64. gt_boxes: (B, M, 4). gt_kpts: (B, M, K, 2).
         gt_kp_valid, gt_kp_visible: (B, M, K) bool. gt_mask: (B, M) bool (real hands).
@@ -103,6 +105,7 @@ def assign(
         z = torch.zeros
         return Assignment(z(B, A, dtype=torch.bool, device=dev),
                           z(B, A, dtype=torch.long, device=dev), z(B, A, C, device=dev),
+                          torch.full((B, A), -1, dtype=torch.long, device=dev),
                           z(B, A, 4, device=dev), z(B, A, K, 2, device=dev),
                           z(B, A, K, dtype=torch.bool, device=dev),
                           z(B, A, K, dtype=torch.bool, device=dev))  # fmt: skip
@@ -155,7 +158,8 @@ def assign(
     # positives' mean (0.04 after 500 steps, measured); IoU targets rise with the boxes.
     soft = (iou * chosen).amax(1)  # (B, A)
     b_idx = torch.arange(B, device=dev)[:, None]
-    cls = gt_classes[b_idx, gt_index].clamp(min=0)
+    classes = torch.where(fg, gt_classes[b_idx, gt_index], -1)
+    cls = classes.clamp(min=0)
     scores = torch.zeros(B, A, C, device=dev)
     scores.scatter_(-1, cls[..., None], soft[..., None])
     scores = scores * fg[..., None]
@@ -163,6 +167,7 @@ def assign(
         fg=fg,
         gt_index=gt_index * fg,
         scores=scores,
+        classes=classes,
         boxes=gt_boxes[b_idx, gt_index],
         keypoints=gt_kpts[b_idx, gt_index],
         kp_valid=gt_kp_valid[b_idx, gt_index] & fg[..., None],

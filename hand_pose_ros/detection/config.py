@@ -15,9 +15,10 @@ class DetectorConfig:
     """Architecture, seed 000 options and decoding of one detector variant.
 
     Outputs in eval mode, A = sum over strides of (S / stride)^2 anchors:
-    ``boxes`` (B, A, 4) xyxy input pixels; ``scores`` (B, A, 2) sigmoid probabilities of
-    right / left hand; ``keypoints`` (B, A, K, 3): x, y input pixels and a confidence in
-    [0, 1] (sigmoid of the visibility logit, or 1 - mean sigma with RLE).
+    ``boxes`` (B, A, 4) xyxy input pixels; ``scores`` (B, A, 2) probabilities of a right /
+    a left hand at the anchor (their sum is the hand probability); ``keypoints`` (B, A, K, 3):
+    x, y input pixels and a confidence in [0, 1] (sigmoid of the visibility logit, or
+    1 - mean sigma with RLE).
     """
 
     name: str = "custom"
@@ -34,6 +35,11 @@ class DetectorConfig:
     strides: tuple[int, ...] = (8, 16, 32)
     num_keypoints: int = 21
     num_classes: int = 2
+    handedness_head: bool = True
+    """Class channels are a hand logit and a left-vs-right logit (P(left | hand), trained
+    on positive anchors only), so ``scores = P(hand) * (P(right | hand), P(left | hand))``.
+    False: one independent sigmoid per class, as YOLOv8 (handedness was not learned that
+    way in our CPU runs: see docs/detector.md)."""
     focused_attention: bool = True
     """CSPDarkNet-VT: focused linear attention blocks after the stride-16 and -32 stages."""
     attention_heads: int = 4
@@ -61,6 +67,8 @@ class DetectorConfig:
             raise ValueError(f"strides: only (8, 16, 32) is supported, got {self.strides}")
         if self.num_keypoints < 1 or self.num_classes < 1:
             raise ValueError("num_keypoints, num_classes: must be >= 1")
+        if self.handedness_head and self.num_classes != 2:
+            raise ValueError("handedness_head needs num_classes == 2 (right, left)")
         if self.widths[3] % self.attention_heads or self.widths[4] % self.attention_heads:
             raise ValueError("attention_heads must divide the stride-16 and -32 widths")
 

@@ -162,6 +162,15 @@ class DetectorAugment:
     up on the border, partly out); otherwise the frame centre moves by +-``shift``."""
     shift: float = 0.1
     """Max shift of the frame centre, fraction of the input side."""
+    close_up_prob: float = 0.3
+    """Chance of a close-up instead: a random hand's box side becomes ``close_up_side`` of
+    the input, its centre within +-``shift`` of the input centre (hands that fill the
+    view, as in a tracker ROI or a camera close to the hand; the frames alone have few)."""
+    close_up_side: tuple[float, float] = (0.35, 0.95)
+    """Hand box side of a close-up, fraction of the input side (uniform)."""
+    close_up_max_zoom: float = 2.0
+    """At most this many input pixels per frame pixel in a close-up (a far hand is not
+    blown up into a blurry close-up; it stays smaller)."""
     flip_prob: float = 0.5
     hsv_gain: tuple[float, float, float] = (0.015, 0.6, 0.35)
     """Max relative hue (fraction of the circle), saturation and value change."""
@@ -184,9 +193,17 @@ def augment_affine(
     h, w = frame_hw
     s = size / max(h, w) * rng.uniform(*aug.scale_range)
     a = math.radians(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
-    R = s * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    if len(boxes) and rng.random() < aug.hand_anchor_prob:
+    close_up = len(boxes) > 0 and rng.random() < aug.close_up_prob
+    if close_up:
+        b = boxes[rng.integers(len(boxes))]
+        side = max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
+        s = min(size * rng.uniform(*aug.close_up_side) / side, aug.close_up_max_zoom)
+    R = s * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    if close_up:
+        src = np.array([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0])
+        dst = (size - 1) / 2.0 + rng.uniform(-aug.shift, aug.shift, 2) * size
+    elif len(boxes) and rng.random() < aug.hand_anchor_prob:
         b = boxes[rng.integers(len(boxes))]
         src = np.array([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0])
         dst = rng.uniform(0.0, size, 2)

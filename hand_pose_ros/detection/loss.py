@@ -3,7 +3,9 @@
 ``total = box_w * (1 - GIoU) + cls_w * BCE + keypoint terms``: box and keypoint terms
 averaged over the positive anchors, the class term (targets: each positive's IoU, see
 :mod:`~hand_pose_ros.detection.assign`) summed over all anchors and divided by the sum
-of the targets:
+of the targets. With ``cfg.handedness_head`` that class term trains the hand logit alone
+and a separate ``handedness_w * BCE`` term, averaged over the positive anchors of hands
+with a known class, trains the left-vs-right logit:
 
 - without RLE: YOLOv8-pose's OKS loss ``1 - exp(-d^2 / (2 area k^2))`` over labelled
   keypoints, plus a BCE keypoint-confidence term trained towards "visible";
@@ -33,6 +35,7 @@ class LossWeights:
     pose: float = 12.0
     kobj: float = 1.0
     rle: float = 1.0
+    handedness: float = 1.0
 
 
 def giou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -72,30 +75,53 @@ def detection_loss(
     anchors, strides = anchors.to(dev), strides.to(dev)
     pred_boxes = ltrb_to_xyxy(raw["box"], anchors)
     gt = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    if cfg.handedness_head:  # assign by the class-agnostic hand probability
+        assign_scores = raw["cls"][..., :1].detach().sigmoid().expand_as(raw["cls"])
+    else:
+        assign_scores = raw["cls"].detach().sigmoid()
     a = assign(
-        raw["cls"].detach().sigmoid(), pred_boxes.detach(), raw["kpt"].detach(), anchors,
+        assign_scores, pred_boxes.detach(), raw["kpt"].detach(), anchors,
         gt["classes"], gt["boxes"], gt["keypoints"], gt["kp_valid"], gt["kp_visible"],
         gt["gt_mask"], kpa=cfg.kpa, anchor_strides=strides,
     )  # fmt: skip
     norm = a.scores.sum().clamp(min=1.0)
-    cls_loss = F.binary_cross_entropy_with_logits(raw["cls"], a.scores, reduction="sum") / norm
     fg = a.fg
     zero = raw["box"].sum() * 0.0
+    hand_loss = zero
+    if cfg.handedness_head:
+        hand_target = a.scores.sum(-1)
+        cls_loss = F.binary_cross_entropy_with_logits(raw["cls"][..., 0], hand_target,
+                                                      reduction="sum") / norm  # fmt: skip
+        known = fg & (a.classes >= 0)
+        if bool(known.any()):
+            hand_loss = F.binary_cross_entropy_with_logits(raw["cls"][..., 1][known],
+                                                           a.classes[known].float())  # fmt: skip
+    else:
+        cls_loss = F.binary_cross_entropy_with_logits(raw["cls"], a.scores,
+                                                      reduction="sum") / norm  # fmt: skip
+    cls_total = w.cls * cls_loss + w.handedness * hand_loss
     if not bool(fg.any()):
-        return LossTerms(total=w.cls * cls_loss + zero, box=zero, cls=cls_loss, kpt=zero)
+        return LossTerms(total=cls_total + zero, box=zero, cls=cls_loss, kpt=zero)
     box_loss = (1.0 - giou(pred_boxes[fg], a.boxes[fg])).mean()
     target_boxes = a.boxes[fg]
     side = (target_boxes[:, 2:] - target_boxes[:, :2]).amax(-1).clamp(min=1.0)
     kp_pred, kp_gt, kp_valid = raw["kpt"][fg], a.keypoints[fg], a.kp_valid[fg]
     if cfg.rle:
         kpt = rle_loss(kp_pred, raw["kpt_sigma"][fg], kp_gt, side, kp_valid, model.flow)
-        total = w.box * box_loss + w.cls * cls_loss + w.rle * kpt
-        return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=kpt)
+        total = w.box * box_loss + cls_total + w.rle * kpt
+        return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=kpt,
+                         **_handedness_term(cfg, hand_loss))  # fmt: skip
     area = (target_boxes[:, 2:] - target_boxes[:, :2]).clamp(min=1.0).prod(-1)
     d2 = ((kp_pred - kp_gt) ** 2).sum(-1)
     e = d2 / (2 * area[:, None] * OKS_K**2)
     v = kp_valid.float()
     oks_loss = (((1 - torch.exp(-e)) * v).sum(-1) / v.sum(-1).clamp(min=1.0)).mean()
     kobj = F.binary_cross_entropy_with_logits(raw["kpt_logit"][fg], a.kp_visible[fg].float())
-    total = w.box * box_loss + w.cls * cls_loss + w.pose * oks_loss + w.kobj * kobj
-    return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=oks_loss, kobj=kobj)
+    total = w.box * box_loss + cls_total + w.pose * oks_loss + w.kobj * kobj
+    return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=oks_loss, kobj=kobj,
+                     **_handedness_term(cfg, hand_loss))  # fmt: skip
+
+
+def _handedness_term(cfg, hand_loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The logged ``handedness`` term (only for a handedness head)."""
+    return {"handedness": hand_loss} if cfg.handedness_head else {}

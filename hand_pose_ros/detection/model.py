@@ -325,6 +325,7 @@ class DetectionHead(nn.Module):
         n, hw = cfg.neck_width, cfg.head_width
         self.num_classes = cfg.num_classes
         self.num_keypoints = cfg.num_keypoints
+        self.handedness_head = cfg.handedness_head
         levels = range(len(cfg.strides))
         self.box = nn.ModuleList(_branch(n, hw, 4) for _ in levels)
         self.cls = nn.ModuleList(_branch(n, hw, cfg.num_classes) for _ in levels)
@@ -332,12 +333,16 @@ class DetectionHead(nn.Module):
         self.reset_output_layers()
 
     def reset_output_layers(self) -> None:
-        """Small last-layer weights and prior biases (box 2 strides, class 0.01, kpt 0)."""
+        """Small last-layer weights and prior biases (box 2 strides, class 0.01, kpt 0;
+        the left-vs-right logit of a handedness head 0, i.e. P(left | hand) = 0.5)."""
         for branches, bias in ((self.box, _BOX_BIAS), (self.cls, _CLS_BIAS), (self.kpt, 0.0)):
             for branch in branches:
                 last = branch[-1]
                 nn.init.normal_(last.weight, std=0.01)
                 nn.init.constant_(last.bias, bias)
+        if self.handedness_head:
+            for branch in self.cls:
+                nn.init.zeros_(branch[-1].bias[1:])
 
     def forward(self, feats: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         boxes, logits, kpts = [], [], []
@@ -431,7 +436,8 @@ class HandDetectorNet(nn.Module):
 
         - ``box`` (B, A, 4): l, t, r, b distances from the anchor, input px,
           ``softplus(raw) * stride`` (>= 0).
-        - ``cls`` (B, A, C): class logits (0 right, 1 left).
+        - ``cls`` (B, A, C): class logits: hand and left-vs-right with
+          ``cfg.handedness_head``, else right and left (see :meth:`class_scores`).
         - ``kpt`` (B, A, K, 2): keypoints, input px, ``anchor_xy + raw_xy * 2 * stride``.
         - ``kpt_logit`` (B, A, K): c1, the visibility / confidence logit (without RLE).
         - ``kpt_sigma`` (B, A, K, 2): ``sigmoid(c1, c2)``, RLE sigma in units of the box
@@ -450,6 +456,14 @@ class HandDetectorNet(nn.Module):
             "kpt_sigma": torch.sigmoid(kpt[..., 2:4]),
         }
 
+    def class_scores(self, cls_logits: torch.Tensor) -> torch.Tensor:
+        """(B, A, 2) class logits -> (B, A, 2) P(right hand), P(left hand) at each anchor."""
+        if not self.cfg.handedness_head:
+            return torch.sigmoid(cls_logits)
+        hand = torch.sigmoid(cls_logits[..., :1])
+        left = torch.sigmoid(cls_logits[..., 1:2])
+        return torch.cat([hand * (1.0 - left), hand * left], dim=-1)
+
     def decode(
         self,
         raw: dict[str, torch.Tensor],
@@ -463,8 +477,8 @@ class HandDetectorNet(nn.Module):
                 A anchors (the buffers at ``cfg.input_size``).
 
         Returns:
-            ``boxes`` (B, A, 4) x1, y1, x2, y2; ``scores`` (B, A, C) sigmoid class
-            probabilities; ``keypoints`` (B, A, K, 3) x, y, confidence in [0, 1]
+            ``boxes`` (B, A, 4) x1, y1, x2, y2; ``scores`` (B, A, C) class probabilities
+            (:meth:`class_scores`); ``keypoints`` (B, A, K, 3) x, y, confidence in [0, 1]
             (``1 - mean(kpt_sigma)`` with ``cfg.rle``, else ``sigmoid(kpt_logit)``).
         """
         if anchors is None:
@@ -477,7 +491,7 @@ class HandDetectorNet(nn.Module):
         else:
             conf = torch.sigmoid(raw["kpt_logit"])
         keypoints = torch.cat([raw["kpt"], conf[..., None]], dim=-1)
-        return boxes, torch.sigmoid(raw["cls"]), keypoints
+        return boxes, self.class_scores(raw["cls"]), keypoints
 
     def forward(
         self, x: torch.Tensor
