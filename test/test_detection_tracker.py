@@ -71,9 +71,11 @@ class FakeScene:
         )
         if self.t in hand.flip_frames:
             left = 1.0 - left
+        score = hand.frame_score(self.t)  # class probs: P(hand) * (P(right|hand), P(left|hand))
         return SimpleNamespace(
-            box=box, score=hand.frame_score(self.t), cls=int(left >= 0.5),
-            class_probs=np.array([1.0 - left, left]), keypoints=kps, kp_conf=np.full(21, 0.9),
+            box=box, score=score, cls=int(left >= 0.5),
+            class_probs=score * np.array([1.0 - left, left]), keypoints=kps,
+            kp_conf=np.full(21, 0.9),
         )
 
     def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> list[SimpleNamespace]:
@@ -167,6 +169,17 @@ def test_hand_leaving_frame_is_dropped_and_newcomer_gets_new_id():
     assert outputs[80][0].handedness == "left"
     # With nothing tracked, the full detector runs on every frame.
     assert set(range(gone, 81)) <= set(scene.full_frames)
+
+
+def test_handedness_is_left_over_hand_probability():
+    """A hand scored 0.5 as P(right) 0.2 + P(left) 0.3 is left (0.6), not right (0.3)."""
+    det = SimpleNamespace(box=np.array([10.0, 10.0, 60.0, 60.0]), score=0.5, cls=1,
+                          class_probs=np.array([0.2, 0.3]), keypoints=np.full((21, 2), 30.0),
+                          kp_conf=np.full(21, 0.9))  # fmt: skip
+    tracker = HandTracker(lambda image, roi=None: [det], TrackerConfig(min_detection_score=0.4))
+    (hand,) = tracker.update(np.zeros((100, 100, 3), np.uint8))
+    assert hand.left_prob == pytest.approx(0.6)
+    assert hand.handedness == "left"
 
 
 def test_brief_handedness_flip_does_not_flip_label():

@@ -43,7 +43,7 @@ class Detection:
     box: np.ndarray  # (4,) xyxy
     score: float
     cls: int  # 0 right, 1 left
-    class_probs: np.ndarray  # (2,) right, left
+    class_probs: np.ndarray  # (2,) P(right | hand), P(left | hand): sums to 1
     keypoints: np.ndarray  # (21, 2)
     kp_conf: np.ndarray  # (21,) in [0, 1]
 

@@ -185,7 +185,11 @@ def _label(left_prob: float) -> str:
 
 
 def _left_prob(det: DetectionLike) -> float:
-    return float(np.clip(np.asarray(det.class_probs, dtype=np.float64).reshape(-1)[1], 0, 1))
+    """P(left | hand) of a detection: its left probability over its hand probability
+    (``class_probs`` are P(right hand), P(left hand); 0.5 when both are 0)."""
+    probs = np.clip(np.asarray(det.class_probs, dtype=np.float64).reshape(-1)[:2], 0.0, 1.0)
+    total = float(probs.sum())
+    return float(probs[1] / total) if total > 0.0 else 0.5
 
 
 class HandTracker:
@@ -204,7 +208,8 @@ class HandTracker:
        (source "detect", same id); a track already updated by its ROI this frame keeps the
        ROI result (finer crop). Unmatched detections start new tracks, highest score
        first, up to ``max_hands``, unless they overlap a track by ``duplicate_iou``.
-    3. Handedness: ``left_prob = m * left_prob + (1 - m) * class_probs[1]``.
+    3. Handedness: ``left_prob = m * left_prob + (1 - m) * P(left | hand)``, where
+       ``P(left | hand) = class_probs[1] / sum(class_probs)``.
     4. Tracks overlapping by ``suppress_iou`` converged on one hand: the older one stays.
 
     It returns the hands observed in this frame, sorted by id; coasting tracks (missed
