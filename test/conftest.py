@@ -78,3 +78,23 @@ def open_hand_frames_dir(tmp_path_factory):
     generate_dataset(out, cfg, count=6, seed=1234567, workers=0, shard_size=6, masks=False,
                      progress=False)  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session")
+def open_hand_crops_dir(tmp_path_factory):
+    """Twenty-four 256 x 256 synthetic crops of our open hand model, left and right, from
+    the test seed range (never trained on); for the handedness classifier."""
+    pytest.importorskip("moderngl")
+    from hand_pose_ros.synth.dataset import generate_dataset
+    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.synth.gl_renderer import create_egl_context
+
+    try:
+        create_egl_context().release()
+    except RuntimeError as exc:
+        pytest.skip(f"no headless OpenGL: {exc}")
+    out = tmp_path_factory.mktemp("crops_open") / "crops"
+    cfg = SynthConfig(kind="crops", num_skin_textures=2, texture_size=256, hand_source="open")
+    generate_dataset(out, cfg, count=24, seed=1234567, workers=0, shard_size=24, masks=False,
+                     progress=False)  # fmt: skip
+    return out

@@ -51,3 +51,54 @@ def test_two_stage_estimator_runs_end_to_end(tmp_path):
         est(frame.astype(np.float32), K)
     with pytest.raises(ValueError, match="unknown estimator"):
         create_estimator("nope")
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_fixed_hand_side_keeps_the_best_hand_and_its_side(mirrored):
+    """hand_side: one hand (the best-scoring), reported as the operator's physical side,
+    and cropped as the side seen in the image (mirrored into right-hand form if left)."""
+    from types import SimpleNamespace
+
+    from hand_pose_ros.detection.tracker import TrackerConfig
+    from hand_pose_ros.pipeline.two_stage import DetectorMeshEstimator
+
+    def det(x0, score, left):
+        kps = np.stack(np.meshgrid(np.linspace(x0, x0 + 40, 7), [60.0, 80.0, 100.0]), -1)
+        kps = kps.reshape(-1, 2)
+        return SimpleNamespace(box=np.array([x0, 60.0, x0 + 40, 100.0]), score=score,
+                               cls=int(left), class_probs=np.array([1.0 - left, float(left)]),
+                               keypoints=kps, kp_conf=np.ones(21))  # fmt: skip
+
+    detector = SimpleNamespace(detect=lambda image, roi=None: [det(20.0, 0.6, 1),
+                                                               det(200.0, 0.9, 1)])
+    crops = []
+
+    def estimate(crop, K):
+        crops.append(crop.copy())
+        joints = np.tile([0.0, 0.0, 0.5], (21, 1)) + np.linspace(0, 0.02, 21)[:, None]
+        uv = joints @ K.T
+        return SimpleNamespace(joints_cam=joints, uv=uv[:, :2] / uv[:, 2:])
+
+    mesh = SimpleNamespace(estimate=estimate)
+    K = np.array([[300.0, 0.0, 159.5], [0.0, 300.0, 119.5], [0.0, 0.0, 1.0]])
+    frame = np.random.default_rng(2).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    tracking = TrackerConfig(max_hands=2, min_detection_score=0.1, min_tracking_score=0.1)
+    fixed = DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored,
+                                  hand_side="right")  # fmt: skip
+    (hand,) = fixed(frame, K)
+    assert hand.handedness == "right" and hand.score == pytest.approx(0.9)
+    # The crop the mesh estimator got: the right hand seen unmirrored, or, in a mirrored
+    # image, seen as a left hand and mirrored into right-hand form.
+    from hand_pose_ros.detection.postprocess import roi_input
+    from hand_pose_ros.detection.tracker import roi_from_keypoints
+
+    d = det(200.0, 0.9, 1)
+    roi = roi_from_keypoints(d.keypoints, d.kp_conf, d.box, fixed.crop_scale)
+    expected, _ = roi_input(frame, roi, fixed.crop_size)
+    np.testing.assert_array_equal(crops[-1], expected[:, ::-1] if mirrored else expected)
+    auto = DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored)
+    hands = auto(frame, K)
+    assert len(hands) == 2
+    assert {h.handedness for h in hands} == {"right" if mirrored else "left"}
+    with pytest.raises(ValueError, match="hand_side"):
+        DetectorMeshEstimator(detector, mesh, tracking, hand_side="both")

@@ -1,5 +1,6 @@
-"""``hand-teleop export``: write an estimator or detector network as ONNX (and optionally a
-TensorRT engine). ``--model`` names a registered mesh estimator or hand detector."""
+"""``hand-teleop export``: write an estimator, detector or handedness network as ONNX (and
+optionally a TensorRT engine). ``--model`` names a registered mesh estimator or hand
+detector, or ``handedness`` (the crop handedness classifier)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="export an estimator or detector to ONNX (fixed, dynamic batch) / TensorRT"
     )
-    parser.add_argument("--model", required=True, help="registered estimator or detector name")
+    parser.add_argument("--model", required=True,
+                        help="registered estimator or detector name, or 'handedness'")
     parser.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
     parser.add_argument("--weights", default=None, help="state dict (.pt); default: random init")
     parser.add_argument("--out", default="runs/export", help="output folder")
@@ -25,7 +27,20 @@ def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.detection import list_detectors
     from hand_pose_ros.estimation.runtime.export import model_hash
 
-    if args.model in list_detectors():
+    if args.model == "handedness":
+        from hand_pose_ros.detection.handedness import (
+            METADATA_KEY,
+            OUTPUT_NAMES,
+            build_handedness_network,
+        )
+        from hand_pose_ros.estimation.runtime.export import export_image_model
+
+        model = build_handedness_network(args.weights)
+
+        def export(model, path, dynamic_batch, opset):
+            return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch,
+                                      opset)  # fmt: skip
+    elif args.model in list_detectors():
         from hand_pose_ros.detection.runtime import build_detector_network, export_detector_onnx
 
         model = build_detector_network(args.model, args.weights)

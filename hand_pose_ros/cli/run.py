@@ -29,6 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--estimator", default=None, choices=["auto", "mediapipe", "ours", "truth"],
                         help="image keypoint estimator; 'truth' uses the demo's own keypoints "
                              "(default for --source demo)")  # fmt: skip
+    parser.add_argument("--hand-side", choices=["auto", "right", "left"], default=None,
+                        help="the operator's hand: every frame's best hand is taken as this "
+                             "side (default: the parameter file's, auto = the estimator's "
+                             "handedness)")  # fmt: skip
     parser.add_argument("--frames", type=int, default=0,
                         help="stop after N source frames (0: one pass of the demo script, the "
                              "end of a file, or never for live sources)")  # fmt: skip
@@ -63,6 +67,8 @@ def _node_overrides(args: argparse.Namespace) -> dict[str, dict]:
         params["ik_node"]["post_opt"] = False
     if args.estimator not in (None, "truth"):
         params["estimator_node"]["estimator"] = args.estimator
+    if args.hand_side:
+        params["estimator_node"]["hand_side"] = args.hand_side
     if kind == "demo":
         params["demo_source"]["publish_keypoints"] = args.estimator in (None, "truth")
         if args.rate:

@@ -15,11 +15,14 @@ TRAINERS: dict[str, str] = {
     "ik": "hand_pose_ros.cli.train_ik",
     "meshnet": "hand_pose_ros.estimation.train",
     "detector": "hand_pose_ros.detection.train",
+    "handedness": "hand_pose_ros.detection.handedness_train",
 }
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train the networks (IK, estimator, detector)")
+    parser = subparsers.add_parser(
+        "train", help="train the networks (IK, estimator, detector, handedness)"
+    )
     add_registry_parsers(parser, TRAINERS, "train_name", run)
 
 

@@ -40,6 +40,8 @@ class DetectionLike(Protocol):
 
 Detector = Callable[..., Sequence[DetectionLike]]
 """``detect(image, roi=None) -> list[Detection]``; ``roi`` a (4,) xyxy frame-pixel square."""
+SideProbability = Callable[[np.ndarray, DetectionLike], float]
+"""``side_probability(image, detection) -> P(left | hand)`` in [0, 1]."""
 
 
 def _check(ok: bool, message: str) -> None:
@@ -209,16 +211,20 @@ class HandTracker:
        ROI result (finer crop). Unmatched detections start new tracks, highest score
        first, up to ``max_hands``, unless they overlap a track by ``duplicate_iou``.
     3. Handedness: ``left_prob = m * left_prob + (1 - m) * P(left | hand)``, where
-       ``P(left | hand) = class_probs[1] / sum(class_probs)``.
+       ``P(left | hand)`` is ``side_probability(image, detection)`` when given (e.g. the
+       crop classifier of :mod:`hand_pose_ros.detection.handedness`), else the
+       detector's ``class_probs[1] / sum(class_probs)``.
     4. Tracks overlapping by ``suppress_iou`` converged on one hand: the older one stays.
 
     It returns the hands observed in this frame, sorted by id; coasting tracks (missed
     but within ``max_missed``) are only in :attr:`tracks`.
     """
 
-    def __init__(self, detect: Detector, config: TrackerConfig | None = None) -> None:
+    def __init__(self, detect: Detector, config: TrackerConfig | None = None,
+                 side_probability: SideProbability | None = None) -> None:  # fmt: skip
         self.detect = detect
         self.config = config if config is not None else TrackerConfig()
+        self.side_probability = side_probability
         self.reset()
 
     def reset(self) -> None:
@@ -280,7 +286,7 @@ class HandTracker:
             dets = [d for d in self.detect(image, roi) if boxes_overlap(_box(d), roi)]
             best = max(dets, key=lambda d: float(d.score), default=None)
             if best is not None and float(best.score) >= cfg.min_tracking_score:
-                self._refresh(track, best, "track")
+                self._refresh(track, best, "track", image)
             else:
                 hand.missed += 1
                 any_missed = True
@@ -305,7 +311,7 @@ class HandTracker:
         matched = self._match(dets)
         for det_index, track in matched.items():
             if not track.updated:
-                self._refresh(track, dets[det_index], "detect")
+                self._refresh(track, dets[det_index], "detect", image)
         # Lost tracks the detector did not recover free their slots before new tracks start.
         self._drop_missed()
         for det_index, det in enumerate(dets):
@@ -314,7 +320,7 @@ class HandTracker:
             box = _box(det)
             if any(box_iou(box, t.hand.box) >= cfg.duplicate_iou for t in self._tracks):
                 continue
-            self._start_track(det)
+            self._start_track(det, image)
 
     def _match(self, dets: list[DetectionLike]) -> dict[int, _Track]:
         """Greedy IoU matching (highest IoU first, >= match_iou): detection index -> track."""
@@ -337,20 +343,27 @@ class HandTracker:
 
     # -- track state -----------------------------------------------------------------------
 
-    def _refresh(self, track: _Track, det: DetectionLike, source: str) -> None:
+    def _side(self, image: np.ndarray, det: DetectionLike) -> float:
+        """P(left | hand) of a detection (step 3)."""
+        if self.side_probability is None:
+            return _left_prob(det)
+        return float(np.clip(self.side_probability(image, det), 0.0, 1.0))
+
+    def _refresh(self, track: _Track, det: DetectionLike, source: str,
+                 image: np.ndarray) -> None:  # fmt: skip
         """Update a track from a detection, smoothing the handedness (step 3)."""
         hand = track.hand
         m = self.config.handedness_momentum
-        hand.left_prob = float(m * hand.left_prob + (1.0 - m) * _left_prob(det))
+        hand.left_prob = float(m * hand.left_prob + (1.0 - m) * self._side(image, det))
         hand.handedness = _label(hand.left_prob)
         _copy_geometry(hand, det)
         hand.source = source
         hand.missed = 0
         track.updated = True
 
-    def _start_track(self, det: DetectionLike) -> None:
+    def _start_track(self, det: DetectionLike, image: np.ndarray) -> None:
         """Start a new track (next id) from a full-frame detection."""
-        left_prob = _left_prob(det)
+        left_prob = self._side(image, det)
         hand = TrackedHand(
             track_id=self._next_id, handedness=_label(left_prob), left_prob=left_prob,
             box=np.zeros(4), keypoints=np.zeros((0, 2)), kp_conf=np.zeros(0),

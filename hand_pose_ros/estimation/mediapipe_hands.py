@@ -10,7 +10,7 @@ ordinary camera image the label is swapped (``mirrored_input=False``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,11 +72,17 @@ class MediaPipeHands:
         static_image_mode: detect on every frame (True) or track between frames (False).
         mirrored_input: True if images are mirrored (selfie view), as MediaPipe assumes.
         model_complexity: 0 (lite) or 1 (full).
+        hand_side: ``"auto"`` (MediaPipe's handedness) or ``"right"`` / ``"left"``: only
+            the best-scoring hand is kept, labelled with that physical side.
     """
 
     def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
-                 mirrored_input: bool = False, model_complexity: int = 1) -> None:  # fmt: skip
+                 mirrored_input: bool = False, model_complexity: int = 1,
+                 hand_side: str = "auto") -> None:  # fmt: skip
+        if hand_side not in ("auto", "right", "left"):
+            raise ValueError(f"hand_side: auto, right or left, got {hand_side!r}")
+        self.hand_side = hand_side
         _patch_protobuf_for_mediapipe()
         try:
             import mediapipe as mp
@@ -116,4 +122,7 @@ class MediaPipeHands:
                 side = "left" if side == "right" else "right"
             out.append(KeypointDetection(place_in_camera(world, uv, np.asarray(K, float)), uv,
                                          side, float(category.score)))  # fmt: skip
+        if self.hand_side != "auto" and out:
+            best = max(out, key=lambda d: d.score)
+            out = [replace(best, handedness=self.hand_side)]
         return out

@@ -32,12 +32,15 @@ class EstimatorNode(Node):
         self.declare_parameter("max_hands", 2)
         self.declare_parameter("min_score", 0.5)
         self.declare_parameter("mirrored_input", False)
+        # auto: the estimator's handedness; right | left: the operator's hand (best hand only)
+        self.declare_parameter("hand_side", "auto")
         self.declare_parameter("hfov_deg", 65.0)
         self.estimator = create_estimator(
             self.get_parameter("estimator").value,
             max_hands=int(self.get_parameter("max_hands").value),
             mirrored_input=bool(self.get_parameter("mirrored_input").value),
             backend=str(self.get_parameter("backend").value),
+            hand_side=str(self.get_parameter("hand_side").value),
         )  # fmt: skip
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)

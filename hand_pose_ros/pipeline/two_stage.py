@@ -1,7 +1,9 @@
 """Our own two-stage image estimator: detector + tracker (stage I), mesh estimator (stage II).
 
 Seed 003's layout: stage I finds every hand in the full frame (our FAR-HandNet-style
-detector, :mod:`hand_pose_ros.detection`, kept on the hand by the MediaPipe-like tracker);
+detector, :mod:`hand_pose_ros.detection`, kept on the hand by the MediaPipe-like tracker,
+which takes each hand's side from the crop classifier of
+:mod:`hand_pose_ros.detection.handedness` when one is given);
 stage II runs the Lite I2L MeshNet on a square crop around each tracked hand's keypoints,
 mirrored into right-hand form for left hands, and places its 21 joints in the camera
 frame (root depth from the reference bone length). Same interface as MediaPipe Hands in
@@ -20,6 +22,8 @@ from hand_pose_ros.estimation.mediapipe_hands import KeypointDetection
 #: Mesh estimator crop side / keypoint box side (the synthetic crops' margin is 1.15-1.6
 #: of the mesh box, which is about 1.15 x the keypoint box).
 CROP_SCALE = 1.6
+#: Values of ``hand_side``: the tracker's handedness, or a fixed operator hand.
+HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
 
 
 def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
@@ -38,14 +42,30 @@ class DetectorMeshEstimator:
         crop_size: crop side given to the mesh estimator, pixels.
         mirrored_input: images are mirrored (selfie view): report the physical hand side,
             the opposite of the one seen (as the MediaPipe estimator does).
+        handedness: a :class:`~hand_pose_ros.detection.handedness.HandednessClassifier`
+            that decides each hand's side on its crop; None: the detector's class scores.
+        hand_side: ``"auto"`` (the tracker's handedness), or ``"right"`` / ``"left"``: the
+            operator drives with that hand, so each frame's best-scoring hand is taken as
+            that (physical) side and the others are dropped. Our networks' handedness is
+            not reliable yet (docs/detector.md), and the side decides whether the crop is
+            mirrored for the right-hand mesh estimator.
     """
 
     def __init__(self, detector, mesh, tracker_config: TrackerConfig | None = None,
                  crop_scale: float = CROP_SCALE, crop_size: int = 256,
-                 mirrored_input: bool = False) -> None:  # fmt: skip
+                 mirrored_input: bool = False, handedness=None,
+                 hand_side: str = "auto") -> None:  # fmt: skip
+        if hand_side not in HAND_SIDES:
+            raise ValueError(f"hand_side: one of {HAND_SIDES}, got {hand_side!r}")
         self.detector, self.mesh = detector, mesh
         self.mirrored_input = mirrored_input
-        self.tracker = HandTracker(detector.detect, tracker_config)
+        self.hand_side = hand_side
+        side = None
+        if handedness is not None:
+            from hand_pose_ros.detection.handedness import crop_side_probability
+
+            side = crop_side_probability(handedness, crop_scale)
+        self.tracker = HandTracker(detector.detect, tracker_config, side_probability=side)
         self.crop_scale, self.crop_size = crop_scale, crop_size
 
     def __call__(self, rgb: np.ndarray, K: np.ndarray) -> list[KeypointDetection]:
@@ -53,11 +73,16 @@ class DetectorMeshEstimator:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.dtype} {rgb.shape}")
         out = []
-        for hand in self.tracker.update(rgb):
+        hands = self.tracker.update(rgb)
+        if self.hand_side != "auto":
+            hands = sorted(hands, key=lambda h: -h.score)[:1]
+        for hand in hands:
             roi = roi_from_keypoints(hand.keypoints, hand.kp_conf, hand.box, self.crop_scale)
             crop, warp = roi_input(rgb, roi, self.crop_size)
             k_crop = crop_intrinsics(K, warp)
-            left = hand.handedness == "left"
+            left = hand.handedness == "left"  # the side seen in the image
+            if self.hand_side != "auto":
+                left = (self.hand_side == "left") != self.mirrored_input
             if left:
                 crop, k_crop = mirror_crop(crop, k_crop)
             obs = self.mesh.estimate(crop, k_crop)
@@ -67,7 +92,7 @@ class DetectorMeshEstimator:
                 uv[:, 0] = self.crop_size - 1 - uv[:, 0]
             if not np.isfinite(joints).all():
                 continue
-            side = hand.handedness
+            side = "left" if left else "right"
             if self.mirrored_input:
                 side = "right" if left else "left"
             out.append(KeypointDetection(joints, warp.to_frame(uv), side, float(hand.score)))
@@ -75,9 +100,10 @@ class DetectorMeshEstimator:
 
 
 def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
-                                   device: str = "cpu", mirrored_input: bool = False
-                                   ) -> DetectorMeshEstimator:  # fmt: skip
-    """The shipped detector and mesh estimator weights on one backend."""
+                                   device: str = "cpu", mirrored_input: bool = False,
+                                   hand_side: str = "auto") -> DetectorMeshEstimator:  # fmt: skip
+    """The shipped detector and mesh estimator weights on one backend (handedness from the
+    detector; no crop classifier ships yet, see docs/detector.md)."""
     from hand_pose_ros.detection.runtime import HandDetector
     from hand_pose_ros.estimation.runtime.estimator import (
         MeshEstimator,
@@ -89,4 +115,5 @@ def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
     mesh = MeshEstimator(name, backend=backend, weights=weights, device=device, threads=1)
     thr = detector.score_threshold  # the tracker keeps what the detector reports
     tracking = TrackerConfig(max_hands=max_hands, min_detection_score=thr, min_tracking_score=thr)
-    return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input)
+    return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input,
+                                 hand_side=hand_side)  # fmt: skip
