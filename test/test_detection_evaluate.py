@@ -108,9 +108,15 @@ def test_keypoint_box_sets_match_by_predicted_keypoints():
     item = _item([[20, 20, 40, 40]], [0], box_source="keypoints")
     # Amodal predicted box much larger than the GT keypoint box (IoU 0.25), keypoints exact.
     det = _det([10, 10, 50, 50], keypoints=item.keypoints[0])
-    assert evaluate_detections([item], [[det]])["detection_rate"] == 1.0
+    res = evaluate_detections([item], [[det]])
+    assert res["detection_rate"] == 1.0
+    assert res["detection_rate_box"] == 0.0  # the amodal box alone misses (IoU 0.25)
+    near = _det([18, 18, 43, 43], keypoints=item.keypoints[0] + 30.0)  # box IoU 0.64
+    res = evaluate_detections([item], [[near]])
+    assert res["detection_rate"] == 0.0 and res["detection_rate_box"] == 1.0
     item.box_source = "mesh"
-    assert evaluate_detections([item], [[det]])["detection_rate"] == 0.0
+    res = evaluate_detections([item], [[det]])
+    assert res["detection_rate"] == 0.0 and np.isnan(res["detection_rate_box"])
 
 
 def test_handgraph_perfect_predictions():

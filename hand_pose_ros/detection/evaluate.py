@@ -19,7 +19,9 @@ Matching is greedy by score (VOC / COCO): each detection, best first, takes the
 unmatched GT box of highest IoU if that IoU >= 0.5. On sets whose GT boxes are the
 tight boxes of the 21 keypoints (``box_source == "keypoints"``, e.g. ``handgraph_dev``)
 a detection is matched by the tight box of its predicted keypoints instead of its
-predicted box: the detector predicts amodal mesh boxes, larger than keypoint boxes.
+predicted box: the detector predicts amodal mesh boxes, larger than keypoint boxes. On
+such sets ``detection_rate_box`` also reports the share of hands matched by the predicted
+box itself (found, whatever the keypoints); it is NaN on sets with mesh boxes.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def evaluate_detections(items, predictions: list[list[Detection]]) -> dict:
     """
     scores, is_tp, errors, matched_rows = [], [], [], []
     num_gt = num_matched = num_fp = cls_ok = cls_n = 0
-    n_images = 0
+    n_images = num_kp_gt = num_box_matched = 0
     for item, dets in zip(items, predictions, strict=True):
         n_images += 1
         gt_cls = np.asarray(item.classes, np.int64).reshape(-1)
@@ -171,6 +173,10 @@ def evaluate_detections(items, predictions: list[list[Detection]]) -> dict:
                 if gt_cls[g] >= 0:
                     cls_n += 1
                     cls_ok += int(d.cls) == int(gt_cls[g])
+        if item.box_source == "keypoints":
+            by_box = match_detections(dets, item.boxes, IOU_THRESHOLD)
+            num_kp_gt += len(gt_cls)
+            num_box_matched += sum(g >= 0 for g in by_box)
         err = _image_errors(item, dets, match)
         errors.append(err)
         matched_rows.append(np.isin(np.arange(len(gt_cls)), match))
@@ -183,6 +189,7 @@ def evaluate_detections(items, predictions: list[list[Detection]]) -> dict:
         "num_gt": num_gt,
         "num_detections": len(scores),
         "detection_rate": num_matched / num_gt if num_gt else float("nan"),
+        "detection_rate_box": num_box_matched / num_kp_gt if num_kp_gt else float("nan"),
         "ap50": average_precision(scores, is_tp, num_gt),
         "handedness_acc": cls_ok / cls_n if cls_n else float("nan"),
     }
