@@ -1,8 +1,11 @@
 """Qualitative sheet on a real video: our detector, our two-stage estimator and MediaPipe.
 
 One row per method, one column per frame (evenly spaced): boxes and keypoints drawn on
-the frame, hand side and score in the label. Used for docs/real_video_sheet.png on the
-MIT-licensed dex-retargeting hand video (../shared/realdata/hand_video)::
+the frame, hand side and score in the label. Our two-stage estimator appears twice: with
+its own handedness (``hand_side`` auto) and with the operator's side given
+(``--hand-side``, default right: the video shows a right hand). Used for
+docs/real_video_sheet.png on the MIT-licensed dex-retargeting hand video
+(../shared/realdata/hand_video)::
 
     .venv/bin/python tools/real_video_sheet.py ../shared/realdata/hand_video/human_hand_video.mp4 \
         --out docs/real_video_sheet.png
@@ -26,6 +29,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--columns", type=int, default=5)
     parser.add_argument("--tile-width", type=int, default=384)
+    parser.add_argument("--hand-side", choices=("right", "left"), default="right",
+                        help="the side given to the second row of our estimator")
     args = parser.parse_args()
 
     import torch
@@ -40,11 +45,14 @@ def main() -> None:
     picks = set(np.linspace(0, len(frames) - 1, args.columns).round().astype(int).tolist())
     detector = HandDetector(backend="onnx", threads=1)
     ours = create_estimator("ours", backend="onnx", max_hands=2)
+    given = f"ours, hand_side {args.hand_side}"
+    ours_side = create_estimator("ours", backend="onnx", max_hands=2, hand_side=args.hand_side)
     mediapipe = create_estimator("mediapipe", max_hands=2)
     rows: dict[str, list[np.ndarray]] = {"our detector": [], "ours (detector + mesh net)": [],
-                                         "MediaPipe Hands": []}  # fmt: skip
+                                         given: [], "MediaPipe Hands": []}  # fmt: skip
     for i, frame in enumerate(frames):  # the trackers see every frame, as in use
         hands_ours, hands_mp = ours(frame, K), mediapipe(frame, K)
+        hands_side = ours_side(frame, K)
         if i not in picks:
             continue
         tile = frame.copy()
@@ -56,7 +64,7 @@ def main() -> None:
             draw_hand_keypoints(tile, d.keypoints, d.kp_conf, handedness=side)
             text.append(f"{side} {d.score:.2f}")
         rows["our detector"].append(put_label(tile, "\n".join(text)))
-        for name, hands in (("ours (detector + mesh net)", hands_ours),
+        for name, hands in (("ours (detector + mesh net)", hands_ours), (given, hands_side),
                             ("MediaPipe Hands", hands_mp)):  # fmt: skip
             tile = frame.copy()
             text = [f"frame {i}: {name}"]
