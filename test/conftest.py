@@ -37,64 +37,49 @@ def rclpy_context():
         rclpy.shutdown(context=context)
 
 
-@pytest.fixture(scope="session")
-def detection_frames_dir(tmp_path_factory):
-    """A tiny synthetic frames set (procedural stand-in hand, 160 x 120, no masks)."""
+def _render_synth(tmp_path_factory, folder: str, count: int, seed: int, shard_size: int,
+                  source=None, **config):
+    """A synthetic dataset (``SynthConfig(**config)``; ``source``: a hand source object)
+    rendered into a fresh temp folder; skips without headless OpenGL."""
     pytest.importorskip("moderngl")
     from hand_pose_ros.synth.dataset import generate_dataset
     from hand_pose_ros.synth.generator import SynthConfig
     from hand_pose_ros.synth.gl_renderer import create_egl_context
-    from hand_pose_ros.synth.hand_source import StandinHandSource
 
     try:
         create_egl_context().release()
     except RuntimeError as exc:
         pytest.skip(f"no headless OpenGL: {exc}")
-    out = tmp_path_factory.mktemp("det") / "frames"
-    cfg = SynthConfig(kind="frames", num_skin_textures=2, texture_size=128,
-                      frame_size=(160, 120), hand_source="standin")  # fmt: skip
-    generate_dataset(out, cfg, count=12, seed=0, workers=0, shard_size=6, masks=False,
-                     progress=False, hand_source=StandinHandSource())  # fmt: skip
+    out = tmp_path_factory.mktemp(folder) / config["kind"]
+    generate_dataset(out, SynthConfig(**config), count=count, seed=seed, workers=0,
+                     shard_size=shard_size, masks=False, progress=False,
+                     **({"hand_source": source} if source is not None else {}))  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session")
+def detection_frames_dir(tmp_path_factory):
+    """A tiny synthetic frames set (procedural stand-in hand, 160 x 120, no masks)."""
+    from hand_pose_ros.synth.hand_source import StandinHandSource
+
+    return _render_synth(tmp_path_factory, "det", 12, 0, 6, source=StandinHandSource(),
+                         kind="frames", num_skin_textures=2, texture_size=128,
+                         frame_size=(160, 120), hand_source="standin")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def open_hand_frames_dir(tmp_path_factory):
     """Six 320 x 240 synthetic frames with two hands each (our open hand model), drawn from
     the test seed range (never trained on); for checks of the shipped detector."""
-    pytest.importorskip("moderngl")
-    from hand_pose_ros.synth.dataset import generate_dataset
-    from hand_pose_ros.synth.generator import SynthConfig
-    from hand_pose_ros.synth.gl_renderer import create_egl_context
-
-    try:
-        create_egl_context().release()
-    except RuntimeError as exc:
-        pytest.skip(f"no headless OpenGL: {exc}")
-    out = tmp_path_factory.mktemp("det_open") / "frames"
-    cfg = SynthConfig(kind="frames", num_skin_textures=2, texture_size=256,
-                      frame_size=(320, 240), hand_source="open",
-                      hand_count_probs=(0.0, 0.0, 1.0), frame_distance=(0.35, 0.6))  # fmt: skip
-    generate_dataset(out, cfg, count=6, seed=1234567, workers=0, shard_size=6, masks=False,
-                     progress=False)  # fmt: skip
-    return out
+    return _render_synth(tmp_path_factory, "det_open", 6, 1234567, 6, kind="frames",
+                         num_skin_textures=2, texture_size=256, frame_size=(320, 240),
+                         hand_source="open", hand_count_probs=(0.0, 0.0, 1.0),
+                         frame_distance=(0.35, 0.6))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def open_hand_crops_dir(tmp_path_factory):
     """Twenty-four 256 x 256 synthetic crops of our open hand model, left and right, from
     the test seed range (never trained on); for the handedness classifier."""
-    pytest.importorskip("moderngl")
-    from hand_pose_ros.synth.dataset import generate_dataset
-    from hand_pose_ros.synth.generator import SynthConfig
-    from hand_pose_ros.synth.gl_renderer import create_egl_context
-
-    try:
-        create_egl_context().release()
-    except RuntimeError as exc:
-        pytest.skip(f"no headless OpenGL: {exc}")
-    out = tmp_path_factory.mktemp("crops_open") / "crops"
-    cfg = SynthConfig(kind="crops", num_skin_textures=2, texture_size=256, hand_source="open")
-    generate_dataset(out, cfg, count=24, seed=1234567, workers=0, shard_size=24, masks=False,
-                     progress=False)  # fmt: skip
-    return out
+    return _render_synth(tmp_path_factory, "crops_open", 24, 1234567, 24, kind="crops",
+                         num_skin_textures=2, texture_size=256, hand_source="open")

@@ -96,9 +96,11 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
 
 def config_from_metadata(metadata: dict[str, str], source: str) -> HandednessConfig:
     """The HandednessConfig stored in an ONNX export's metadata map."""
-    if METADATA_KEY not in metadata:
-        raise ValueError(f"{source}: no '{METADATA_KEY}' metadata: not a handedness export")
-    return HandednessConfig.from_dict(json.loads(metadata[METADATA_KEY]))
+    from hand_pose_ros.estimation.runtime.export import metadata_config_reader
+
+    return metadata_config_reader(METADATA_KEY, HandednessConfig.from_dict, "handedness")(
+        metadata, source
+    )
 
 
 class HandednessClassifier:
@@ -114,7 +116,7 @@ class HandednessClassifier:
     def __init__(self, weights: str | Path | None = "default", backend: str = "onnx",
                  device: str = "cpu", threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:  # fmt: skip
-        from hand_pose_ros.estimation.runtime.backends import OnnxRunner, TorchRunner
+        from hand_pose_ros.estimation.runtime.backends import TorchRunner, exported_runner
         from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
         from hand_pose_ros.estimation.runtime.export import export_image_model, model_hash
 
@@ -130,15 +132,8 @@ class HandednessClassifier:
             onnx_path = cache / "onnx" / f"handedness_{model.cfg.name}_{model_hash(model)}.onnx"
             if not onnx_path.is_file():
                 export_image_model(model, onnx_path, OUTPUT_NAMES, METADATA_KEY)
-            if backend == "onnx":
-                self.runner = OnnxRunner(onnx_path, device, threads,
-                                         read_config=config_from_metadata)  # fmt: skip
-            else:
-                from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
-
-                self.runner = TensorRTRunner(onnx_path, cache / "tensorrt",
-                                             output_names=OUTPUT_NAMES,
-                                             read_config=config_from_metadata)  # fmt: skip
+            self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt",
+                                          OUTPUT_NAMES, config_from_metadata)  # fmt: skip
         self.cfg: HandednessConfig = self.runner.cfg
 
     def left_probability(self, crops: list[np.ndarray]) -> np.ndarray:

@@ -16,8 +16,9 @@ import numpy as np
 
 from hand_pose_ros.detection.config import OUTPUT_NAMES, DetectorConfig
 from hand_pose_ros.detection.postprocess import letterbox_input, roi_input, select_detections
-from hand_pose_ros.estimation.runtime.backends import OnnxRunner, TorchRunner
+from hand_pose_ros.estimation.runtime.backends import TorchRunner, exported_runner
 from hand_pose_ros.estimation.runtime.estimator import BACKENDS, WEIGHTS_DIR, default_cache_dir
+from hand_pose_ros.estimation.runtime.export import metadata_config_reader
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,8 @@ def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True,
     return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch, opset)
 
 
-def config_from_metadata(metadata: dict[str, str], source: str) -> DetectorConfig:
-    """The DetectorConfig stored in an ONNX export's metadata map."""
-    if METADATA_KEY not in metadata:
-        raise ValueError(f"{source}: no '{METADATA_KEY}' metadata: not a detector export")
-    return DetectorConfig.from_dict(json.loads(metadata[METADATA_KEY]))
+#: ``read_config(metadata_map, source) -> DetectorConfig`` of an ONNX export.
+config_from_metadata = metadata_config_reader(METADATA_KEY, DetectorConfig.from_dict, "detector")
 
 
 class HandDetector:
@@ -111,15 +109,8 @@ class HandDetector:
         else:
             if onnx_path is None:
                 onnx_path = self._export(model_name, weights, cache / "onnx")
-            if backend == "onnx":
-                self.runner = OnnxRunner(onnx_path, device, threads,
-                                         read_config=config_from_metadata)  # fmt: skip
-            else:
-                from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
-
-                self.runner = TensorRTRunner(onnx_path, cache / "tensorrt",
-                                             output_names=OUTPUT_NAMES,
-                                             read_config=config_from_metadata)  # fmt: skip
+            self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt",
+                                          OUTPUT_NAMES, config_from_metadata)  # fmt: skip
         self.cfg: DetectorConfig = self.runner.cfg
 
     @classmethod

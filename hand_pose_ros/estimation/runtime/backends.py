@@ -54,3 +54,23 @@ class OnnxRunner:
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}))
+
+
+def exported_runner(backend: str, onnx_path: str | Path, device: str = "cpu",
+                    threads: int | None = None, engine_dir: str | Path | None = None,
+                    output_names: tuple[str, ...] | None = None, read_config=None):  # fmt: skip
+    """The ``"onnx"`` (ONNX Runtime) or ``"tensorrt"`` (FP16 engine cached in ``engine_dir``)
+    runner of an exported network. ``output_names`` and ``read_config`` default to the mesh
+    estimator's; the torch backend runs the module itself (:class:`TorchRunner`)."""
+    read_config = read_config or config_from_onnx_metadata
+    if backend == "onnx":
+        return OnnxRunner(onnx_path, device, threads, read_config=read_config)
+    if backend != "tensorrt":
+        raise ValueError(f"backend: 'onnx' or 'tensorrt' for an exported network, got {backend!r}")
+    from hand_pose_ros.estimation.runtime.tensorrt_engine import OUTPUT_NAMES, TensorRTRunner
+
+    if engine_dir is None:
+        raise ValueError("engine_dir: the TensorRT engine cache folder is required")
+    return TensorRTRunner(onnx_path, engine_dir, output_names=output_names or OUTPUT_NAMES,
+                          read_config=read_config)  # fmt: skip
+

@@ -120,14 +120,9 @@ class MeshEstimator:
         else:
             if onnx_path is None:
                 onnx_path = self._export(model_name, weights, cache / "onnx", overrides)
-            if backend == "onnx":
-                from hand_pose_ros.estimation.runtime.backends import OnnxRunner
+            from hand_pose_ros.estimation.runtime.backends import exported_runner
 
-                self.runner = OnnxRunner(onnx_path, device, threads)
-            else:
-                from hand_pose_ros.estimation.runtime.tensorrt_engine import TensorRTRunner
-
-                self.runner = TensorRTRunner(onnx_path, cache / "tensorrt")
+            self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt")
         self.cfg = self.runner.cfg
 
     @staticmethod

@@ -97,3 +97,17 @@ def config_from_onnx_metadata(metadata: dict[str, str], source: str) -> Estimato
             f"{source}: no '{METADATA_KEY}' metadata; re-export with hand-teleop export"
         )
     return EstimatorConfig(**json.loads(metadata[METADATA_KEY]))
+
+
+def metadata_config_reader(key: str, from_dict, what: str):
+    """``read_config(metadata_map, source)`` for a network exported by
+    :func:`export_image_model` under ``key``: ``from_dict`` of the stored JSON; ValueError
+    naming ``what`` the export should have been when the key is missing."""
+
+    def read_config(metadata: dict[str, str], source: str):
+        if key not in metadata:
+            raise ValueError(f"{source}: no '{key}' metadata: not a {what} export")
+        return from_dict(json.loads(metadata[key]))
+
+    return read_config
+
