@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.estimation.runtime.export import metadata_config_reader
+
 OUTPUT_NAMES: tuple[str, ...] = ("left_prob",)
 METADATA_KEY = "handedness_config"
 DEFAULT_HANDEDNESS = "handedness_cpu_128"
@@ -94,13 +96,9 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
     )  # fmt: skip
 
 
-def config_from_metadata(metadata: dict[str, str], source: str) -> HandednessConfig:
-    """The HandednessConfig stored in an ONNX export's metadata map."""
-    from hand_pose_ros.estimation.runtime.export import metadata_config_reader
-
-    return metadata_config_reader(METADATA_KEY, HandednessConfig.from_dict, "handedness")(
-        metadata, source
-    )
+#: ``read_config(metadata_map, source) -> HandednessConfig`` of an ONNX export.
+config_from_metadata = metadata_config_reader(METADATA_KEY, HandednessConfig.from_dict,
+                                              "handedness")  # fmt: skip
 
 
 class HandednessClassifier:
@@ -118,7 +116,7 @@ class HandednessClassifier:
                  cache_dir: str | Path | None = None) -> None:  # fmt: skip
         from hand_pose_ros.estimation.runtime.backends import TorchRunner, exported_runner
         from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
-        from hand_pose_ros.estimation.runtime.export import export_image_model, model_hash
+        from hand_pose_ros.estimation.runtime.export import cached_export, export_image_model
 
         if backend not in BACKENDS:
             raise ValueError(f"backend: one of {BACKENDS}, got {backend!r}")
@@ -129,12 +127,23 @@ class HandednessClassifier:
             self.runner = TorchRunner(model, device)
         else:
             cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            onnx_path = cache / "onnx" / f"handedness_{model.cfg.name}_{model_hash(model)}.onnx"
-            if not onnx_path.is_file():
-                export_image_model(model, onnx_path, OUTPUT_NAMES, METADATA_KEY)
+            onnx_path = cached_export(
+                model, cache / "onnx", f"handedness_{model.cfg.name}",
+                lambda m, path: export_image_model(m, path, OUTPUT_NAMES, METADATA_KEY),
+            )  # fmt: skip
             self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt",
                                           OUTPUT_NAMES, config_from_metadata)  # fmt: skip
         self.cfg: HandednessConfig = self.runner.cfg
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu") -> HandednessClassifier:
+        """Wrap an in-memory torch network (e.g. at the end of training), same processing."""
+        from hand_pose_ros.estimation.runtime.backends import TorchRunner
+
+        self = cls.__new__(cls)
+        self.runner = TorchRunner(model, device)
+        self.cfg = model.cfg
+        return self
 
     def left_probability(self, crops: list[np.ndarray]) -> np.ndarray:
         """(S', S', 3) uint8 RGB hand crops (any square size) -> (N,) P(left) in [0, 1]."""

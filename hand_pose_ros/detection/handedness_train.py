@@ -234,26 +234,13 @@ def evaluate_handedness(left_probability, spec: str | Path, limit: int | None = 
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_pose_ros.detection.handedness import METADATA_KEY
+    from hand_pose_ros.detection.handedness import METADATA_KEY, HandednessClassifier
 
     trainer, last = start_run(args, HandednessTrainer)
     model = trainer.model.eval()
-    metrics = {}
-
-    def left_probability(crops):
-        import cv2
-        import torch
-
-        from hand_pose_ros.detection.postprocess import to_batch
-
-        s = trainer.cfg.input_size
-        batch = to_batch([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) for c in crops])
-        with torch.inference_mode():
-            (prob,) = model(torch.from_numpy(batch).to(trainer.device))
-            return prob[:, 0].cpu().numpy()
-
-    for spec in args.test_data or []:
-        metrics[str(spec)] = evaluate_handedness(left_probability, spec)
+    classifier = HandednessClassifier.from_model(model, str(trainer.device))
+    metrics = {str(spec): evaluate_handedness(classifier.left_probability, spec)
+               for spec in args.test_data or []}  # fmt: skip
     header = {"format": "hand_pose_ros.handedness_weights/1", "model": trainer.cfg.name,
               "metadata_key": METADATA_KEY, "config": trainer.cfg.to_dict()}  # fmt: skip
     manifest = write_weights_and_manifest(trainer, fp16_state_dict(model), header, metrics,

@@ -136,13 +136,10 @@ class HandDetector:
 
     @staticmethod
     def _export(model_name: str, weights, folder: Path) -> Path:
-        from hand_pose_ros.estimation.runtime.export import model_hash
+        from hand_pose_ros.estimation.runtime.export import cached_export
 
         model = build_detector_network(model_name, weights)
-        path = folder / f"detector_{model_name}_{model_hash(model)}.onnx"
-        if not path.is_file():
-            export_detector_onnx(model, path)
-        return path
+        return cached_export(model, folder, f"detector_{model_name}", export_detector_onnx)
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, 3, S, S) float32 in [0, 1] -> boxes, scores, keypoints (input pixels)."""

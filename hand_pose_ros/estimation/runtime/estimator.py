@@ -127,13 +127,11 @@ class MeshEstimator:
 
     @staticmethod
     def _export(model_name: str, weights, folder: Path, overrides: dict) -> Path:
-        from hand_pose_ros.estimation.runtime.export import export_onnx, model_hash
+        from hand_pose_ros.estimation.runtime.export import cached_export, export_onnx
 
         model = build_network(model_name, weights, **overrides)
-        path = folder / f"{model_name}_{model_hash(model)}.onnx"
-        if not path.is_file():
-            export_onnx(model, path, dynamic_batch=True)
-        return path
+        return cached_export(model, folder, model_name,
+                             lambda m, path: export_onnx(m, path, dynamic_batch=True))  # fmt: skip
 
     def estimate(
         self, crop_rgb: np.ndarray, crop_k: np.ndarray, root_depth: float | None = None

@@ -111,3 +111,12 @@ def metadata_config_reader(key: str, from_dict, what: str):
 
     return read_config
 
+
+def cached_export(model, folder: str | Path, prefix: str, export) -> Path:
+    """``folder/{prefix}_{model_hash}.onnx``, written by ``export(model, path)`` only when it
+    is not there yet (the hash covers config and weights, so a stale file is never used)."""
+    path = Path(folder) / f"{prefix}_{model_hash(model)}.onnx"
+    if not path.is_file():
+        export(model, path)
+    return path
+
