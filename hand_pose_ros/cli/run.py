@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+from hand_pose_ros.estimation.mediapipe_hands import HAND_SIDES
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--estimator", default=None, choices=["auto", "mediapipe", "ours", "truth"],
                         help="image keypoint estimator; 'truth' uses the demo's own keypoints "
                              "(default for --source demo)")  # fmt: skip
-    parser.add_argument("--hand-side", choices=["auto", "right", "left"], default=None,
+    parser.add_argument("--hand-side", choices=HAND_SIDES, default=None,
                         help="the operator's hand: every frame's best hand is taken as this "
                              "side (default: the parameter file's, auto = the estimator's "
                              "handedness)")  # fmt: skip

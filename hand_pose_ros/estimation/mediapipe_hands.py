@@ -14,6 +14,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+#: ``hand_side`` values of the image estimators: their own handedness (``auto``), or the
+#: operator's hand (``right`` / ``left``: each frame's best hand, labelled that side).
+HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
+
 
 @dataclass
 class KeypointDetection:
@@ -80,8 +84,8 @@ class MediaPipeHands:
                  min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
                  mirrored_input: bool = False, model_complexity: int = 1,
                  hand_side: str = "auto") -> None:  # fmt: skip
-        if hand_side not in ("auto", "right", "left"):
-            raise ValueError(f"hand_side: auto, right or left, got {hand_side!r}")
+        if hand_side not in HAND_SIDES:
+            raise ValueError(f"hand_side: one of {HAND_SIDES}, got {hand_side!r}")
         self.hand_side = hand_side
         _patch_protobuf_for_mediapipe()
         try:

@@ -17,13 +17,11 @@ import numpy as np
 from hand_pose_ros.detection.postprocess import InputWarp, roi_input
 from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_keypoints
 from hand_pose_ros.estimation.evaluate import mirror_crop
-from hand_pose_ros.estimation.mediapipe_hands import KeypointDetection
+from hand_pose_ros.estimation.mediapipe_hands import HAND_SIDES, KeypointDetection
 
 #: Mesh estimator crop side / keypoint box side (the synthetic crops' margin is 1.15-1.6
 #: of the mesh box, which is about 1.15 x the keypoint box).
 CROP_SCALE = 1.6
-#: Values of ``hand_side``: the tracker's handedness, or a fixed operator hand.
-HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
 
 
 def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
