@@ -131,3 +131,58 @@ def test_handgraph_perfect_predictions():
     res = evaluate_detections(items, preds)
     assert res["ap50"] == pytest.approx(1.0) and res["pck_0.04"] == 1.0
     assert res["handedness_acc"] == 1.0 and res["num_gt"] == 4
+
+
+class _ScriptedVideoDetector:
+    """Reads the frame number from the frame's grey level (10 per frame): one hand in
+    every frame but the ``gap`` frames, a second far away in the ``extra`` frames."""
+
+    score_threshold = 0.3
+
+    def __init__(self, gap: set[int], extra: set[int]) -> None:
+        self.gap, self.extra = gap, extra
+
+    @staticmethod
+    def _hand(x0: float) -> Detection:
+        box = np.array([x0, 100.0, x0 + 40.0, 140.0])
+        grid = np.stack(np.meshgrid(np.linspace(0, 40, 7), np.linspace(0, 40, 3)), -1)
+        return Detection(box=box, score=0.9, cls=0, class_probs=np.array([0.9, 0.1]),
+                         keypoints=grid.reshape(21, 2) + box[:2], kp_conf=np.ones(21))  # fmt: skip
+
+    def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> list[Detection]:
+        t = round(float(image.mean()) / 10.0)
+        hands = [] if t in self.gap else [self._hand(100.0)]
+        if t in self.extra:
+            hands.append(self._hand(240.0))
+        return hands
+
+
+def test_track_video_counts_ids_gaps_and_extra_hands(tmp_path):
+    """``bench detector --data video:...`` statistics on a 12-frame video with a one-frame
+    dropout (frame 5) and a second hand from frame 8 on (found at the next full-frame
+    detection, every 2 frames here): without coasting the dropout cuts the first hand's
+    track (3 ids); ``max_missed=1`` bridges it (2 ids)."""
+    import cv2
+
+    from hand_pose_ros.detection.bench import track_video
+
+    path = tmp_path / "grey.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    assert writer.isOpened()
+    for t in range(12):
+        writer.write(np.full((240, 320, 3), 10 * t + 5, np.uint8))
+    writer.release()
+    detector = _ScriptedVideoDetector(gap={5}, extra={8, 9, 10, 11})
+
+    cut = track_video(detector, str(path), redetect_every=2, max_missed=0)
+    assert cut["frames"] == 12 and cut["detection_rate"] == round(11 / 12, 4)
+    assert cut["full_frame_detection_rate"] == round(11 / 12, 4)
+    assert cut["track_ids"] == 3  # before the gap, after it, the second hand
+    assert cut["longest_track_frac"] == round(6 / 12, 4)  # frames 6-11
+    assert cut["id_switches"] == 1  # the second hand appears beside a tracked one
+    assert cut["multi_hand_frames"] == 4  # full detections at 0, 5, 6, 8: found at 8
+
+    bridged = track_video(detector, str(path), redetect_every=2, max_missed=1)
+    assert bridged["track_ids"] == 2 and bridged["id_switches"] == 1
+    assert bridged["longest_track_frac"] == round(11 / 12, 4)
+    assert bridged["multi_hand_frames"] == 3  # full detections at 0, 5, 7, 9: found at 9

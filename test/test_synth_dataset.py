@@ -85,6 +85,27 @@ def test_loader_round_trip(crops_dir):
     assert batch["image"].shape == (3, 3, 256, 256)
 
 
+def test_concatenated_folders_index_in_order(crops_dir, detection_frames_dir):
+    """Two folders read as one: item i of the second is item len(first) + i of the whole,
+    across shard boundaries; out-of-range indices and a folder of the wrong kind raise."""
+    from hand_pose_ros.synth.shards import ConcatSynthDataset, SynthDataset
+
+    both = ConcatSynthDataset([crops_dir, crops_dir])
+    single = SynthDataset(crops_dir)
+    assert len(both) == 2 * len(single) == 12
+    for i in (0, 3, 4, 5):  # shard_size 4: 3 -> 4 crosses a shard
+        np.testing.assert_array_equal(both.numpy_item(6 + i)["image"],
+                                      single.numpy_item(i)["image"])  # fmt: skip
+        assert int(both.numpy_item(6 + i)["index"]) == i
+    for bad in (-1, 12):
+        with pytest.raises(IndexError, match="out of range"):
+            both.numpy_item(bad)
+    with pytest.raises(ValueError, match="crops folder expected"):
+        ConcatSynthDataset([crops_dir, detection_frames_dir], kind="crops")
+    with pytest.raises(ValueError, match="at least one"):
+        ConcatSynthDataset([])
+
+
 def test_resume_skips_finished_shards(crops_dir, tmp_path):
     from hand_pose_ros.synth.shards import SynthDataset
 

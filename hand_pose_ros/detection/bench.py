@@ -10,7 +10,9 @@ seed 000 Table 5 ablation is one row per trained variant) and data set:
   (detector call on this CPU: letterbox, network, NMS).
 - ``--data video:PATH`` (no labels): the tracker on every frame: ``detection_rate`` (frames
   with a tracked hand), ``full_frame_detection_rate`` (detector alone, every frame),
-  ``track_ids`` (distinct ids), ``longest_track_frac``, ``id_switches``, ``handedness_flips``,
+  ``track_ids`` (distinct ids), ``longest_track_frac``, ``id_switches`` (a new id while a
+  hand was tracked in the frame before), ``multi_hand_frames`` (frames with more than one
+  tracked hand: false or duplicate tracks in a one-hand video), ``handedness_flips``,
   ``full_detections_per_frame`` and ``ms_per_frame_median`` of the tracker.
 
 Without ``--data``: speed rows only (random init is fine for speed); ``--ablation`` adds one
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N items / frames")
     parser.add_argument("--score-threshold", type=float, default=0.3)
     parser.add_argument("--redetect-every", type=int, default=10, help="tracker (video)")
+    parser.add_argument("--max-missed", type=int, default=None,
+                        help="tracker (video): frames a missed track coasts before it is "
+                             "dropped (default: TrackerConfig's)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
     parser.add_argument("--ablation", action="store_true",
                         help="speed rows for every on/off combination of the seed 000 options "
@@ -99,15 +104,18 @@ def video_frames(path: str, limit: int | None = None):
         source.close()
 
 
-def track_video(detector, path: str, limit: int | None = None, redetect_every: int = 10) -> dict:
-    """Tracker and plain-detector statistics on an unlabelled video (see the module doc)."""
+def track_video(detector, path: str, limit: int | None = None, redetect_every: int = 10,
+                max_missed: int | None = None) -> dict:
+    """Tracker and plain-detector statistics on an unlabelled video (see the module doc);
+    ``max_missed`` None keeps :class:`TrackerConfig`'s default."""
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
 
     thr = detector.score_threshold  # the tracker keeps what the detector would report
+    extra = {} if max_missed is None else {"max_missed": max_missed}
     config = TrackerConfig(redetect_every=redetect_every, min_detection_score=thr,
-                           min_tracking_score=thr)  # fmt: skip
+                           min_tracking_score=thr, **extra)  # fmt: skip
     tracker = HandTracker(detector.detect, config)
-    frames = with_hand = detected = 0
+    frames = with_hand = detected = multi = 0
     lengths: dict[int, int] = {}
     labels: dict[int, str] = {}
     flips = switches = 0
@@ -119,6 +127,7 @@ def track_video(detector, path: str, limit: int | None = None, redetect_every: i
         times.append(ms)
         detected += bool(detector.detect(image))
         with_hand += bool(hands)
+        multi += len(hands) > 1
         ids = {h.track_id for h in hands}
         # A new id while a hand was already tracked in the last frame = a switch.
         switches += len(ids - prev_ids) if prev_ids else 0
@@ -137,6 +146,7 @@ def track_video(detector, path: str, limit: int | None = None, redetect_every: i
         "track_ids": len(lengths),
         "longest_track_frac": round(max(lengths.values(), default=0) / frames, 4),
         "id_switches": switches,
+        "multi_hand_frames": multi,
         "handedness_flips": flips,
         "handedness": sorted(set(labels.values())),
         "full_detections_per_frame": round(tracker.full_detections / frames, 4),
@@ -215,7 +225,8 @@ def run(args: argparse.Namespace) -> dict:
             base["training_steps"] = json.loads(manifest.read_text())["training"]["steps"]
         for spec in args.data or []:
             if spec.startswith("video:"):
-                metrics = track_video(det, spec[len("video:"):], args.limit, args.redetect_every)
+                metrics = track_video(det, spec[len("video:"):], args.limit, args.redetect_every,
+                                      args.max_missed)  # fmt: skip
             else:
                 metrics = evaluate_detector(det, spec, args.limit)
             rows.append({**base, "data": spec, **metrics})

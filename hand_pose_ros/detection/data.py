@@ -300,12 +300,9 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         seed: int = 0,
         aug: DetectorAugment | None = None,
     ) -> None:
-        from hand_pose_ros.synth.shards import SynthDataset
+        from hand_pose_ros.synth.shards import ConcatSynthDataset
 
-        if not roots:
-            raise ValueError("roots: at least one dataset folder")
-        self.datasets = [SynthDataset(r) for r in roots]
-        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+        self.source = ConcatSynthDataset(roots)
         self.input_size = int(input_size)
         self.augment = augment
         self.seed = int(seed)
@@ -313,7 +310,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         self.aug = aug or DetectorAugment()
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.source)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation stream of ``epoch``."""
@@ -321,10 +318,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
 
     def numpy_item(self, i: int) -> dict:
         """Sample ``i`` as numpy: ``image`` (S, S, 3) uint8 RGB and ``targets``."""
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} samples")
-        d = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        item = self.datasets[d].numpy_item(i - int(self.offsets[d]))
+        item = self.source.numpy_item(i)
         image = item["image"]
         boxes, classes, kp, vis = _hand_labels(item)
         S = self.input_size

@@ -77,16 +77,9 @@ class HandednessTrainSet:
 
     def __init__(self, roots: list[str | Path], input_size: int, augment: bool = True,
                  seed: int = 0, aug: HandednessAugment | None = None) -> None:  # fmt: skip
-        from hand_pose_ros.synth.shards import SynthDataset
+        from hand_pose_ros.synth.shards import ConcatSynthDataset
 
-        if not roots:
-            raise ValueError("roots: at least one crops folder")
-        self.datasets = [SynthDataset(r) for r in roots]
-        for root, ds in zip(roots, self.datasets, strict=True):
-            if ds.meta.get("kind") != "crops":
-                raise ValueError(f"{root}: a synthetic crops folder expected "
-                                 f"(kind {ds.meta.get('kind')!r})")  # fmt: skip
-        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+        self.source = ConcatSynthDataset(roots, kind="crops")
         self.input_size = int(input_size)
         self.augment = augment
         self.seed = int(seed)
@@ -94,7 +87,7 @@ class HandednessTrainSet:
         self.aug = aug or HandednessAugment()
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.source)
 
     def numpy_item(self, i: int) -> tuple[np.ndarray, int, np.ndarray]:
         """Sample ``i``: (S, S, 3) uint8 RGB crop, its label (1 = left) and its (21, 2)
@@ -103,10 +96,7 @@ class HandednessTrainSet:
 
         from hand_pose_ros.detection.data import DetectorAugment, color_augment
 
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} samples")
-        d = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        item = self.datasets[d].numpy_item(i - int(self.offsets[d]))
+        item = self.source.numpy_item(i)
         S = self.input_size
         image = cv2.resize(item["image"], (S, S), interpolation=cv2.INTER_AREA)
         left = int(item["handedness"])

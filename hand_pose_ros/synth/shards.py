@@ -172,6 +172,23 @@ def decode_blob(arrays: dict, key: str, i: int, flags: int) -> np.ndarray:
     return img
 
 
+class PartIndex:
+    """Global sample index over consecutive parts (shards, folders) of known lengths."""
+
+    def __init__(self, lengths: list[int]) -> None:
+        self.offsets = np.cumsum([0, *lengths])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """Sample ``i`` -> (part, index within the part); IndexError outside [0, len)."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        part = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return part, i - int(self.offsets[part])
+
+
 class SynthDataset:
     """A synthetic dataset folder as a ``torch.utils.data.Dataset`` of dicts of tensors.
 
@@ -191,19 +208,16 @@ class SynthDataset:
         self.shards = [_Shard(p) for p in sorted(self.root.glob("shard_?????")) if p.is_dir()]
         if not self.shards:
             raise FileNotFoundError(f"no finished shards in {self.root}")
-        self.offsets = np.cumsum([0] + [len(s.index) for s in self.shards])
+        self.parts = PartIndex([len(s.index) for s in self.shards])
         self.with_masks = with_masks
         self.squeeze = self.meta["kind"] == "crops"
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.parts)
 
     def numpy_item(self, i: int) -> dict[str, np.ndarray]:
         """Item ``i`` as numpy arrays (image (H, W, 3) uint8 RGB)."""
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} samples")
-        s = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        j = i - int(self.offsets[s])
+        s, j = self.parts.locate(i)
         shard = self.shards[s]
         a = shard.arrays()
         out = {
@@ -222,6 +236,33 @@ class SynthDataset:
 
     def __getitem__(self, i: int) -> dict:
         return item_to_tensors(self.numpy_item(i))
+
+
+class ConcatSynthDataset:
+    """Synthetic dataset folders read as one, in the order given (``numpy_item`` only).
+
+    Args:
+        roots: dataset folders.
+        kind: the ``kind`` every folder must hold (``"crops"`` or ``"frames"``), or None.
+    """
+
+    def __init__(self, roots: list[str | Path], kind: str | None = None) -> None:
+        if not roots:
+            raise ValueError("roots: at least one dataset folder")
+        self.datasets = [SynthDataset(r) for r in roots]
+        for root, ds in zip(roots, self.datasets, strict=True):
+            if kind is not None and ds.meta.get("kind") != kind:
+                raise ValueError(f"{root}: a synthetic {kind} folder expected "
+                                 f"(kind {ds.meta.get('kind')!r})")  # fmt: skip
+        self.parts = PartIndex([len(d) for d in self.datasets])
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def numpy_item(self, i: int) -> dict[str, np.ndarray]:
+        """Item ``i`` of the concatenation (see :meth:`SynthDataset.numpy_item`)."""
+        d, j = self.parts.locate(i)
+        return self.datasets[d].numpy_item(j)
 
 
 def item_to_tensors(item: dict) -> dict:
