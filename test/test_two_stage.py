@@ -90,10 +90,9 @@ def test_fixed_hand_side_keeps_the_best_hand_and_its_side(mirrored):
     # The crop the mesh estimator got: the right hand seen unmirrored, or, in a mirrored
     # image, seen as a left hand and mirrored into right-hand form.
     from hand_pose_ros.detection.postprocess import roi_input
-    from hand_pose_ros.detection.tracker import roi_from_keypoints
+    from hand_pose_ros.detection.tracker import roi_from_box
 
-    d = det(200.0, 0.9, 1)
-    roi = roi_from_keypoints(d.keypoints, d.kp_conf, d.box, fixed.crop_scale)
+    roi = roi_from_box(det(200.0, 0.9, 1).box, fixed.crop_scale)
     expected, _ = roi_input(frame, roi, fixed.crop_size)
     np.testing.assert_array_equal(crops[-1], expected[:, ::-1] if mirrored else expected)
     auto = DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored)

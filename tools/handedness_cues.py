@@ -62,7 +62,7 @@ def frame_cues(detector, mesh, spec: str, limit: int) -> dict:
     from hand_pose_ros.detection.evaluate import match_detections
     from hand_pose_ros.detection.handedness_train import thumb_clockwise
     from hand_pose_ros.detection.postprocess import roi_input
-    from hand_pose_ros.detection.tracker import roi_from_keypoints
+    from hand_pose_ros.detection.tracker import roi_from_box
     from hand_pose_ros.pipeline.two_stage import CROP_SCALE, crop_intrinsics
 
     data = open_detection_eval_set(spec)
@@ -74,7 +74,7 @@ def frame_cues(detector, mesh, spec: str, limit: int) -> dict:
         for det, j in zip(dets, match_detections(dets, item.boxes), strict=True):
             if j < 0 or item.classes[j] < 0:
                 continue
-            roi = roi_from_keypoints(det.keypoints, det.kp_conf, det.box, CROP_SCALE)
+            roi = roi_from_box(det.box, CROP_SCALE)
             crop, warp = roi_input(item.image, roi, 256)  # similarity: keeps the thumb side
             obs = mesh.estimate(crop, crop_intrinsics(k_frame, warp))
             rows.append((int(item.classes[j]), thumb_clockwise(item.keypoints[j]),

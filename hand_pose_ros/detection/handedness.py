@@ -169,12 +169,12 @@ class HandednessClassifier:
 def crop_side_probability(classifier: HandednessClassifier, crop_scale: float):
     """A ``side_probability(image, detection) -> P(left)`` for
     :class:`~hand_pose_ros.detection.tracker.HandTracker`: the classifier on the square
-    crop of ``crop_scale`` x the detection's keypoint box (the mesh estimator's crop)."""
+    crop of ``crop_scale`` x the detection's box (the mesh estimator's crop)."""
     from hand_pose_ros.detection.postprocess import roi_input
-    from hand_pose_ros.detection.tracker import roi_from_keypoints
+    from hand_pose_ros.detection.tracker import roi_from_box
 
     def side_probability(image: np.ndarray, det) -> float:
-        roi = roi_from_keypoints(det.keypoints, det.kp_conf, det.box, crop_scale)
+        roi = roi_from_box(det.box, crop_scale)
         crop, _ = roi_input(image, roi, classifier.cfg.input_size)
         return float(classifier.left_probability([crop])[0])
 

@@ -145,6 +145,15 @@ def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
 
 
+def roi_from_box(box: np.ndarray, scale: float) -> np.ndarray:
+    """Square (4,) xyxy ROI, frame pixels: centred on ``box``, side ``scale`` x its longer
+    side (at least ``scale`` pixels)."""
+    ref = np.asarray(box, dtype=np.float64).reshape(4)
+    centre = (ref[:2] + ref[2:]) / 2.0
+    half = scale * max(ref[2] - ref[0], ref[3] - ref[1], 1.0) / 2.0
+    return np.concatenate([centre - half, centre + half])
+
+
 def roi_from_keypoints(
     keypoints: np.ndarray,
     kp_conf: np.ndarray,
@@ -168,9 +177,7 @@ def roi_from_keypoints(
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         if (hi - lo).max() >= 1.0:
             ref = np.concatenate([lo, hi])
-    centre = (ref[:2] + ref[2:]) / 2.0
-    half = scale * max(ref[2] - ref[0], ref[3] - ref[1], 1.0) / 2.0
-    return np.concatenate([centre - half, centre + half])
+    return roi_from_box(ref, scale)
 
 
 @dataclass

@@ -4,7 +4,7 @@ Seed 003's layout: stage I finds every hand in the full frame (our FAR-HandNet-s
 detector, :mod:`hand_pose_ros.detection`, kept on the hand by the MediaPipe-like tracker,
 which takes each hand's side from the crop classifier of
 :mod:`hand_pose_ros.detection.handedness` when one is given);
-stage II runs the Lite I2L MeshNet on a square crop around each tracked hand's keypoints,
+stage II runs the Lite I2L MeshNet on a square crop around each tracked hand's box,
 mirrored into right-hand form for left hands, and places its 21 joints in the camera
 frame (root depth from the reference bone length). Same interface as MediaPipe Hands in
 :mod:`hand_pose_ros.pipeline.estimators`.
@@ -15,13 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 from hand_pose_ros.detection.postprocess import InputWarp, roi_input
-from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_keypoints
+from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_box
 from hand_pose_ros.estimation.evaluate import mirror_crop
 from hand_pose_ros.estimation.mediapipe_hands import HAND_SIDES, KeypointDetection
 
-#: Mesh estimator crop side / keypoint box side (the synthetic crops' margin is 1.15-1.6
-#: of the mesh box, which is about 1.15 x the keypoint box).
-CROP_SCALE = 1.6
+#: Mesh estimator crop side / the detected box's longer side. The detector's box is
+#: trained on the hand mesh's box, and the synthetic crops the mesh estimator learned on
+#: have a margin of 1.15-1.6 of it. Crops around the box beat crops around the
+#: detector's keypoints (coarse) and match crops around the true keypoints: see
+#: docs/detector.md, "Crops for the mesh estimator".
+CROP_SCALE = 1.3
 
 
 def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
@@ -36,7 +39,7 @@ class DetectorMeshEstimator:
         detector: a :class:`~hand_pose_ros.detection.runtime.HandDetector`.
         mesh: a :class:`~hand_pose_ros.estimation.runtime.estimator.MeshEstimator`.
         tracker_config: tracking options (max hands, re-detection period).
-        crop_scale: crop side / keypoint box side.
+        crop_scale: crop side / the tracked box's longer side.
         crop_size: crop side given to the mesh estimator, pixels.
         mirrored_input: images are mirrored (selfie view): report the physical hand side,
             the opposite of the one seen (as the MediaPipe estimator does).
@@ -75,7 +78,7 @@ class DetectorMeshEstimator:
         if self.hand_side != "auto":
             hands = sorted(hands, key=lambda h: -h.score)[:1]
         for hand in hands:
-            roi = roi_from_keypoints(hand.keypoints, hand.kp_conf, hand.box, self.crop_scale)
+            roi = roi_from_box(hand.box, self.crop_scale)
             crop, warp = roi_input(rgb, roi, self.crop_size)
             k_crop = crop_intrinsics(K, warp)
             left = hand.handedness == "left"  # the side seen in the image
