@@ -12,6 +12,7 @@ from hand_pose_ros.detection.tracker import (
     HandTracker,
     TrackerConfig,
     box_iou,
+    roi_from_box,
     roi_from_keypoints,
 )
 
@@ -256,9 +257,30 @@ def test_roi_is_square_and_centred_on_confident_keypoints():
     assert box_iou(np.array([0, 0, 2, 2.0]), np.array([1, 0, 3, 2.0])) == pytest.approx(1 / 3)
 
 
+def test_roi_from_the_last_box():
+    """``roi_source="box"``: the ROI is roi_scale x the last box, centred on it."""
+    np.testing.assert_allclose(roi_from_box(np.array([10.0, 20.0, 50.0, 40.0]), 2.0),
+                               [-10.0, -10.0, 70.0, 70.0])  # fmt: skip
+    scene = FakeScene([FakeHand((200.0, 200.0), (4.0, 0.0), left=False)])
+    rois = []
+
+    def detect(image, roi=None):
+        if roi is not None:
+            rois.append(roi.copy())
+        return scene.detect(image, roi)
+
+    tracker = HandTracker(detect, TrackerConfig(roi_source="box", roi_scale=2.5))
+    outputs = scene.run(tracker, 4)
+    assert [[h.track_id for h in hands] for hands in outputs] == [[0]] * 4
+    assert len(rois) == 3 and scene.full_calls == 1  # frames 1-3 on the fast path
+    for t, roi in enumerate(rois):  # each from the box found in the frame before
+        np.testing.assert_allclose(roi, roi_from_box(outputs[t][0].box, 2.5))
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"roi_source": "mask"},
         {"max_hands": 0},
         {"redetect_every": 0},
         {"min_detection_score": 1.5},

@@ -40,10 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch / ORT threads")
     parser.add_argument("--limit", type=int, default=None, help="first N items / frames")
     parser.add_argument("--score-threshold", type=float, default=0.3)
-    parser.add_argument("--redetect-every", type=int, default=10, help="tracker (video)")
-    parser.add_argument("--max-missed", type=int, default=None,
-                        help="tracker (video): frames a missed track coasts before it is "
-                             "dropped (default: TrackerConfig's)")
+    video = parser.add_argument_group("tracker on video:PATH (default: TrackerConfig's)")
+    video.add_argument("--redetect-every", type=int, default=None,
+                       help="a full-frame detection at least every N frames")
+    video.add_argument("--max-missed", type=int, default=None,
+                       help="frames a missed track coasts before it is dropped")
+    video.add_argument("--roi-source", choices=("keypoints", "box"), default=None,
+                       help="what the next frame's ROI is made from")
+    video.add_argument("--roi-scale", type=float, default=None,
+                       help="ROI side / the longer side of that box")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
     parser.add_argument("--ablation", action="store_true",
                         help="speed rows for every on/off combination of the seed 000 options "
@@ -104,16 +109,14 @@ def video_frames(path: str, limit: int | None = None):
         source.close()
 
 
-def track_video(detector, path: str, limit: int | None = None, redetect_every: int = 10,
-                max_missed: int | None = None) -> dict:
+def track_video(detector, path: str, limit: int | None = None, **tracker_options) -> dict:
     """Tracker and plain-detector statistics on an unlabelled video (see the module doc);
-    ``max_missed`` None keeps :class:`TrackerConfig`'s default."""
+    ``tracker_options``: :class:`TrackerConfig` fields (its defaults otherwise)."""
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
 
     thr = detector.score_threshold  # the tracker keeps what the detector would report
-    extra = {} if max_missed is None else {"max_missed": max_missed}
-    config = TrackerConfig(redetect_every=redetect_every, min_detection_score=thr,
-                           min_tracking_score=thr, **extra)  # fmt: skip
+    config = TrackerConfig(**{"min_detection_score": thr, "min_tracking_score": thr,
+                              **tracker_options})  # fmt: skip
     tracker = HandTracker(detector.detect, config)
     frames = with_hand = detected = multi = 0
     lengths: dict[int, int] = {}
@@ -199,6 +202,13 @@ def ablation_rows(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def tracker_options(args: argparse.Namespace) -> dict:
+    """The tracker fields given on the command line (the others keep their defaults)."""
+    given = {"redetect_every": args.redetect_every, "max_missed": args.max_missed,
+             "roi_source": args.roi_source, "roi_scale": args.roi_scale}  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
@@ -225,8 +235,8 @@ def run(args: argparse.Namespace) -> dict:
             base["training_steps"] = json.loads(manifest.read_text())["training"]["steps"]
         for spec in args.data or []:
             if spec.startswith("video:"):
-                metrics = track_video(det, spec[len("video:"):], args.limit, args.redetect_every,
-                                      args.max_missed)  # fmt: skip
+                metrics = track_video(det, spec[len("video:"):], args.limit,
+                                      **tracker_options(args))  # fmt: skip
             else:
                 metrics = evaluate_detector(det, spec, args.limit)
             rows.append({**base, "data": spec, **metrics})

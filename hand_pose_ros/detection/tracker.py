@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 HANDEDNESS_NAMES: tuple[str, ...] = ("right", "left")
+ROI_SOURCES: tuple[str, ...] = ("keypoints", "box")
 
 
 class DetectionLike(Protocol):
@@ -62,7 +63,8 @@ class TrackerConfig:
     min_tracking_score: float = 0.5
     """A track whose best ROI detection scores below this is missed this frame."""
     roi_scale: float = 3.5
-    """ROI side = roi_scale * the longer side of the keypoint box. Our detector runs on the
+    """ROI side = roi_scale * the longer side of the keypoint box (or of the box, see
+    ``roi_source``). Our detector runs on the
     ROI and was trained on full frames, where hands are small: at MediaPipe's 1.6 the hand
     fills the input and the shipped detector re-found it in 0 of 11 ROI calls on a panned
     synthetic frame (full detection every frame); at 3.5 the fast path held (3 full
@@ -77,6 +79,9 @@ class TrackerConfig:
     """An unmatched detection with this IoU to any track never starts a new track."""
     suppress_iou: float = 0.6
     """Two tracks with this IoU converged on one hand: the younger one is dropped."""
+    roi_source: str = "keypoints"
+    """What the ROI is centred on and sized by: ``"keypoints"`` (the last keypoint box, as
+    MediaPipe does) or ``"box"`` (the last detected box)."""
     roi_kp_conf: float = 0.2
     """Keypoints above this confidence define the ROI ..."""
     min_roi_keypoints: int = 4
@@ -101,6 +106,8 @@ class TrackerConfig:
             0.0 <= self.handedness_momentum < 1.0,
             f"handedness_momentum must be in [0, 1), got {self.handedness_momentum}",
         )
+        _check(self.roi_source in ROI_SOURCES,
+               f"roi_source must be one of {ROI_SOURCES}, got {self.roi_source!r}")  # fmt: skip
         _check(self.max_missed >= 0, f"max_missed must be >= 0, got {self.max_missed}")
         _check(
             self.min_roi_keypoints >= 2,
@@ -285,10 +292,13 @@ class HandTracker:
         any_missed = False
         for track in self._tracks:
             hand = track.hand
-            roi = roi_from_keypoints(
-                hand.keypoints, hand.kp_conf, hand.box, cfg.roi_scale,
-                cfg.roi_kp_conf, cfg.min_roi_keypoints,
-            )
+            if cfg.roi_source == "box":
+                roi = roi_from_box(hand.box, cfg.roi_scale)
+            else:
+                roi = roi_from_keypoints(
+                    hand.keypoints, hand.kp_conf, hand.box, cfg.roi_scale,
+                    cfg.roi_kp_conf, cfg.min_roi_keypoints,
+                )
             self._roi_calls += 1
             dets = [d for d in self.detect(image, roi) if boxes_overlap(_box(d), roi)]
             best = max(dets, key=lambda d: float(d.score), default=None)
