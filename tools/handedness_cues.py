@@ -108,22 +108,16 @@ def main() -> None:
 
     import torch
 
-    from hand_pose_ros.detection.runtime import HandDetector
-    from hand_pose_ros.estimation.runtime.estimator import (
-        MeshEstimator,
-        shipped_estimator_weights,
-    )
+    from hand_pose_ros.pipeline.two_stage import shipped_networks
 
     torch.set_num_threads(args.threads)
     logging.getLogger("hand_pose_ros").setLevel(logging.ERROR)  # root-depth fallbacks
-    name, weights = shipped_estimator_weights()
-    mesh = MeshEstimator(name, backend="onnx", weights=weights, threads=args.threads)
-    out: dict = {"mesh_estimator": name}
+    detector, mesh = shipped_networks(threads=args.threads,
+                                      detector_weights=args.detector_weights)  # fmt: skip
+    out: dict = {"mesh_estimator": mesh.model_name}
     if args.crops:
         out["crops"] = crop_cues(mesh, args.crops, args.limit)
     if args.frames:
-        detector = HandDetector(weights=args.detector_weights, backend="onnx",
-                                threads=args.threads)  # fmt: skip
         out["detector_weights"] = args.detector_weights
         out["frames"] = frame_cues(detector, mesh, args.frames, args.limit)
     print(json.dumps(out, indent=1))

@@ -91,19 +91,15 @@ def main() -> None:
 
     import torch
 
-    from hand_pose_ros.detection.runtime import HandDetector
-    from hand_pose_ros.estimation.runtime.estimator import (
-        MeshEstimator,
-        shipped_estimator_weights,
-    )
+    from hand_pose_ros.pipeline.two_stage import shipped_networks
 
     torch.set_num_threads(args.threads)
     logging.getLogger("hand_pose_ros").setLevel(logging.ERROR)  # root-depth fallbacks
-    name, weights = shipped_estimator_weights()
-    mesh = MeshEstimator(name, backend="onnx", weights=weights, threads=args.threads)
-    detector = HandDetector(weights=args.detector_weights, backend="onnx", threads=args.threads)
+    detector, mesh = shipped_networks(threads=args.threads,
+                                      detector_weights=args.detector_weights)  # fmt: skip
     sets = [crop_errors(detector, mesh, spec, args.limit) for spec in args.data]
-    out = {"mesh_estimator": name, "detector_weights": args.detector_weights, "sets": sets}
+    out = {"mesh_estimator": mesh.model_name, "detector_weights": args.detector_weights,
+           "sets": sets}  # fmt: skip
     print(json.dumps(out, indent=1))
 
 

@@ -12,6 +12,8 @@ frame (root depth from the reference bone length). Same interface as MediaPipe H
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from hand_pose_ros.detection.postprocess import InputWarp, roi_input
@@ -100,11 +102,10 @@ class DetectorMeshEstimator:
         return out
 
 
-def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
-                                   device: str = "cpu", mirrored_input: bool = False,
-                                   hand_side: str = "auto") -> DetectorMeshEstimator:  # fmt: skip
-    """The shipped detector and mesh estimator weights on one backend (handedness from the
-    detector; no crop classifier ships yet, see docs/detector.md)."""
+def shipped_networks(backend: str = "onnx", device: str = "cpu", threads: int = 1,
+                     detector_weights: str | Path = "default"):  # fmt: skip
+    """The shipped detector (or ``detector_weights``) and mesh estimator on one backend:
+    ``(HandDetector, MeshEstimator)``."""
     from hand_pose_ros.detection.runtime import HandDetector
     from hand_pose_ros.estimation.runtime.estimator import (
         MeshEstimator,
@@ -112,8 +113,18 @@ def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
     )
 
     name, weights = shipped_estimator_weights()
-    detector = HandDetector(backend=backend, device=device, threads=1)
-    mesh = MeshEstimator(name, backend=backend, weights=weights, device=device, threads=1)
+    detector = HandDetector(backend=backend, weights=detector_weights, device=device,
+                            threads=threads)  # fmt: skip
+    mesh = MeshEstimator(name, backend=backend, weights=weights, device=device, threads=threads)
+    return detector, mesh
+
+
+def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
+                                   device: str = "cpu", mirrored_input: bool = False,
+                                   hand_side: str = "auto") -> DetectorMeshEstimator:  # fmt: skip
+    """The shipped detector and mesh estimator weights on one backend (handedness from the
+    detector; no crop classifier ships yet, see docs/detector.md)."""
+    detector, mesh = shipped_networks(backend, device)
     thr = detector.score_threshold  # the tracker keeps what the detector reports
     tracking = TrackerConfig(max_hands=max_hands, min_detection_score=thr, min_tracking_score=thr)
     return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input,
