@@ -78,6 +78,17 @@ def open_hand_frames_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def two_hand_frames_dir(tmp_path_factory):
+    """Forty-eight 320 x 240 synthetic frames with two hands each, 0.5-0.9 m from the camera
+    (our open hand model), from the test seed range; for two-hand checks of the shipped
+    detector."""
+    return _render_synth(tmp_path_factory, "det_two", 48, 1234567, 48, kind="frames",
+                         num_skin_textures=2, texture_size=256, frame_size=(320, 240),
+                         hand_source="open", hand_count_probs=(0.0, 0.0, 1.0),
+                         frame_distance=(0.5, 0.9))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def open_hand_crops_dir(tmp_path_factory):
     """Twenty-four 256 x 256 synthetic crops of our open hand model, left and right, from
     the test seed range (never trained on); for the handedness classifier."""

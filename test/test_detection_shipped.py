@@ -34,9 +34,10 @@ def _items(frames_dir):
 
 
 def test_shipped_detector_finds_hands(detector, open_hand_frames_dir):
-    """Measured 2026-12-01 on these 12 hands (run 2 weights, 5,301 CPU steps in all):
-    detection rate 0.42, PCK@0.10 of matched hands 0.18, 0.5 false positives per image,
-    handedness 0.40 (chance: not learned, see docs/detector.md "Handedness"). The floors
+    """Measured 2026-12-01 on these 12 hands (run 3 weights, 12,301 CPU steps in all):
+    detection rate 0.42, PCK@0.10 of matched hands 0.13, 0.5 false positives per image,
+    handedness 0.6 of 5 (chance: not learned, see docs/detector.md "Handedness"; run 2:
+    0.42, 0.18, 0.5, 0.4). The floors
     below pin those levels with slack; the tracker's two-hand handedness logic is tested
     with scripted detections (test_detection_tracker.py)."""
     from hand_pose_ros.detection.evaluate import evaluate_detections
@@ -70,3 +71,47 @@ def test_tracker_keeps_ids_on_a_moving_synthetic_sequence(detector, open_hand_fr
         ids_per_frame.append(sorted(h.track_id for h in tracker.update(frame)))
     assert ids_per_frame == [[0]] * 12, ids_per_frame
     assert tracker.full_detections <= 6, tracker.full_detections  # measured 4 (frames 0, 5, 10 + 1)
+
+
+def _separated_two_side_frames(items) -> list:
+    """Frames whose two labelled hands are of different sides, do not overlap and lie in
+    the frame (within 5 pixels)."""
+    from hand_pose_ros.detection.evaluate import box_iou
+
+    chosen = []
+    for it in items:
+        if len(it.boxes) != 2 or it.classes[0] == it.classes[1]:
+            continue
+        h, w = it.image.shape[:2]
+        inside = all(b[0] >= -5 and b[1] >= -5 and b[2] <= w + 5 and b[3] <= h + 5
+                     for b in it.boxes)  # fmt: skip
+        if inside and box_iou(it.boxes[:1], it.boxes[1:])[0, 0] == 0.0:
+            chosen.append(it)
+    return chosen
+
+
+def test_shipped_detector_finds_a_left_and_a_right_hand(detector, two_hand_frames_dir):
+    """Frames with a left and a right hand apart: the detector finds both, and the tracker
+    starts two tracks. Measured 2026-12-01 on the 12 such frames of these 48 (run 3): both
+    hands found in 7 frames, 19 of the 24 hands (run 2: 4 frames, 14 hands). The side
+    labels are not checked: handedness is at chance (docs/detector.md "Handedness")."""
+    from hand_pose_ros.detection.evaluate import match_detections
+    from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
+
+    frames = _separated_two_side_frames(_items(two_hand_frames_dir))
+    assert len(frames) >= 8, len(frames)  # 12 with these seeds; the set must stay two-sided
+    found = [sorted(j for j in match_detections(detector.detect(it.image), it.boxes) if j >= 0)
+             for it in frames]  # fmt: skip
+    both = [it for it, f in zip(frames, found, strict=True) if f == [0, 1]]
+    assert len(both) >= 4, found
+    assert sum(map(len, found)) >= 0.6 * 2 * len(frames), found
+
+    # The shipped tracker settings: a new track needs a 0.5 score (TrackerConfig's default),
+    # so a hand found at 0.3-0.5 is not started (measured: two tracks in 4 of the 7 frames).
+    config = TrackerConfig(min_tracking_score=detector.score_threshold)
+    two_ids = 0
+    for it in both:
+        hands = HandTracker(detector.detect, config).update(it.image)
+        assert [h.track_id for h in hands] in ([0], [0, 1]), hands
+        two_ids += len(hands) == 2
+    assert two_ids >= 2, two_ids

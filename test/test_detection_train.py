@@ -240,7 +240,8 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
     writer.release()
     rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
                "--data", str(detection_frames_dir), "--data", f"video:{video}",
-               "--score-threshold", "0.0", "--limit", "6"])  # fmt: skip
+               "--score-threshold", "0.0", "--min-detection-score", "0.0",
+               "--limit", "6"])  # fmt: skip
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     frames_row, video_row = result["rows"]
@@ -249,7 +250,7 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
                 "ms_per_frame_median"):  # fmt: skip
         assert key in frames_row
     assert 0.0 <= frames_row["pck_0.04"] <= frames_row["pck_0.12"] <= 1.0
-    assert video_row["frames"] == 6 and video_row["detection_rate"] == 1.0  # threshold 0
+    assert video_row["frames"] == 6 and video_row["detection_rate"] == 1.0  # thresholds 0
     assert video_row["track_ids"] >= 1 and video_row["ms_per_frame_median"] > 0
     rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
                "--data", f"video:{tmp_path / 'missing.avi'}"])  # fmt: skip

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="what the next frame's ROI is made from")
     video.add_argument("--roi-scale", type=float, default=None,
                        help="ROI side / the longer side of that box")
+    video.add_argument("--min-detection-score", type=float, default=None,
+                       help="least full-frame score that starts (or re-finds) a track; "
+                            "tracks are kept down to --score-threshold")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls (speed rows)")
     parser.add_argument("--ablation", action="store_true",
                         help="speed rows for every on/off combination of the seed 000 options "
@@ -114,9 +117,8 @@ def track_video(detector, path: str, limit: int | None = None, **tracker_options
     ``tracker_options``: :class:`TrackerConfig` fields (its defaults otherwise)."""
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
 
-    thr = detector.score_threshold  # the tracker keeps what the detector would report
-    config = TrackerConfig(**{"min_detection_score": thr, "min_tracking_score": thr,
-                              **tracker_options})  # fmt: skip
+    # As the shipped pipeline: tracks are kept down to the detector's threshold.
+    config = TrackerConfig(**{"min_tracking_score": detector.score_threshold, **tracker_options})
     tracker = HandTracker(detector.detect, config)
     frames = with_hand = detected = multi = 0
     lengths: dict[int, int] = {}
@@ -205,7 +207,8 @@ def ablation_rows(args: argparse.Namespace) -> list[dict]:
 def tracker_options(args: argparse.Namespace) -> dict:
     """The tracker fields given on the command line (the others keep their defaults)."""
     given = {"redetect_every": args.redetect_every, "max_missed": args.max_missed,
-             "roi_source": args.roi_source, "roi_scale": args.roi_scale}  # fmt: skip
+             "roi_source": args.roi_source, "roi_scale": args.roi_scale,
+             "min_detection_score": args.min_detection_score}  # fmt: skip
     return {k: v for k, v in given.items() if v is not None}
 
 

@@ -125,7 +125,8 @@ def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
     """The shipped detector and mesh estimator weights on one backend (handedness from the
     detector; no crop classifier ships yet, see docs/detector.md)."""
     detector, mesh = shipped_networks(backend, device)
-    thr = detector.score_threshold  # the tracker keeps what the detector reports
-    tracking = TrackerConfig(max_hands=max_hands, min_detection_score=thr, min_tracking_score=thr)
+    # A found hand is kept down to the detector's threshold; new tracks need
+    # TrackerConfig.min_detection_score (0.5), which keeps false positives out.
+    tracking = TrackerConfig(max_hands=max_hands, min_tracking_score=detector.score_threshold)
     return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input,
                                  hand_side=hand_side)  # fmt: skip
