@@ -89,6 +89,13 @@ def two_hand_frames_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def probe_crops_dir(tmp_path_factory):
+    """96 synthetic crops from the test seed range (never trained on), the shipped synth
+    config: the handedness probe's accuracy."""
+    return _render_synth(tmp_path_factory, "crops_probe", 96, 1500000, 96, kind="crops")
+
+
+@pytest.fixture(scope="session")
 def open_hand_crops_dir(tmp_path_factory):
     """Twenty-four 256 x 256 synthetic crops of our open hand model, left and right, from
     the test seed range (never trained on); for the handedness classifier."""

@@ -252,6 +252,15 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
     assert 0.0 <= frames_row["pck_0.04"] <= frames_row["pck_0.12"] <= 1.0
     assert video_row["frames"] == 6 and video_row["detection_rate"] == 1.0  # thresholds 0
     assert video_row["track_ids"] >= 1 and video_row["ms_per_frame_median"] > 0
+    assert video_row["handedness_source"] == "detector"
+    assert 0.0 <= video_row["left_frame_share"] <= 1.0
+    rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
+               "--data", f"video:{video}", "--score-threshold", "0.0",
+               "--min-detection-score", "0.0", "--handedness", "probe"])  # fmt: skip
+    assert rc == 0
+    (probe_row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert probe_row["handedness_source"] == "probe" and probe_row["frames"] == 6
+    assert 0.0 <= probe_row["left_frame_share"] <= 1.0
     rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
                "--data", f"video:{tmp_path / 'missing.avi'}"])  # fmt: skip
     assert rc != 0 and "cannot open video" in capsys.readouterr().err

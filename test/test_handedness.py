@@ -1,5 +1,6 @@
 """Crop handedness classifier: data, factor targets, training, runtime backends, tracker
-wiring. No weights ship yet (our CPU runs stayed at chance: docs/detector.md)."""
+wiring. No CNN weights ship (our CPU runs stayed at chance: docs/detector.md); the shipped
+side comes from the probe (test_handedness_probe.py)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ TRAINERS: dict[str, str] = {
     "meshnet": "hand_pose_ros.estimation.train",
     "detector": "hand_pose_ros.detection.train",
     "handedness": "hand_pose_ros.detection.handedness_train",
+    "handedness-probe": "hand_pose_ros.detection.handedness_probe",
 }
 
 

@@ -13,7 +13,9 @@ seed 000 Table 5 ablation is one row per trained variant) and data set:
   ``track_ids`` (distinct ids), ``longest_track_frac``, ``id_switches`` (a new id while a
   hand was tracked in the frame before), ``multi_hand_frames`` (frames with more than one
   tracked hand: false or duplicate tracks in a one-hand video), ``handedness_flips``,
-  ``full_detections_per_frame`` and ``ms_per_frame_median`` of the tracker.
+  ``left_frame_share`` (tracked hands labelled left, of all tracked hands over the frames),
+  ``full_detections_per_frame`` and ``ms_per_frame_median`` of the tracker (with
+  ``--handedness probe``, the handedness probe's time included).
 
 Without ``--data``: speed rows only (random init is fine for speed); ``--ablation`` adds one
 per on/off combination of the seed 000 options, with parameter counts.
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="what the next frame's ROI is made from")
     video.add_argument("--roi-scale", type=float, default=None,
                        help="ROI side / the longer side of that box")
+    video.add_argument("--handedness", choices=("detector", "probe"), default="detector",
+                       help="side of each tracked hand: the detector's class, or the shipped "
+                            "handedness probe on its crop (as the product with hand_side auto)")
     video.add_argument("--min-detection-score", type=float, default=None,
                        help="least full-frame score that starts (or re-finds) a track; "
                             "tracks are kept down to --score-threshold")
@@ -112,18 +117,20 @@ def video_frames(path: str, limit: int | None = None):
         source.close()
 
 
-def track_video(detector, path: str, limit: int | None = None, **tracker_options) -> dict:
+def track_video(detector, path: str, limit: int | None = None, side_probability=None,
+                **tracker_options) -> dict:  # fmt: skip
     """Tracker and plain-detector statistics on an unlabelled video (see the module doc);
+    ``side_probability``: the tracker's handedness hook (None: the detector's class);
     ``tracker_options``: :class:`TrackerConfig` fields (its defaults otherwise)."""
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
 
     # As the shipped pipeline: tracks are kept down to the detector's threshold.
     config = TrackerConfig(**{"min_tracking_score": detector.score_threshold, **tracker_options})
-    tracker = HandTracker(detector.detect, config)
+    tracker = HandTracker(detector.detect, config, side_probability=side_probability)
     frames = with_hand = detected = multi = 0
     lengths: dict[int, int] = {}
     labels: dict[int, str] = {}
-    flips = switches = 0
+    flips = switches = left_frames = hand_frames = 0
     prev_ids: set[int] = set()
     times = []
     for image in video_frames(path, limit):
@@ -138,6 +145,8 @@ def track_video(detector, path: str, limit: int | None = None, **tracker_options
         switches += len(ids - prev_ids) if prev_ids else 0
         prev_ids = ids
         for h in hands:
+            hand_frames += 1
+            left_frames += h.handedness == "left"
             lengths[h.track_id] = lengths.get(h.track_id, 0) + 1
             if h.track_id in labels and labels[h.track_id] != h.handedness:
                 flips += 1
@@ -154,6 +163,7 @@ def track_video(detector, path: str, limit: int | None = None, **tracker_options
         "multi_hand_frames": multi,
         "handedness_flips": flips,
         "handedness": sorted(set(labels.values())),
+        "left_frame_share": round(left_frames / hand_frames, 4) if hand_frames else None,
         "full_detections_per_frame": round(tracker.full_detections / frames, 4),
         "ms_per_frame_median": round(float(np.median(times)), 2),
         "data_kind": "video",
@@ -204,6 +214,18 @@ def ablation_rows(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def side_hook(args: argparse.Namespace):
+    """The tracker's ``side_probability`` for ``--handedness`` (None: the detector's class)."""
+    if args.handedness == "detector":
+        return None
+    from hand_pose_ros.detection.handedness import HandednessClassifier, crop_side_probability
+    from hand_pose_ros.pipeline.two_stage import CROP_SCALE
+
+    classifier = HandednessClassifier("default", backend=args.backend, device=args.device,
+                                      threads=args.threads)  # fmt: skip
+    return crop_side_probability(classifier, CROP_SCALE)
+
+
 def tracker_options(args: argparse.Namespace) -> dict:
     """The tracker fields given on the command line (the others keep their defaults)."""
     given = {"redetect_every": args.redetect_every, "max_missed": args.max_missed,
@@ -239,7 +261,9 @@ def run(args: argparse.Namespace) -> dict:
         for spec in args.data or []:
             if spec.startswith("video:"):
                 metrics = track_video(det, spec[len("video:"):], args.limit,
+                                      side_probability=side_hook(args),
                                       **tracker_options(args))  # fmt: skip
+                metrics["handedness_source"] = args.handedness
             else:
                 metrics = evaluate_detector(det, spec, args.limit)
             rows.append({**base, "data": spec, **metrics})

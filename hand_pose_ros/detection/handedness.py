@@ -17,9 +17,12 @@ combines them, ``P(left) = P(cw) (1 - P(palm)) + (1 - P(cw)) P(palm)``
 (:func:`~hand_pose_ros.detection.handedness_model.left_from_factors`).
 
 ``HandednessNet`` is a small CNN on the tracker's crop (the one the mesh estimator gets),
-trained on our synthetic crops (``hand-teleop train handedness``).
-:class:`HandednessClassifier` runs it with the detector's backends (torch / ONNX /
-TensorRT) and feeds the tracker's handedness vote (``HandTracker(side_probability=...)``).
+trained on our synthetic crops (``hand-teleop train handedness``); no weights of it ship,
+as it did not learn the side on CPU budgets. What ships is the linear probe of
+:mod:`hand_pose_ros.detection.handedness_probe` on the frozen mesh estimator's features
+(``hand-teleop train handedness-probe``). :class:`HandednessClassifier` runs either with the
+detector's backends (torch / ONNX / TensorRT) and feeds the tracker's handedness vote
+(``HandTracker(side_probability=...)``).
 """
 
 from __future__ import annotations
@@ -81,14 +84,17 @@ def default_handedness_weights() -> Path:
 
 def build_handedness_network(weights: str | Path | None, seed: int = 0):
     """The classifier of the manifest beside ``weights`` (else the default config) with
-    those weights, or a seeded random init when ``weights`` is None."""
+    those weights, or a seeded random init when ``weights`` is None. A probe manifest
+    (``hand-teleop train handedness-probe``) gives the probe."""
+    from hand_pose_ros.detection.handedness_probe import PROBE_FORMAT, build_handedness_probe
     from hand_pose_ros.estimation.runtime.estimator import seeded_network_with_weights
 
     cfg = HandednessConfig()
     if weights is not None and Path(weights).with_suffix(".json").is_file():
-        cfg = HandednessConfig.from_dict(
-            json.loads(Path(weights).with_suffix(".json").read_text())["config"]
-        )
+        manifest = json.loads(Path(weights).with_suffix(".json").read_text())
+        if manifest.get("format") == PROBE_FORMAT:
+            return build_handedness_probe(weights)
+        cfg = HandednessConfig.from_dict(manifest["config"])
     return seeded_network_with_weights(
         lambda: create_handedness_net(cfg), cfg.name, weights, seed,
         load=lambda model, state: model.load_state_dict(state),
@@ -96,8 +102,17 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
     )  # fmt: skip
 
 
-#: ``read_config(metadata_map, source) -> HandednessConfig`` of an ONNX export.
-config_from_metadata = metadata_config_reader(METADATA_KEY, HandednessConfig.from_dict,
+def handedness_config_from_dict(data: dict):
+    """A :class:`HandednessConfig`, or a probe's config (it names an ``estimator``)."""
+    if "estimator" in data:
+        from hand_pose_ros.detection.handedness_probe import HandednessProbeConfig
+
+        return HandednessProbeConfig.from_dict(data)
+    return HandednessConfig.from_dict(data)
+
+
+#: ``read_config(metadata_map, source) -> config`` of an ONNX export.
+config_from_metadata = metadata_config_reader(METADATA_KEY, handedness_config_from_dict,
                                               "handedness")  # fmt: skip
 
 
@@ -105,8 +120,9 @@ class HandednessClassifier:
     """P(left hand) of hand crops, on the detector's backends.
 
     Args:
-        weights: state dict path, ``"default"`` for the shipped weights, None for a seeded
-            random init (tests of the plumbing only).
+        weights: state dict path (a CNN's or a probe's, told by the manifest beside it),
+            ``"default"`` for the shipped probe, None for a seeded random CNN (tests of the
+            plumbing only).
         backend: ``"torch"``, ``"onnx"`` or ``"tensorrt"``.
         device: ``"cpu"`` or ``"cuda"``. threads: ONNX Runtime intra-op threads.
     """
@@ -121,7 +137,9 @@ class HandednessClassifier:
         if backend not in BACKENDS:
             raise ValueError(f"backend: one of {BACKENDS}, got {backend!r}")
         if weights == "default":
-            weights = default_handedness_weights()
+            from hand_pose_ros.detection.handedness_probe import default_probe_weights
+
+            weights = default_probe_weights()
         model = build_handedness_network(weights)
         if backend == "torch":
             self.runner = TorchRunner(model, device)
@@ -133,7 +151,7 @@ class HandednessClassifier:
             )  # fmt: skip
             self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt",
                                           OUTPUT_NAMES, config_from_metadata)  # fmt: skip
-        self.cfg: HandednessConfig = self.runner.cfg
+        self.cfg = self.runner.cfg
 
     @classmethod
     def from_model(cls, model, device: str = "cpu") -> HandednessClassifier:
