@@ -1,4 +1,6 @@
-"""The crop handedness network (config and runtime: :mod:`hand_pose_ros.detection.handedness`)."""
+"""The crop handedness networks: the CNN and the probe on the mesh estimator's features
+(config and runtime: :mod:`hand_pose_ros.detection.handedness`,
+:mod:`hand_pose_ros.detection.handedness_probe`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from torch import nn
 
 from hand_pose_ros.detection.handedness import HandednessConfig
 from hand_pose_ros.detection.model import ConvBNAct
+from hand_pose_ros.estimation.runtime.prepost import IMAGENET_MEAN, IMAGENET_STD
 
 
 def left_from_factors(p_clockwise: torch.Tensor, p_palm: torch.Tensor) -> torch.Tensor:
@@ -53,3 +56,54 @@ class HandednessNet(nn.Module):
             return logits
         p = torch.sigmoid(logits)
         return (left_from_factors(p[:, :1], p[:, 1:2]),)
+
+
+def feature_count(net) -> int:
+    """Length of ``phi`` for an :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet`."""
+    return (net.pose_backbone.out_channels + net.mesh_backbone.out_channels
+            + net.cfg.num_joints + net.pose_backbone.early_channels)  # fmt: skip
+
+
+def estimator_features(net, image: torch.Tensor) -> torch.Tensor:
+    """``phi``: (B, 3, S, S) ImageNet-normalised images -> (B, D) pooled features of an
+    :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet` (pose, mesh, early stage, joint
+    confidences)."""
+    early = net.pose_backbone.forward_early(image)
+    pose_feat = net.pose_backbone.forward_from(early, 4)
+    joints, joint_mass = net.pose_net(pose_feat)
+    mesh_feat = net.mesh_backbone.forward_from(net.pose2feat(early, joints), net.entry_stride)
+    return torch.cat([pose_feat.mean((2, 3)), mesh_feat.mean((2, 3)), joint_mass.mean(-1),
+                      early.mean((2, 3))], 1)  # fmt: skip
+
+
+class HandednessProbe(nn.Module):
+    """(B, 3, S, S) RGB crops in [0, 1] -> ``(P(left),)``, (B, 1), as :class:`HandednessNet`
+    in eval mode: the mirror-antisymmetric linear probe of
+    :mod:`hand_pose_ros.detection.handedness_probe` on the frozen mesh estimator ``net``.
+
+    Args:
+        cfg: a :class:`~hand_pose_ros.detection.handedness_probe.HandednessProbeConfig`
+            (its ``features`` and ``input_size`` are set from ``net``).
+        net: an :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet`; frozen here.
+    """
+
+    def __init__(self, cfg, net) -> None:
+        super().__init__()
+        cfg.features = feature_count(net)
+        cfg.input_size = net.cfg.input_size
+        self.cfg = cfg
+        self.net = net.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("weight", torch.zeros(cfg.features))
+        self.register_buffer("scale", torch.ones(cfg.features))
+
+    def mirror_difference(self, image: torch.Tensor) -> torch.Tensor:
+        """``d(x) = phi(x) - phi(mirror x)`` / scale, (B, D)."""
+        x = (image - self.mean) / self.std
+        both = estimator_features(self.net, torch.cat([x, torch.flip(x, dims=[3])], 0))
+        n = image.shape[0]
+        return (both[:n] - both[n:]) / self.scale
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor]:
+        return (torch.sigmoid(self.mirror_difference(image) @ self.weight)[:, None],)

@@ -62,69 +62,16 @@ class HandednessProbeConfig:
         return cls(**data)
 
 
-def feature_count(net) -> int:
-    """Length of ``phi`` for an :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet`."""
-    return (net.pose_backbone.out_channels + net.mesh_backbone.out_channels
-            + net.cfg.num_joints + net.pose_backbone.early_channels)  # fmt: skip
-
-
-def estimator_features(net, image):
-    """``phi``: (B, 3, S, S) ImageNet-normalised images -> (B, D) pooled features of an
-    :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet` (pose, mesh, early stage, joint
-    confidences)."""
-    import torch
-
-    early = net.pose_backbone.forward_early(image)
-    pose_feat = net.pose_backbone.forward_from(early, 4)
-    joints, joint_mass = net.pose_net(pose_feat)
-    mesh_feat = net.mesh_backbone.forward_from(net.pose2feat(early, joints), net.entry_stride)
-    return torch.cat([pose_feat.mean((2, 3)), mesh_feat.mean((2, 3)), joint_mass.mean(-1),
-                      early.mean((2, 3))], 1)  # fmt: skip
-
-
-def _module_class():
-    import torch
-    from torch import nn
-
-    from hand_pose_ros.estimation.runtime.prepost import IMAGENET_MEAN, IMAGENET_STD
-
-    class HandednessProbe(nn.Module):
-        """(B, 3, S, S) RGB crops in [0, 1] -> ``(P(left),)``, (B, 1), as
-        :class:`~hand_pose_ros.detection.handedness_model.HandednessNet`; ``net`` frozen."""
-
-        def __init__(self, cfg: HandednessProbeConfig, net) -> None:
-            super().__init__()
-            cfg.features = feature_count(net)
-            cfg.input_size = net.cfg.input_size
-            self.cfg = cfg
-            self.net = net.eval().requires_grad_(False)
-            self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1))
-            self.register_buffer("weight", torch.zeros(cfg.features))
-            self.register_buffer("scale", torch.ones(cfg.features))
-
-        def mirror_difference(self, image: torch.Tensor) -> torch.Tensor:
-            """``d(x) = phi(x) - phi(mirror x)`` / scale, (B, D)."""
-            x = (image - self.mean) / self.std
-            both = estimator_features(self.net, torch.cat([x, torch.flip(x, dims=[3])], 0))
-            n = image.shape[0]
-            return (both[:n] - both[n:]) / self.scale
-
-        def forward(self, image: torch.Tensor) -> tuple[torch.Tensor]:
-            return (torch.sigmoid(self.mirror_difference(image) @ self.weight)[:, None],)
-
-    return HandednessProbe
-
-
 def create_handedness_probe(cfg: HandednessProbeConfig | None = None, net=None):
     """A probe around ``net`` (default: the mesh estimator ``cfg.estimator`` with its shipped
     weights), with zero weights (P(left) = 0.5) until fitted or loaded."""
+    from hand_pose_ros.detection.handedness_model import HandednessProbe
     from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR, build_network
 
     cfg = cfg or HandednessProbeConfig()
     if net is None:
         net = build_network(cfg.estimator, WEIGHTS_DIR / f"{cfg.estimator}.pt")
-    return _module_class()(cfg, net)
+    return HandednessProbe(cfg, net)
 
 
 def file_sha256(path: str | Path) -> str:
