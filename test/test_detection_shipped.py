@@ -125,3 +125,26 @@ def test_shipped_detector_finds_a_left_and_a_right_hand(detector, two_hand_frame
         assert [h.track_id for h in hands] in ([0], [0, 1]), hands
         two_ids += len(hands) == 2
     assert two_ids >= 2, two_ids
+
+
+def test_table5_ablation_records_are_equal_budget_and_cover_each_option():
+    """docs/detector_ablation (docs/detector.md "Seed 000 Table 5 at equal budget"): every
+    variant trained the same way; baseline, each option alone, all three."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "detector_ablation"
+    records = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    options = {name: (m["config"]["focused_attention"], m["config"]["kpa"], m["config"]["rle"])
+               for name, m in records.items()}  # fmt: skip
+    assert set(options.values()) == {(False, False, False), (True, False, False),
+                                     (False, True, False), (False, False, True),
+                                     (True, True, True)}  # fmt: skip
+    budgets = set()
+    for m in records.values():
+        t = m["training"]
+        budgets.add((t["steps"], t["batch_size"], t["lr"], tuple(t["lr_milestones"]),
+                     t["init_weights"], json.dumps(m["training_data"], sort_keys=True)))
+    assert len(budgets) == 1, budgets
+    for name, m in records.items():
+        assert m["metrics"]["num_gt"] == 363 and 0.0 < m["metrics"]["ap50"] < 1.0, name
+        assert (folder / f"{name}.log.jsonl").is_file()
