@@ -127,3 +127,23 @@ def test_product_calls_the_real_right_hand_right():
         sides.extend(h.handedness for h in hands)
     assert len(sides) >= 35
     assert sides.count("right") >= 0.9 * len(sides), sides
+
+
+def test_train_handedness_probe_cli_writes_a_loadable_probe(open_hand_crops_dir, tmp_path,
+                                                           capsys):  # fmt: skip
+    from hand_pose_ros.cli.main import main
+
+    out = tmp_path / "probe.pt"
+    rc = main(["train", "handedness-probe", "--data", str(open_hand_crops_dir),
+               "--test-data", str(open_hand_crops_dir), "--out", str(out), "--quiet",
+               "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["samples"] == 24 and summary["l2"] > 0
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["training"]["data"][0]["count"] == 24
+    assert manifest["metrics"][str(open_hand_crops_dir)]["count"] == 24
+    probe = build_handedness_probe(out)
+    assert probe.weight.abs().sum() > 0 and probe.cfg.features == probe.weight.numel()
+    with pytest.raises(SystemExit):
+        main(["train", "handedness-probe", "--out", str(out)])  # --data is required
