@@ -67,14 +67,21 @@ def detection_frames_dir(tmp_path_factory):
                          frame_size=(160, 120), hand_source="standin")  # fmt: skip
 
 
+def _two_hand_frames(tmp_path_factory, folder: str, count: int,
+                     frame_distance: tuple[float, float]):
+    """``count`` 320 x 240 frames with two hands each (our open hand model), ``frame_distance``
+    metres from the camera, from the test seed range (never trained on)."""
+    return _render_synth(tmp_path_factory, folder, count, 1234567, count, kind="frames",
+                         num_skin_textures=2, texture_size=256, frame_size=(320, 240),
+                         hand_source="open", hand_count_probs=(0.0, 0.0, 1.0),
+                         frame_distance=frame_distance)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def open_hand_frames_dir(tmp_path_factory):
     """Six 320 x 240 synthetic frames with two hands each (our open hand model), drawn from
     the test seed range (never trained on); for checks of the shipped detector."""
-    return _render_synth(tmp_path_factory, "det_open", 6, 1234567, 6, kind="frames",
-                         num_skin_textures=2, texture_size=256, frame_size=(320, 240),
-                         hand_source="open", hand_count_probs=(0.0, 0.0, 1.0),
-                         frame_distance=(0.35, 0.6))  # fmt: skip
+    return _two_hand_frames(tmp_path_factory, "det_open", 6, (0.35, 0.6))
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +89,7 @@ def two_hand_frames_dir(tmp_path_factory):
     """Forty-eight 320 x 240 synthetic frames with two hands each, 0.5-0.9 m from the camera
     (our open hand model), from the test seed range; for two-hand checks of the shipped
     detector."""
-    return _render_synth(tmp_path_factory, "det_two", 48, 1234567, 48, kind="frames",
-                         num_skin_textures=2, texture_size=256, frame_size=(320, 240),
-                         hand_source="open", hand_count_probs=(0.0, 0.0, 1.0),
-                         frame_distance=(0.5, 0.9))  # fmt: skip
+    return _two_hand_frames(tmp_path_factory, "det_two", 48, (0.5, 0.9))
 
 
 @pytest.fixture(scope="session")

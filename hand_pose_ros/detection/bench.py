@@ -248,6 +248,8 @@ def run(args: argparse.Namespace) -> dict:
     entries = [(manifest_config(w), w) for w in weights] or [
         (None, None)  # speed of the default variant, random init
     ]
+    videos = any(spec.startswith("video:") for spec in args.data or [])
+    side_probability = side_hook(args) if videos else None  # the same for every detector
     rows = []
     for cfg, w in entries:
         name = cfg.name if cfg is not None else DEFAULT_DETECTOR
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> dict:
         for spec in args.data or []:
             if spec.startswith("video:"):
                 metrics = track_video(det, spec[len("video:"):], args.limit,
-                                      side_probability=side_hook(args),
+                                      side_probability=side_probability,
                                       **tracker_options(args))  # fmt: skip
                 metrics["handedness_source"] = args.handedness
             else:

@@ -10,6 +10,14 @@ INPUT_NAME = "image"
 CLASS_NAMES: tuple[str, ...] = ("right", "left")
 
 
+def config_from_dict(cls, data: dict, what: str):
+    """``cls(**data)`` for a config dataclass; ValueError naming unknown keys."""
+    unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}")
+    return cls(**data)
+
+
 @dataclass
 class DetectorConfig:
     """Architecture, seed 000 options and decoding of one detector variant.
@@ -81,11 +89,7 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown detector config keys {unknown}")
-        return cls(**data)
+        return config_from_dict(cls, data, "detector")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.detection.config import config_from_dict
 from hand_pose_ros.estimation.runtime.export import metadata_config_reader
 
 OUTPUT_NAMES: tuple[str, ...] = ("left_prob",)
@@ -63,10 +64,7 @@ class HandednessConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> HandednessConfig:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown handedness config keys {unknown}")
-        return cls(**data)
+        return config_from_dict(cls, data, "handedness")
 
 
 def create_handedness_net(cfg: HandednessConfig | None = None):
@@ -74,12 +72,6 @@ def create_handedness_net(cfg: HandednessConfig | None = None):
     from hand_pose_ros.detection.handedness_model import HandednessNet
 
     return HandednessNet(cfg or HandednessConfig())
-
-
-def default_handedness_weights() -> Path:
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
-
-    return WEIGHTS_DIR / f"{DEFAULT_HANDEDNESS}.pt"
 
 
 def build_handedness_network(weights: str | Path | None, seed: int = 0):

@@ -99,11 +99,12 @@ class HandednessProbe(nn.Module):
         self.register_buffer("scale", torch.ones(cfg.features))
 
     def mirror_difference(self, image: torch.Tensor) -> torch.Tensor:
-        """``d(x) = phi(x) - phi(mirror x)`` / scale, (B, D)."""
+        """``d(x) = phi(x) - phi(mirror x)``, (B, D), unscaled."""
         x = (image - self.mean) / self.std
         both = estimator_features(self.net, torch.cat([x, torch.flip(x, dims=[3])], 0))
         n = image.shape[0]
-        return (both[:n] - both[n:]) / self.scale
+        return both[:n] - both[n:]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor]:
-        return (torch.sigmoid(self.mirror_difference(image) @ self.weight)[:, None],)
+        z = (self.mirror_difference(image) / self.scale) @ self.weight
+        return (torch.sigmoid(z)[:, None],)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.detection.config import config_from_dict
 from hand_pose_ros.estimation.runtime.estimator import SHIPPED_ESTIMATOR
 
 #: Shipped probe weights (``{name}.pt`` and its ``{name}.json`` manifest in the weights folder).
@@ -56,10 +57,7 @@ class HandednessProbeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> HandednessProbeConfig:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown handedness probe config keys {unknown}")
-        return cls(**data)
+        return config_from_dict(cls, data, "handedness probe")
 
 
 def create_handedness_probe(cfg: HandednessProbeConfig | None = None, net=None):
@@ -121,17 +119,12 @@ def mirror_differences(probe, crops: list[np.ndarray], batch_size: int = 64,
 
     from hand_pose_ros.detection.postprocess import to_batch
 
-    scale = probe.scale.clone()
-    probe.scale.fill_(1.0)
     out = []
-    try:
-        with torch.no_grad():
-            for i in tqdm(range(0, len(crops), batch_size), disable=quiet, unit="batch",
-                          desc="features"):  # fmt: skip
-                batch = torch.from_numpy(to_batch(crops[i:i + batch_size]))
-                out.append(probe.mirror_difference(batch).double().numpy())
-    finally:
-        probe.scale.copy_(scale)
+    with torch.no_grad():
+        for i in tqdm(range(0, len(crops), batch_size), disable=quiet, unit="batch",
+                      desc="features"):  # fmt: skip
+            batch = torch.from_numpy(to_batch(crops[i:i + batch_size]))
+            out.append(probe.mirror_difference(batch).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, probe.cfg.features))
 
 
@@ -189,11 +182,9 @@ def fit_probe(d: np.ndarray, left: np.ndarray, l2_values=DEFAULT_L2, val_fractio
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", required=True,
-                        help="synthetic crops folder (repeat to concatenate)")
-    parser.add_argument("--test-data", action="append", default=None,
-                        help="held-out synthetic crops or a handgraph_dev-style folder "
-                             "(repeatable; metrics in the manifest)")
+    from hand_pose_ros.detection.handedness_train import add_crops_data_arguments
+
+    add_crops_data_arguments(parser)
     parser.add_argument("--estimator", default=SHIPPED_ESTIMATOR,
                         help="mesh estimator variant (its shipped weights are read)")
     parser.add_argument("--out", default=None,
@@ -211,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.detection.handedness import HandednessClassifier
     from hand_pose_ros.detection.handedness_train import HandednessTrainSet, evaluate_handedness
     from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.synth.shards import synth_data_info
 
     torch.set_num_threads(args.threads)
     start = time.time()
@@ -234,18 +225,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else WEIGHTS_DIR / f"{cfg.name}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"weight": probe.weight.clone(), "scale": probe.scale.clone()}, out)
-    data_info = []
-    for spec in args.data:
-        ds = SynthDataset(spec)
-        data_info.append({"spec": str(spec), "kind": ds.meta.get("kind"),
-                          "seed": ds.meta.get("seed"), "split": ds.meta.get("split"),
-                          "count": len(ds)})  # fmt: skip
     manifest = {
         "format": PROBE_FORMAT,
         "model": cfg.name,
         "config": probe.cfg.to_dict(),
         "estimator_sha256": file_sha256(WEIGHTS_DIR / f"{cfg.estimator}.pt"),
-        "training": {"data": data_info, "samples": len(left), "left_share": float(np.mean(left)),
+        "training": {"data": synth_data_info(args.data), "samples": len(left),
+                     "left_share": float(np.mean(left)),
                      "val_fraction": args.val_fraction, "seed": args.seed, "l2": fit["l2"],
                      "val_accuracy": round(fit["val_accuracy"], 4),
                      "train_accuracy": round(fit["train_accuracy"], 4),

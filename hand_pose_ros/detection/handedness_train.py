@@ -134,14 +134,20 @@ class HandednessTrainSet:
                 "left": torch.tensor(float(left)), "factors": torch.tensor(factors)}  # fmt: skip
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.training.loop import add_loop_arguments
-
+def add_crops_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data`` (training crops) and ``--test-data`` (evaluation sets) of a handedness
+    trainer."""
     parser.add_argument("--data", action="append", required=True,
                         help="synthetic crops folder (repeat to concatenate)")
     parser.add_argument("--test-data", action="append", default=None,
                         help="held-out synthetic crops or a handgraph_dev-style folder "
                              "(repeatable; metrics in the manifest)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hand_pose_ros.training.loop import add_loop_arguments
+
+    add_crops_data_arguments(parser)
     parser.add_argument("--input-size", type=int, default=128,
                         help="crop side, pixels (a multiple of 32)")
     add_loop_arguments(parser, batch_size=64, lr=2e-3)
@@ -156,7 +162,7 @@ class HandednessTrainer(CheckpointedTrainer):
         import torch
 
         from hand_pose_ros.detection.handedness import HandednessConfig, create_handedness_net
-        from hand_pose_ros.synth.shards import SynthDataset
+        from hand_pose_ros.synth.shards import synth_data_info
 
         super().__init__(args)
         torch.manual_seed(args.seed)
@@ -166,12 +172,7 @@ class HandednessTrainer(CheckpointedTrainer):
         self.dataset = HandednessTrainSet(args.data, self.cfg.input_size,
                                           augment=not args.no_augment, seed=args.seed)  # fmt: skip
         self.epoch_sets = [self.dataset]
-        self.data_info = []
-        for spec in args.data:
-            ds = SynthDataset(spec)
-            self.data_info.append({"spec": str(spec), "kind": ds.meta.get("kind"),
-                                   "seed": ds.meta.get("seed"), "split": ds.meta.get("split"),
-                                   "count": len(ds)})  # fmt: skip
+        self.data_info = synth_data_info(args.data)
         self.setup_optimizer()
 
     def loss(self, batch: dict) -> LossTerms:

@@ -69,7 +69,7 @@ class DetectorTrainer(CheckpointedTrainer):
 
         from hand_pose_ros.detection.data import DetectorTrainSet, collate_detection
         from hand_pose_ros.detection.model import create_detector
-        from hand_pose_ros.synth.shards import SynthDataset
+        from hand_pose_ros.synth.shards import synth_data_info
 
         super().__init__(args)
         torch.manual_seed(args.seed)
@@ -80,12 +80,7 @@ class DetectorTrainer(CheckpointedTrainer):
                                         augment=not args.no_augment, seed=args.seed)  # fmt: skip
         self.epoch_sets = [self.dataset]
         self.collate_fn = collate_detection
-        self.data_info = []
-        for spec in args.data:
-            ds = SynthDataset(spec)  # count = finished shards (a stopped run keeps those)
-            self.data_info.append({"spec": str(spec), "kind": ds.meta.get("kind"),
-                                   "seed": ds.meta.get("seed"), "split": ds.meta.get("split"),
-                                   "count": len(ds)})  # fmt: skip
+        self.data_info = synth_data_info(args.data)
         self.setup_optimizer()
 
     def loss(self, batch: dict):

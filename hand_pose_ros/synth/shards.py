@@ -238,6 +238,17 @@ class SynthDataset:
         return item_to_tensors(self.numpy_item(i))
 
 
+def synth_data_info(specs: list[str | Path]) -> list[dict]:
+    """Manifest records of synthetic training sets: ``spec``, ``kind``, ``seed``, ``split``
+    and ``count`` (finished shards: a stopped run keeps those)."""
+    info = []
+    for spec in specs:
+        ds = SynthDataset(spec)
+        info.append({"spec": str(spec), "kind": ds.meta.get("kind"), "seed": ds.meta.get("seed"),
+                     "split": ds.meta.get("split"), "count": len(ds)})  # fmt: skip
+    return info
+
+
 class ConcatSynthDataset:
     """Synthetic dataset folders read as one, in the order given (``numpy_item`` only).
 
