@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from hand_pose_ros.estimation.mediapipe_hands import HAND_SIDES
+from hand_pose_ros.estimation.detections import HAND_SIDES
 
 log = logging.getLogger(__name__)
 

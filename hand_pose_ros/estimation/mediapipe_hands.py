@@ -10,50 +10,15 @@ ordinary camera image the label is swapped (``mirrored_input=False``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-#: ``hand_side`` values of the image estimators: their own handedness (``auto``), or the
-#: operator's hand (``right`` / ``left``: each frame's best hand, labelled that side).
-HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
-
-
-@dataclass
-class KeypointDetection:
-    """One hand in a camera frame (camera optical frame, metres; pixels)."""
-
-    camera_points: np.ndarray  # (21, 3)
-    image_points: np.ndarray  # (21, 2)
-    handedness: str  # "right" or "left"
-    score: float
-
-
-def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Translate hand-centred metric points so their projection matches ``uv``.
-
-    Solves ``(u - cx)(Z + tz) = fx (X + tx)`` and ``(v - cy)(Z + tz) = fy (Y + ty)`` for
-    (tx, ty, tz) by least squares.
-
-    Args:
-        world: (21, 3) metres, axes aligned with the camera (x right, y down, z forward).
-        uv: (21, 2) pixels.
-        K: (3, 3) intrinsics.
-
-    Returns:
-        (21, 3) points in the camera frame.
-    """
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
-    n = len(world)
-    a = np.zeros((2 * n, 3))
-    b = np.zeros(2 * n)
-    a[:n, 0], a[:n, 2] = fx, -du
-    b[:n] = du * world[:, 2] - fx * world[:, 0]
-    a[n:, 1], a[n:, 2] = fy, -dv
-    b[n:] = dv * world[:, 2] - fy * world[:, 1]
-    t, *_ = np.linalg.lstsq(a, b, rcond=None)
-    return world + t
+from hand_pose_ros.estimation.detections import (
+    HAND_SIDES,
+    KeypointDetection,
+    place_in_camera,
+)
 
 
 def _patch_protobuf_for_mediapipe() -> None:

@@ -1,7 +1,8 @@
 """Full-frame keypoint estimators the pipeline can use, by name.
 
 An estimator maps an (H, W, 3) uint8 RGB image and its intrinsics K to a list of
-``KeypointDetection`` (21 camera-frame points in metres, 21 pixels, handedness, score).
+``KeypointDetection`` (21 camera-frame points in metres, 21 pixels, handedness, score,
+track id).
 """
 
 from __future__ import annotations
@@ -10,30 +11,51 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hand_pose_ros.estimation.mediapipe_hands import KeypointDetection
+from hand_pose_ros.estimation.detections import KeypointDetection
 
 Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 
-#: Names accepted by ``create_estimator`` (``auto``: the best one installed; ``ours``: our
-#: detector + tracker + Lite I2L MeshNet, trained only on our synthetic data).
-ESTIMATOR_NAMES = ("auto", "mediapipe", "ours")
+#: Names accepted by :func:`create_estimator`:
+#: - ``handtrack`` (the default; ``auto`` is the same): our hand tracking graph on the
+#:   real-image-trained palm detector and landmark networks, converted from the installed
+#:   wheel and run by our runtime (ONNX Runtime CPU / CUDA, TensorRT, torch);
+#: - ``mediapipe``: the original Google graph of the same networks, as a reference;
+#: - ``ours``: our detector + tracker + Lite I2L MeshNet, trained from scratch on our
+#:   synthetic data only (research; far less accurate on real images).
+ESTIMATOR_NAMES = ("auto", "handtrack", "mediapipe", "ours")
+DEFAULT_ESTIMATOR = "handtrack"
 
 
-def create_estimator(name: str = "auto", **kwargs) -> Estimator:
+def create_estimator(name: str = "auto", max_hands: int = 2, mirrored_input: bool = False,
+                     hand_side: str = "auto", backend: str = "onnx",
+                     device: str = "cpu") -> Estimator:  # fmt: skip
     """Build a full-frame estimator.
 
-    ``auto`` and ``mediapipe`` use MediaPipe Hands (``max_hands``, ``mirrored_input``, ...).
-    ``ours`` is our two-stage estimator (:mod:`hand_pose_ros.pipeline.two_stage`; ``max_hands``,
-    ``backend``, ``device``). ``auto`` stays MediaPipe while ours is less accurate on real
-    images (docs/meshnet_training.md, docs/detector.md give the measured gap).
+    Args:
+        name: one of :data:`ESTIMATOR_NAMES`.
+        max_hands: hands followed at once.
+        mirrored_input: images are mirrored (selfie view); sides are reported physically.
+        hand_side: ``auto`` (the estimator's handedness) or the operator's ``right`` /
+            ``left`` hand (one hand reported per frame).
+        backend: runtime of our networks (``onnx``, ``torch``, ``tensorrt``); the
+            ``mediapipe`` reference runs its own.
+        device: ``cpu`` or ``cuda`` (ONNX Runtime, torch; TensorRT is always CUDA).
     """
     if name not in ESTIMATOR_NAMES:
         raise ValueError(f"unknown estimator {name!r}; valid: {ESTIMATOR_NAMES}")
+    if name in ("auto", "handtrack"):
+        from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
+
+        config = HandTrackConfig(max_hands=max_hands, mirrored_input=mirrored_input,
+                                 hand_side=hand_side)  # fmt: skip
+        return create_hand_tracker(config, backend=backend, device=device)
     if name == "ours":
         from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
 
-        return create_detector_mesh_estimator(**kwargs)
+        return create_detector_mesh_estimator(max_hands=max_hands, backend=backend,
+                                              device=device, mirrored_input=mirrored_input,
+                                              hand_side=hand_side)  # fmt: skip
     from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
 
-    kwargs.pop("backend", None)
-    return MediaPipeHands(**kwargs)
+    return MediaPipeHands(max_hands=max_hands, mirrored_input=mirrored_input,
+                          hand_side=hand_side)  # fmt: skip

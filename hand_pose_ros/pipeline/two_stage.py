@@ -18,8 +18,8 @@ import numpy as np
 
 from hand_pose_ros.detection.postprocess import InputWarp, roi_input
 from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_box
+from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
 from hand_pose_ros.estimation.evaluate import mirror_crop
-from hand_pose_ros.estimation.mediapipe_hands import HAND_SIDES, KeypointDetection
 
 #: Mesh estimator crop side / the detected box's longer side. The detector's box is
 #: trained on the hand mesh's box, and the synthetic crops the mesh estimator learned on

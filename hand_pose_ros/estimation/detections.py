@@ -1,0 +1,64 @@
+"""What every full-frame image estimator returns: one :class:`KeypointDetection` per hand.
+
+Camera quantities are in the camera optical frame (x right, y down, z forward), metres;
+image points in pixels of the full frame. Keypoints in the FreiHAND / MediaPipe order
+(:mod:`hand_ik.keypoints`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: ``hand_side`` values of the image estimators: their own handedness (``auto``), or the
+#: operator's hand (``right`` / ``left``: each frame's best hand, labelled that side).
+HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
+
+
+@dataclass
+class KeypointDetection:
+    """One hand in a camera frame.
+
+    Attributes:
+        camera_points: (21, 3) metres, camera optical frame.
+        image_points: (21, 2) pixels of the full frame.
+        handedness: ``"right"`` or ``"left"`` (the physical hand).
+        score: hand confidence in [0, 1].
+        track_id: stable id of the hand over frames (-1: the estimator does not track).
+        confidence: (21,) per-keypoint confidence in [0, 1], or None (unknown).
+    """
+
+    camera_points: np.ndarray
+    image_points: np.ndarray
+    handedness: str
+    score: float
+    track_id: int = -1
+    confidence: np.ndarray | None = field(default=None)
+
+
+def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Translate hand-centred metric points so their projection matches ``uv``.
+
+    Solves ``(u - cx)(Z + tz) = fx (X + tx)`` and ``(v - cy)(Z + tz) = fy (Y + ty)`` for
+    (tx, ty, tz) by least squares.
+
+    Args:
+        world: (21, 3) metres, axes aligned with the camera (x right, y down, z forward).
+        uv: (21, 2) pixels.
+        K: (3, 3) intrinsics.
+
+    Returns:
+        (21, 3) points in the camera frame.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    n = len(world)
+    a = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    a[:n, 0], a[:n, 2] = fx, -du
+    b[:n] = du * world[:, 2] - fx * world[:, 0]
+    a[n:, 1], a[n:, 2] = fy, -dv
+    b[n:] = dv * world[:, 2] - fy * world[:, 1]
+    t, *_ = np.linalg.lstsq(a, b, rcond=None)
+    return world + t
