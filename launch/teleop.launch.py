@@ -4,12 +4,15 @@
     ros2 launch hand_pose_ros teleop.launch.py source:=webcam:0 robot:=allegro \
         urdf:=/path/to/allegro_hand_right.urdf
     ros2 launch hand_pose_ros teleop.launch.py source:=ros use_rviz:=false  # your camera node
+    ros2 launch hand_pose_ros teleop.launch.py --show-args           # every argument, described
 
-Arguments: robot, urdf, source (demo | video:PATH | webcam:N | ros), estimator
-(truth | auto | mediapipe; truth = the demo's own keypoints), backend (runtime of our
-mesh estimator: torch | onnx | tensorrt), params (parameter YAML), use_rviz. Every node
-reads config/teleop.yaml; the arguments override single values.
-The node table below is plain data, so tests can check it without ROS' launch package.
+Every node reads config/teleop.yaml (or ``params:=``); the arguments override single
+values. robot_state_publisher, the static transforms (tf2_ros) and RViz are optional parts
+of a ROS install: with ``auto`` they start where installed and are left out, with one log
+line, where not. If any process exits while the graph runs (a node failing at start-up,
+RViz closed), the whole launch shuts down: no node is left running on its own.
+The tables below are plain data, so tests and the README check them without ROS' launch
+package.
 """
 
 from __future__ import annotations
@@ -24,16 +27,52 @@ NODES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 #: Files of this package the launch file reads.
 PACKAGE_FILES: tuple[str, ...] = ("config/teleop.yaml", "config/teleop.rviz")
-#: Launch arguments and their defaults.
-ARGUMENTS: dict[str, str] = {
-    "robot": "hand_pose_ros_hand",
-    "urdf": "",
-    "source": "demo",
-    "estimator": "truth",
-    "backend": "onnx",
-    "params": "",
-    "use_rviz": "true",
+#: Launch arguments: name -> (default, description). The README's table repeats it.
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    "robot": ("hand_pose_ros_hand",
+              "Robot hand config: a name in config/robots (hand_pose_ros_hand, allegro, leap, "
+              "shadow, ability, inspire, each also *_left) or a path to a robot YAML."),
+    "urdf": ("",
+             "The robot's URDF file, or a dex-urdf robots folder; required for robot configs "
+             "that ship no URDF (all but hand_pose_ros_hand)."),
+    "source": ("demo",
+               "Image source: demo (a scripted synthetic hand), video:PATH, webcam:N, or ros "
+               "(your own camera node publishes /camera/image_raw)."),
+    "estimator": ("",
+                  "Image estimator (see config/teleop.yaml: auto | mediapipe | ours), or truth: "
+                  "the demo's own keypoints. Empty: truth with source:=demo, else the params "
+                  "file's estimator_node.estimator."),
+    "backend": ("",
+                "Runtime of our networks (estimator ours): torch | onnx | tensorrt. Empty: the "
+                "params file's value."),
+    "params": ("", "Parameter YAML for all nodes. Empty: the installed config/teleop.yaml."),
+    "use_rviz": ("auto",
+                 "Start RViz with config/teleop.rviz: true | false | auto (where rviz2 is "
+                 "installed and a display is set)."),
+    "use_robot_state_publisher": (
+        "auto",
+        "Publish the robot model (TF of its links) from /hand/joint_states: true | false | auto "
+        "(where robot_state_publisher is installed)."),
+    "use_static_tf": ("auto",
+                      "Static transforms placing camera and robot in the world frame: true | "
+                      "false | auto (where tf2_ros is installed)."),
+    "respawn": ("false",
+                "Restart our nodes (source, estimator, IK, retargeting) when they die: true | "
+                "false. With false any exit shuts the whole launch down."),
+    "respawn_delay": ("1.0", "Seconds to wait before restarting a node (respawn:=true)."),
 }
+#: Optional parts of a ROS install: argument -> (package, executable, what is lost without it).
+OPTIONAL_PARTS: dict[str, tuple[str, str, str]] = {
+    "use_robot_state_publisher": ("robot_state_publisher", "robot_state_publisher",
+                                  "the robot model's TF is not published"),
+    "use_static_tf": ("tf2_ros", "static_transform_publisher",
+                      "camera and robot are not placed in the world frame"),
+    "use_rviz": ("rviz2", "rviz2", "no RViz window"),
+}
+
+
+class LaunchConfigError(ValueError):
+    """An argument value the launch cannot run with (shown as one line, no traceback)."""
 
 
 def _robot_urdf(robot: str, urdf: str):
@@ -42,7 +81,10 @@ def _robot_urdf(robot: str, urdf: str):
 
     from hand_ik.retarget import load_retargeting_config
 
-    path = load_retargeting_config(robot, urdf=urdf or None).urdf
+    try:
+        path = load_retargeting_config(robot, urdf=urdf or None).require_urdf()
+    except (ValueError, FileNotFoundError) as exc:
+        raise LaunchConfigError(f"robot:={robot} urdf:={urdf}: {exc}") from None
     tree = ET.parse(path).getroot()
     children = {j.find("child").get("link") for j in tree.findall("joint")}
     root = next(link.get("name") for link in tree.findall("link") if link.get("name")
@@ -50,26 +92,94 @@ def _robot_urdf(robot: str, urdf: str):
     return path, root
 
 
+def _executable_found(package: str, executable: str) -> bool:
+    import os
+
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        prefix = get_package_prefix(package)
+    except PackageNotFoundError:
+        return False
+    return os.access(os.path.join(prefix, "lib", package, executable), os.X_OK)
+
+
+def _wanted_part(argument: str, value: str, logger) -> bool:
+    """Whether to start an optional part: true (required), false, or auto (where installed)."""
+    import os
+
+    package, executable, loss = OPTIONAL_PARTS[argument]
+    value = value.strip().lower()
+    if value not in ("true", "false", "auto"):
+        raise LaunchConfigError(f"{argument}:={value}: expected true, false or auto")
+    if value == "false":
+        return False
+    found = _executable_found(package, executable)
+    if value == "true" and not found:
+        raise LaunchConfigError(f"{argument}:=true but {package} ({executable}) is not installed; "
+                                f"install it or pass {argument}:=false")  # fmt: skip
+    if not found:
+        logger.info(f"{package} is not installed: {loss} ({argument}:=auto; "
+                    f"pass {argument}:=false to silence this)")  # fmt: skip
+        return False
+    if argument == "use_rviz" and value == "auto" and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):  # fmt: skip
+        logger.info("no display (DISPLAY/WAYLAND_DISPLAY unset): RViz not started (use_rviz:=auto)")
+        return False
+    return True
+
+
+def _shutdown_on_exit(event, context):
+    """Exit handler: any process that exits while the graph runs ends the whole launch."""
+    from launch.actions import Shutdown
+
+    if context.is_shutdown:
+        return None  # already shutting down: the exit is expected
+    return [Shutdown(reason=f"{event.action.name} exited with code {event.returncode}: "
+                            "shutting the teleop graph down")]  # fmt: skip
+
+
 def _launch_setup(context, *args, **kwargs):
     import os
 
+    import launch.logging
     from ament_index_python.packages import get_package_share_directory
-    from launch.conditions import IfCondition
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
-    share = get_package_share_directory("hand_pose_ros")
+    logger = launch.logging.get_logger("teleop.launch")
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    share = get_package_share_directory("hand_pose_ros")
     params_file = value["params"] or os.path.join(share, "config", "teleop.yaml")
+    if not os.path.isfile(params_file):
+        raise LaunchConfigError(f"params:={params_file}: no such file")
     kind = value["source"].partition(":")[0]
-    use_truth = kind == "demo" and value["estimator"] == "truth"
+    if kind not in ("demo", "video", "webcam", "ros"):
+        raise LaunchConfigError(f"source:={value['source']}: expected demo, video:PATH, "
+                                "webcam:N or ros")  # fmt: skip
+    estimator = value["estimator"]
+    if estimator == "truth" and kind != "demo":
+        raise LaunchConfigError("estimator:=truth needs source:=demo (only the demo knows "
+                                "the true keypoints)")  # fmt: skip
+    use_truth = kind == "demo" and estimator in ("", "truth")
+    respawn = value["respawn"].strip().lower()
+    if respawn not in ("true", "false"):
+        raise LaunchConfigError(f"respawn:={value['respawn']}: expected true or false")
+    try:
+        respawn_delay = float(value["respawn_delay"])
+    except ValueError:
+        raise LaunchConfigError(f"respawn_delay:={value['respawn_delay']}: not a number") from None
+    estimator_overrides = {}
+    if estimator and estimator != "truth":
+        estimator_overrides["estimator"] = estimator
+    if value["backend"]:
+        estimator_overrides["backend"] = value["backend"]
     overrides = {
         "demo_source": {"publish_keypoints": use_truth},
         "camera_source": {"source": value["source"]},
-        "estimator_node": {
-            "estimator": "auto" if value["estimator"] == "truth" else value["estimator"],
-            "backend": value["backend"],
-        },
+        "estimator_node": estimator_overrides,
         "ik_node": {},
         "retarget_node": {"robot": value["robot"], "urdf": value["urdf"]},
     }
@@ -80,35 +190,50 @@ def _launch_setup(context, *args, **kwargs):
         wanted.add("camera_source")
     if not use_truth:
         wanted.add("estimator_node")
-    actions = [
+    # Resolve everything that can fail before the first process starts.
+    urdf_path, root_link = _robot_urdf(value["robot"], value["urdf"])
+    parts = {arg: _wanted_part(arg, value[arg], logger) for arg in OPTIONAL_PARTS}
+
+    ours = [
         Node(package="hand_pose_ros", executable=exe, name=name, output="screen",
-             parameters=[params_file, overrides[name]])
+             parameters=[params_file, overrides[name]], respawn=respawn == "true",
+             respawn_delay=respawn_delay)
         for exe, name, _ in NODES if name in wanted
     ]  # fmt: skip
-    urdf_path, root_link = _robot_urdf(value["robot"], value["urdf"])
-    with open(urdf_path) as fh:
-        description = fh.read()
-    actions += [
-        Node(package="robot_state_publisher", executable="robot_state_publisher",
-             parameters=[{"robot_description": description}],
-             remappings=[("joint_states", "/hand/joint_states")]),
-        # The robot stands 25 cm to the right of the camera's view of the hand.
-        Node(package="tf2_ros", executable="static_transform_publisher",
-             arguments=["--frame-id", "world", "--child-frame-id", "camera_optical_frame"]),
-        Node(package="tf2_ros", executable="static_transform_publisher",
-             arguments=["--x", "0.25", "--z", "0.45", "--frame-id", "world",
-                        "--child-frame-id", root_link]),
-        Node(package="rviz2", executable="rviz2", output="screen",
-             arguments=["-d", os.path.join(share, "config", "teleop.rviz")],
-             condition=IfCondition(value["use_rviz"])),
+    processes = list(ours)
+    if parts["use_robot_state_publisher"]:
+        with open(urdf_path) as fh:
+            description = fh.read()
+        processes.append(Node(
+            package="robot_state_publisher", executable="robot_state_publisher",
+            parameters=[{"robot_description": description}],
+            remappings=[("joint_states", "/hand/joint_states")]))  # fmt: skip
+    if parts["use_static_tf"]:
+        processes += [
+            Node(package="tf2_ros", executable="static_transform_publisher",
+                 name="camera_static_tf",
+                 arguments=["--frame-id", "world", "--child-frame-id", "camera_optical_frame"]),
+            # The robot stands 25 cm to the right of the camera's view of the hand.
+            Node(package="tf2_ros", executable="static_transform_publisher",
+                 name="robot_static_tf",
+                 arguments=["--x", "0.25", "--z", "0.45", "--frame-id", "world",
+                            "--child-frame-id", root_link]),
+        ]  # fmt: skip
+    if parts["use_rviz"]:
+        processes.append(Node(package="rviz2", executable="rviz2", output="screen",
+                              arguments=["-d", os.path.join(share, "config", "teleop.rviz")]))
+    # No orphans: a process that exits (and will not respawn) ends the launch.
+    handlers = [
+        RegisterEventHandler(OnProcessExit(target_action=proc, on_exit=_shutdown_on_exit))
+        for proc in processes if not (respawn == "true" and proc in ours)
     ]  # fmt: skip
-    return actions
+    return [*handlers, *processes]
 
 
 def generate_launch_description():
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    declared = [DeclareLaunchArgument(name, default_value=default)
-                for name, default in ARGUMENTS.items()]  # fmt: skip
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, (default, description) in ARGUMENTS.items()]  # fmt: skip
     return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])
