@@ -13,6 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
+from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 
@@ -38,10 +39,15 @@ class DemoSource(Node):
         self.max_frames = int(self.get_parameter("max_frames").value)
         self.image_pub = self.create_publisher(Image, "/camera/image_raw", IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "/camera/camera_info", IMAGE_QOS)
-        self.keypoints_pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+        # Only when it publishes: with an image estimator, /hand/keypoints has one publisher.
+        self.keypoints_pub = (self.create_publisher(HandKeypoints, "/hand/keypoints",
+                                                    RESULT_PUB_QOS)
+                              if self.publish_keypoints else None)  # fmt: skip
         self.last_frame = None
         self.frames_published = 0
         self.timer = self.create_timer(1.0 / fps, self.publish_next)
+        self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
+            ("fps", "publish_keypoints", "keypoint_noise_m", "frame_id", "max_frames")))
 
     def publish_next(self) -> None:
         if self.max_frames and self.frames_published >= self.max_frames:
@@ -52,7 +58,7 @@ class DemoSource(Node):
         self.image_pub.publish(image_to_msg(frame.image, stamp=stamp, frame_id=self.frame_id))
         self.info_pub.publish(camera_info_msg(frame.K, self.demo.width, self.demo.height,
                                               stamp=stamp, frame_id=self.frame_id))  # fmt: skip
-        if self.publish_keypoints:
+        if self.keypoints_pub is not None:
             self.keypoints_pub.publish(keypoints_to_msg(
                 frame.joints_cam, stamp=stamp, frame_id=self.frame_id, handedness="right",
                 image_points=frame.uv, track_id=0))  # fmt: skip
