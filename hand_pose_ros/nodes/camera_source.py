@@ -6,6 +6,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
+from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.video_source import VideoSource
@@ -33,6 +34,8 @@ class CameraSource(Node):
         self.frames_published = 0
         self.finished = False
         self.timer = self.create_timer(1.0 / fps, self.publish_next)
+        self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
+            ("source", "fps", "hfov_deg", "loop", "frame_id", "max_frames")))
 
     def publish_next(self) -> None:
         if self.max_frames and self.frames_published >= self.max_frames:

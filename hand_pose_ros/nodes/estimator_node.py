@@ -12,6 +12,7 @@ from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
+from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.estimators import create_estimator
@@ -47,6 +48,10 @@ class EstimatorNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(CameraInfo, "/camera/camera_info", self.on_info, IMAGE_QOS)
         self.create_subscription(Image, "/camera/image_raw", self.on_image, IMAGE_QOS)
+        # min_score and hfov_deg are read per image; the estimator is built once.
+        self.add_on_set_parameters_callback(live_parameters_callback(
+            ("estimator", "backend", "max_hands", "mirrored_input", "hand_side"),
+            {"min_score": in_range(0.0, 1.0), "hfov_deg": in_range(1.0, 179.0)}))
         self.rate = RateMeter()
         self.images = 0
         self.images_with_hand = 0

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.time import Time
 from visualization_msgs.msg import MarkerArray
@@ -14,6 +13,7 @@ from visualization_msgs.msg import MarkerArray
 from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
+from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.markers import hand_markers
 from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
@@ -41,26 +41,26 @@ class IKNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(HandKeypoints, "/hand/keypoints", self.on_keypoints,
                                  RESULT_SUB_QOS)  # fmt: skip
-        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.add_on_set_parameters_callback(live_parameters_callback(
+            ("hand_model", "weights", "operator_profile"),
+            {"post_opt_iterations": in_range(0, 100), "min_score": in_range(0.0, 1.0),
+             "temporal_weight": in_range(0.0, 1e6)},
+            self.apply_parameters))  # fmt: skip
         self.rate = RateMeter()
         self.last_ms = 0.0
         self.frames = 0
 
-    def on_set_parameters(self, params) -> SetParametersResult:
-        """Live changes: post_opt, post_opt_iterations, min_score, publish_markers."""
-        for p in params:
-            if p.name == "post_opt_iterations" and (not isinstance(p.value, int) or p.value < 0):
-                return SetParametersResult(successful=False, reason="must be an int >= 0")
-            if p.name == "min_score" and not 0.0 <= float(p.value) <= 1.0:
-                return SetParametersResult(successful=False, reason="must be in [0, 1]")
-            if p.name in ("hand_model", "weights", "operator_profile"):
-                return SetParametersResult(successful=False, reason="restart the node to change it")
+    def apply_parameters(self, params) -> None:
+        """Live changes (checked by the callback): post-optimization and its weights."""
+        post_opt = self.stage.solver.post_optimizer.config
         for p in params:
             if p.name == "post_opt":
                 self.stage.config.post_opt = bool(p.value)
             elif p.name == "post_opt_iterations":
-                self.stage.solver.post_optimizer.config.iterations = int(p.value)
-        return SetParametersResult(successful=True)
+                post_opt.iterations = int(p.value)
+            elif p.name == "temporal_weight":
+                post_opt.temporal_weight = float(p.value)
+        # min_score and publish_markers are read per message.
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
         if msg.handedness not in ("right", "left"):

@@ -12,6 +12,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from hand_pose_ros.io.keypoint_sequences import load_keypoint_sequence
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
+from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.spin import spin_node
 
 
@@ -39,6 +40,8 @@ class KeypointsPlayer(Node):
         self._index = 0
         self._publisher = self.create_publisher(HandKeypoints, "/hand/keypoints", qos)
         self._timer = self.create_timer(1.0 / rate_hz, self._publish_next)
+        self.add_on_set_parameters_callback(live_parameters_callback(
+            ("file", "array_key", "rate_hz", "loop", "frame_id", "handedness")))
         self.get_logger().info(f"playing {len(self._joints)} frames from {path} at {rate_hz} Hz")
 
     @property

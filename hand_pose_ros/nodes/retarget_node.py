@@ -20,6 +20,7 @@ from hand_ik.command_filter import CommandFilterConfig
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.conversions import hand_state_from_msg, joint_state_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
+from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
@@ -60,8 +61,37 @@ class RetargetNode(Node):
         self.latency_ms = 0.0
         self.latencies_ms: deque[float] = deque(maxlen=10000)
         self.commands_published = 0
+        live_filter = ("min_cutoff_hz", "beta", "d_cutoff_hz", "hold_s", "ease_velocity_fraction",
+                       "max_dt_s")  # read per step by the command filter
+        self.add_on_set_parameters_callback(live_parameters_callback(
+            ("robot", "urdf", "hand_model", "rate_hz",
+             *(f"filter.{n}" for n in FILTER_FIELDS if n not in live_filter)),
+            {"hand_lost_timeout_s": in_range(0.0, 60.0),
+             **{f"filter.{n}": self._filter_check(n) for n in live_filter}},
+            self.apply_parameters))  # fmt: skip
         self.get_logger().info(f"robot {self.get_parameter('robot').value}: "
                                f"{len(self.joint_names)} joints from {self.stage.urdf_path}")
+
+    def _filter_check(self, name: str):
+        """A check of a new ``filter.<name>``: the config's own validation gives the reason."""
+
+        def check(value) -> str | None:
+            try:
+                dataclasses.replace(self.stage.filter.config, **{name: float(value)})
+            except (TypeError, ValueError) as exc:
+                return str(exc)
+            return None
+
+        return check
+
+    def apply_parameters(self, params) -> None:
+        """Live changes (checked by the callback): hand-lost timeout and filter settings."""
+        for p in params:
+            if p.name == "hand_lost_timeout_s":
+                self.timeout_s = float(p.value)
+            elif p.name.startswith("filter."):
+                self.stage.filter.config = dataclasses.replace(
+                    self.stage.filter.config, **{p.name.removeprefix("filter."): float(p.value)})
 
     def _now(self) -> float:
         return time.monotonic() - self.t0
