@@ -4,6 +4,13 @@
 # and this package in editable mode. Idempotent: a second run only checks.
 #
 #   scripts/setup.sh            # then use .venv/bin/hand-teleop, .venv/bin/python
+#
+# Opt-in: HAND_POSE_ROS_ROS2_LAUNCH=auto|1|0 (default 0) also builds the ROS 2 Jazzy
+# launch system and CLI (launch, launch_ros, ros2cli, launch_testing, ...) from their
+# unmodified sources into the venv, so `ros2 launch`, `ros2 topic`, `ros2 param` and
+# `launch_test` work without a ROS install. The sources come from
+# HAND_POSE_ROS_ROS2_LAUNCH_SRC (default: ../shared/vendor/ros2-jazzy-launch beside the
+# clone). auto: build when that folder exists, else skip; 1: it must exist. CI uses auto.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,4 +127,57 @@ if ! "$venv/bin/colcon" --log-base build/colcon/log build \
 fi
 "$vpy" -c 'from hand_pose_ros.msg import HandKeypoints, HandState' \
   || { log "error: interfaces built but do not import"; exit 1; }
+
+# 5. Opt-in: the ROS 2 launch system and CLI from source (see the top of this file).
+launch_mode="${HAND_POSE_ROS_ROS2_LAUNCH:-0}"
+launch_src="${HAND_POSE_ROS_ROS2_LAUNCH_SRC:-$root/../shared/vendor/ros2-jazzy-launch}"
+case "$launch_mode" in
+  0|"") ;;
+  auto|1)
+    if [ ! -d "$launch_src" ]; then
+      if [ "$launch_mode" = 1 ]; then
+        log "error: HAND_POSE_ROS_ROS2_LAUNCH=1 but $launch_src does not exist"
+        log "       (set HAND_POSE_ROS_ROS2_LAUNCH_SRC to the ros2-jazzy-launch sources)"
+        exit 1
+      fi
+      log "ros2 launch/CLI: $launch_src not found, skipped (launch tests will skip)"
+    else
+      launch_src="$(cd "$launch_src" && pwd)"
+      launch_hash="$(cd "$launch_src" && find . -type f -not -name '*.pyc' -print0 | sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+      if [ "$(cat "$stamp_dir/ros2-launch" 2>/dev/null)" != "$launch_hash" ] \
+          || [ ! -x "$venv/bin/ros2" ] || [ ! -x "$venv/bin/launch_test" ]; then
+        log "building the ROS 2 launch system and CLI from $launch_src (about a minute)"
+        "$vpy" -m pip install --disable-pip-version-check -q osrf_pycommon==2.0.2 psutil==7.2.2
+        # Build from a copy: the sources may be read-only (CI mounts ../shared read-only).
+        launch_build="$root/build/ros2-launch"
+        rm -rf "$launch_build"
+        mkdir -p "$launch_build"
+        cp -r "$launch_src" "$launch_build/src"
+        # Only composition_interfaces of rcl_interfaces: the whole repo would rebuild
+        # builtin_interfaces/lifecycle_msgs over the PyPI ones and fail on test_msgs.
+        if ! "$venv/bin/colcon" --log-base "$launch_build/log" build \
+              --base-paths "$launch_build/src" --build-base "$launch_build/build" \
+              --install-base "$venv" --merge-install \
+              --event-handlers console_cohesion- summary- status- \
+              --packages-up-to ros2launch ros2topic ros2node ros2param ros2run ros2service \
+                launch_testing launch_testing_ros composition_interfaces \
+              --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$vpy" \
+              > "$launch_build/colcon-build.log" 2>&1; then
+          cat "$launch_build/colcon-build.log" >&2
+          log "error: building the ROS 2 launch system failed (log: $launch_build/colcon-build.log)"
+          exit 1
+        fi
+        "$venv/bin/ros2" pkg prefix hand_pose_ros >/dev/null \
+          || { log "error: ros2 CLI built but does not find hand_pose_ros"; exit 1; }
+        echo "$launch_hash" > "$stamp_dir/ros2-launch"
+      fi
+      log "ros2 launch/CLI ready: export AMENT_PREFIX_PATH=$venv PATH=$venv/bin:\$PATH"
+    fi
+    ;;
+  *)
+    log "error: HAND_POSE_ROS_ROS2_LAUNCH must be auto, 1 or 0, got '$launch_mode'"
+    exit 2
+    ;;
+esac
 log "ready: $venv (hand-teleop: $venv/bin/hand-teleop)"
