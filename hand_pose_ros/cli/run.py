@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from hand_pose_ros.estimation.detections import HAND_SIDES
+from hand_pose_ros.pipeline.estimators import ESTIMATOR_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="demo | video:PATH | webcam:N | keypoints:FILE.npz | ros")
     parser.add_argument("--robot", default=None, help="robot config (config/robots/NAME.yaml)")
     parser.add_argument("--urdf", default=None, help="override the robot config's URDF path")
-    parser.add_argument("--estimator", default=None, choices=["auto", "mediapipe", "ours", "truth"],
-                        help="image keypoint estimator; 'truth' uses the demo's own keypoints "
-                             "(default for --source demo)")  # fmt: skip
+    parser.add_argument("--estimator", default=None, choices=[*ESTIMATOR_NAMES, "truth"],
+                        help="image keypoint estimator (default: the parameter file's, "
+                             "handtrack); 'truth' feeds the demo's own keypoints to the IK "
+                             "instead (--source demo only)")  # fmt: skip
     parser.add_argument("--hand-side", choices=HAND_SIDES, default=None,
                         help="the operator's hand: every frame's best hand is taken as this "
                              "side (default: the parameter file's, auto = the estimator's "
@@ -48,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="record all topics to this rosbag2 MCAP file")
     parser.add_argument("--rate", type=float, default=None,
                         help="source frame rate (default: from the parameter file / the video)")
+    parser.add_argument("--executor", choices=("threads", "single"), default="threads",
+                        help="threads: source, estimator and IK/robot nodes each spin in "
+                             "their own thread (default); single: one thread for all")  # fmt: skip
     parser.add_argument("--summary", type=Path, default=None,
                         help="also write the summary JSON here")
     parser.set_defaults(func=run)
@@ -72,7 +77,9 @@ def _node_overrides(args: argparse.Namespace) -> dict[str, dict]:
     if args.hand_side:
         params["estimator_node"]["hand_side"] = args.hand_side
     if kind == "demo":
-        params["demo_source"]["publish_keypoints"] = args.estimator in (None, "truth")
+        # The demo's rendered image goes through the estimator like a camera image;
+        # --estimator truth bypasses it with the demo's own keypoints.
+        params["demo_source"]["publish_keypoints"] = args.estimator == "truth"
         if args.rate:
             params["demo_source"]["fps"] = args.rate
     elif args.estimator == "truth":
@@ -89,12 +96,16 @@ def _node_overrides(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hand_pose_ros.dds_profile import use_package_dds_profile
+
+    use_package_dds_profile()  # before rclpy loads Fast DDS: 720p images over shared memory
     import rclpy
     import torch
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from hand_pose_ros.nodes.monitor import TeleopMonitor
+    from hand_pose_ros.nodes.stage_threads import StageThreads
     from hand_pose_ros.pipeline.video_source import parse_source
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         nodes.append(node)
         return node
 
+    executor = None
     try:
         from hand_pose_ros.nodes.ik_node import IKNode
         from hand_pose_ros.nodes.retarget_node import RetargetNode
@@ -134,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
             target = args.frames or len(source._joints)
         else:
             target = args.frames
-        if kind in ("video", "webcam", "ros") or (kind == "demo" and args.estimator not in
-                                                   (None, "truth")):  # fmt: skip
+        if kind in ("video", "webcam", "ros") or (kind == "demo" and args.estimator != "truth"):
             from hand_pose_ros.nodes.estimator_node import EstimatorNode
 
             estimator = make(EstimatorNode, "estimator_node")
@@ -146,9 +157,13 @@ def run(args: argparse.Namespace) -> int:
                                 urdf=retarget.stage.urdf_path, viz_path=args.viz,
                                 record_path=args.record)  # fmt: skip
         nodes.append(monitor)
-        executor = SingleThreadedExecutor(context=context)
-        for node in nodes:
-            executor.add_node(node)
+        if args.executor == "threads":
+            executor = StageThreads([[source], [estimator], [ik, retarget, monitor]], context)
+            executor.start()
+        else:
+            executor = SingleThreadedExecutor(context=context)
+            for node in nodes:
+                executor.add_node(node)
         log.info("running %s -> IK -> %s (%d joints)%s", args.source,
                  params["retarget_node"]["robot"], len(retarget.joint_names),
                  f", {target} frames" if target else "")  # fmt: skip
@@ -156,7 +171,12 @@ def run(args: argparse.Namespace) -> int:
         end_at = None
         try:
             while context.ok():
-                executor.spin_once(timeout_sec=0.02)
+                if args.executor == "threads":
+                    time.sleep(0.02)
+                    if not executor.alive():
+                        raise RuntimeError(f"a node thread stopped: {executor.errors}")
+                else:
+                    executor.spin_once(timeout_sec=0.02)
                 frames = _frames_in(source)
                 finished = (target and frames >= target) or getattr(source, "finished", False) \
                     or _player_done(source)  # fmt: skip
@@ -169,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("interrupted")
         elapsed = time.monotonic() - start
+        if isinstance(executor, StageThreads):
+            executor.shutdown()
         summary = _summary(args.source, source, ik, retarget, monitor, elapsed)
         if estimator is not None:
             summary["estimator_images"] = estimator.images
@@ -176,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
             summary["estimator_rejected_images"] = estimator.rejected
         monitor.close()
     finally:
+        if isinstance(executor, StageThreads):
+            executor.shutdown()
         for node in nodes:
             node.destroy_node()
         if context.ok():

@@ -9,7 +9,9 @@ With ``--data SPEC`` (a synthetic crops folder, ``freihand:PATH`` or a folder in
 ``handgraph_dev`` layout) the rows are accuracy rows instead
 (:mod:`hand_pose_ros.estimation.evaluate`): one per ``--weights`` file (its model
 from the ``.json`` manifest beside it, else ``--models``), plus MediaPipe Hands on the
-same crops when ``mediapipe`` imports (``--no-mediapipe`` skips it).
+same crops when ``mediapipe`` imports (``--no-mediapipe`` skips it), and our handtrack
+estimator (the real-trained palm + landmark networks on ``--backend``; ``--no-handtrack``
+skips it). Both full-frame estimators see each crop as a new image (no tracking).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wrist depth given from the label (gt) or estimated by the model")
     parser.add_argument("--no-mediapipe", action="store_true",
                         help="skip the MediaPipe Hands comparison row")
+    parser.add_argument("--no-handtrack", action="store_true",
+                        help="skip the handtrack estimator row (accuracy with --data)")
+    parser.add_argument("--landmark-model", choices=("landmark_full", "landmark_lite"),
+                        default="landmark_full", help="handtrack's landmark network")
     parser.add_argument("--ik", action="store_true",
                         help="also each predictor + IK net + post-optimization (seed 002 "
                              "Table 5 last row; hand model 'open')")
@@ -102,6 +108,12 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
         rows.append(row)
         predictors[name] = predict
         pairs.append((row, predict))
+    if not args.no_handtrack:
+        row, predict = handtrack_row(args)
+        row.update(ev.evaluate(predict, data, args.limit))
+        rows.append(row)
+        predictors["handtrack"] = predict
+        pairs.append((row, predict))
     if not args.no_mediapipe:
         try:
             from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
@@ -130,6 +142,20 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     for close in closers:
         close()
     return rows
+
+
+def handtrack_row(args: argparse.Namespace):
+    """(row head, predictor) of the handtrack graph on ``args.backend`` / ``args.device``."""
+    from hand_pose_ros.estimation import evaluate as ev
+    from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
+
+    cfg = HandTrackConfig(max_hands=1, landmark_model=args.landmark_model)
+    graph = create_hand_tracker(cfg, backend=args.backend, device=args.device,
+                                threads=args.threads or 1)  # fmt: skip
+    row = {"name": "handtrack", "palm_model": cfg.palm_model,
+           "landmark_model": cfg.landmark_model, "backend": args.backend,
+           "device": args.device}  # fmt: skip
+    return row, ev.mediapipe_predictor(graph, reset=graph.reset)
 
 
 def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:

@@ -204,11 +204,16 @@ def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
     return predict_ik
 
 
-def mediapipe_predictor(hands) -> Callable:
-    """``predict(item)`` for a :class:`~hand_pose_ros.estimation.mediapipe_hands.MediaPipeHands`
-    (run on the unmirrored crop with its K; the most confident hand; None if none found)."""
+def mediapipe_predictor(hands, reset: Callable[[], None] | None = None) -> Callable:
+    """``predict(item)`` for a full-frame estimator such as
+    :class:`~hand_pose_ros.estimation.mediapipe_hands.MediaPipeHands` or the handtrack graph
+    (run on the unmirrored crop with its K; the most confident hand; None if none found).
+    ``reset`` is called before each item, so a tracking estimator sees every crop as a new
+    image."""
 
     def predict(item: EvalItem) -> Prediction | None:
+        if reset is not None:
+            reset()
         found = hands(item.image, item.K)
         if not found:
             return None

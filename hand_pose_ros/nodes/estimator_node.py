@@ -18,8 +18,8 @@ from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.estimators import create_estimator
 from hand_pose_ros.pipeline.video_source import default_intrinsics
 
-#: Track ids until the detector's tracker lands: one hand per side.
-TRACK_ID = {"right": 0, "left": 1}
+#: Track ids for estimators that do not track (the mediapipe reference): one per side.
+SIDE_TRACK_ID = {"right": 0, "left": 1}
 
 
 class EstimatorNode(Node):
@@ -28,7 +28,7 @@ class EstimatorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("estimator_node", **kwargs)
         self.declare_parameter("estimator", "auto")
-        # Runtime of our mesh estimator (torch | onnx | tensorrt); MediaPipe runs its own.
+        # Runtime of our networks (torch | onnx | tensorrt); the mediapipe reference runs its own.
         self.declare_parameter("backend", "onnx")
         self.declare_parameter("max_hands", 2)
         self.declare_parameter("min_score", 0.5)
@@ -86,13 +86,18 @@ class EstimatorNode(Node):
             self.pub.publish(keypoints_to_msg(
                 hand.camera_points, stamp=msg.header.stamp, frame_id=msg.header.frame_id,
                 handedness=hand.handedness, score=hand.score, image_points=hand.image_points,
-                track_id=TRACK_ID[hand.handedness]))  # fmt: skip
+                track_id=hand.track_id if hand.track_id >= 0 else SIDE_TRACK_ID[hand.handedness],
+            ))  # fmt: skip
             published += 1
         self.images_with_hand += published > 0
-        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "estimator", {
-            "estimator_ms": ms, "rate_hz": self.rate.hz, "hands": published,
-            "hand_rate": self.images_with_hand / self.images,
-            "rejected_images": self.rejected}))  # fmt: skip
+        values = {"estimator_ms": ms, "rate_hz": self.rate.hz, "hands": published,
+                  "hand_rate": self.images_with_hand / self.images,
+                  "rejected_images": self.rejected}  # fmt: skip
+        stages = getattr(self.estimator, "times", None)  # the handtrack graph's stage times
+        if stages is not None:
+            values.update(palm_ms=stages.palm_ms, landmark_ms=stages.landmark_ms)
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "estimator",
+                                               values))  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
-from hand_pose_ros.nodes.markers import hand_markers
+from hand_pose_ros.nodes.markers import SerializedHandMarkers
 from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
@@ -38,6 +38,9 @@ class IKNode(Node):
         self.faces = self.stage.model.faces
         self.state_pub = self.create_publisher(HandState, "/hand/state", RESULT_PUB_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, "/hand/markers", RESULT_PUB_QOS)
+        # Published as serialized bytes: building thousands of Point objects per frame
+        # costs ~50 ms in rclpy (nodes/markers.py).
+        self.markers = SerializedHandMarkers()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(HandKeypoints, "/hand/keypoints", self.on_keypoints,
                                  RESULT_SUB_QOS)  # fmt: skip
@@ -82,7 +85,7 @@ class IKNode(Node):
         out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
         self.state_pub.publish(out)
         if self.get_parameter("publish_markers").value:
-            self.marker_pub.publish(hand_markers(
+            self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,
                 frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0)))  # fmt: skip
         latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
