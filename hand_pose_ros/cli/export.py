@@ -1,6 +1,8 @@
 """``hand-teleop export``: write an estimator, detector or handedness network as ONNX (and
 optionally a TensorRT engine). ``--model`` names a registered mesh estimator or hand
-detector, or ``handedness`` (the crop handedness classifier)."""
+detector, ``handedness`` (the crop handedness classifier), or a converted real-image hand
+network (``palm_full``, ``palm_lite``, ``landmark_full``, ``landmark_lite``; written with the
+Apache-2.0 LICENSE and a change NOTICE beside it)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export an estimator or detector to ONNX (fixed, dynamic batch) / TensorRT"
     )
     parser.add_argument("--model", required=True,
-                        help="registered estimator or detector name, or 'handedness'")
+                        help="registered estimator or detector name, 'handedness', or a hand "
+                             "network: palm_full, palm_lite, landmark_full, landmark_lite")
     parser.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
-    parser.add_argument("--weights", default=None, help="state dict (.pt); default: random init")
+    parser.add_argument("--weights", default=None,
+                        help="state dict (.pt); default: random init. Hand networks: a .tflite "
+                             "file; default: the installed mediapipe wheel's")
+    parser.add_argument("--allow-sha-mismatch", action="store_true",
+                        help="hand networks: accept a --weights .tflite that is not the pinned "
+                             "mediapipe 0.10.21 file")
     parser.add_argument("--out", default="runs/export", help="output folder")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     parser.add_argument("--num-vertices", type=int, default=None, help="hand model vertex count")
     parser.set_defaults(func=run)
 
 
+def run_handnet(args: argparse.Namespace) -> int:
+    """Export a converted hand network (dynamic and fixed batch, optional TensorRT engine)
+    with LICENSE and NOTICE beside it."""
+    from hand_pose_ros.handnets import export_network_onnx, locate_tflite, write_notice
+
+    source = locate_tflite(args.model, args.weights, args.allow_sha_mismatch)
+    out = Path(args.out)
+    stem = f"{args.model}_{source.sha256[:16]}"
+    written = {
+        "dynamic_batch": str(export_network_onnx(source, out / f"{stem}.onnx", True, args.opset)),
+        "fixed_batch": str(export_network_onnx(source, out / f"{stem}_b1.onnx", False, args.opset)),
+    }
+    if args.format == "tensorrt":
+        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
+
+        written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
+        write_notice(out / "tensorrt")
+    written["licence"] = [str(p) for p in write_notice(out)]
+    print(json.dumps({"model": args.model, "source": str(source.path),
+                      "source_sha256": source.sha256, **written}))  # fmt: skip
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.detection import list_detectors
     from hand_pose_ros.estimation.runtime.export import model_hash
+    from hand_pose_ros.handnets import list_networks
+
+    if args.model in list_networks():
+        return run_handnet(args)
 
     if args.model == "handedness":
         from hand_pose_ros.detection.handedness import (
