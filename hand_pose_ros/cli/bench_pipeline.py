@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="real video for the estimator stage (default: ../shared hand video)")
     parser.add_argument("--graph-frames", type=int, default=150,
                         help="frames through the real ROS graph for end-to-end latency (0: skip)")
+    parser.add_argument("--estimators", nargs="+", default=["handtrack", "mediapipe"],
+                        choices=("handtrack", "mediapipe", "ours"),
+                        help="image estimators to time (stage rows, and end to end on the "
+                             "video)")
 
 
 def _stats(name: str, times_ms, **extra) -> dict:
@@ -67,52 +71,77 @@ def _stage_rows(args: argparse.Namespace) -> list[dict]:
     rows[0]["what"] = "scripted synthetic hand: pose + software render 640x480"
     rows[1]["what"] = "IK net (bone features -> betas + 23 DoF) + Kabsch global pose"
     rows[2]["what"] = "IK net + Levenberg-Marquardt post-optimization (3 steps)"
+    images, source = _estimator_images(args, frames)
+    for name in args.estimators:
+        rows.append(_estimator_row(name, images, source))
+    return rows
+
+
+def _estimator_images(args: argparse.Namespace, frames) -> tuple[list, str]:
+    """(image, K) pairs: the real video's first frames when it exists, else the demo's."""
+    if not args.video.is_file():
+        return [(f.image, f.K) for f in frames], "demo_render"
+    from hand_pose_ros.pipeline.video_source import VideoSource
+
+    video = VideoSource(f"video:{args.video}")
+    images = []
+    for _ in range(args.frames + 3):
+        rgb = video.read()
+        if rgb is None:
+            break
+        images.append((rgb, video.K))
+    video.close()
+    return images, args.video.name
+
+
+def _estimator_row(name: str, images: list, source: str) -> dict:
+    """One image estimator over ``images`` as a stream (tracking on), per frame."""
+    import time
+
+    from hand_pose_ros.pipeline.estimators import create_estimator
+
     try:
-        from hand_pose_ros.pipeline.estimators import create_estimator
-
-        estimator = create_estimator("mediapipe")
+        estimator = create_estimator(name, max_hands=2)
     except ImportError as exc:
-        rows.append({"name": "stage_estimator_mediapipe", "skipped": str(exc)})
-        return rows
-    images = [(f.image, f.K) for f in frames]
-    source = "demo_render"
-    if args.video.is_file():
-        from hand_pose_ros.pipeline.video_source import VideoSource
-
-        video = VideoSource(f"video:{args.video}")
-        images = []
-        for _ in range(args.frames + 3):
-            rgb = video.read()
-            if rgb is None:
-                break
-            images.append((rgb, video.K))
-        video.close()
-        source = args.video.name
-    est_times, found = [], 0
+        return {"name": f"stage_estimator_{name}", "skipped": str(exc)}
+    est_times, found, stages = [], 0, {"palm_ms": [], "landmark_ms": []}
     for rgb, K in images:
         start = time.perf_counter()
         found += bool(estimator(rgb, K))
         est_times.append((time.perf_counter() - start) * 1e3)
-    rows.append(_stats("stage_estimator_mediapipe", est_times[3:], input=source,
-                       image_size=f"{images[0][0].shape[1]}x{images[0][0].shape[0]}",
-                       frames_with_hand=round(found / len(images), 3)))  # fmt: skip
-    return rows
+        for key, values in stages.items():
+            if hasattr(estimator, "times"):
+                values.append(getattr(estimator.times, key))
+    extra = {f"{k}_mean": float(sum(v[3:]) / max(len(v) - 3, 1)) for k, v in stages.items() if v}
+    if hasattr(estimator, "close"):
+        estimator.close()
+    return _stats(f"stage_estimator_{name}", est_times[3:], input=source,
+                  image_size=f"{images[0][0].shape[1]}x{images[0][0].shape[0]}",
+                  frames_with_hand=round(found / len(images), 3), **extra)  # fmt: skip
 
 
-def _graph_row(args: argparse.Namespace) -> dict:
+def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = None,
+               executor: str = "threads") -> dict:
     """End to end through real topics: ``hand-teleop run`` in a subprocess."""
+    name = f"end_to_end_{'demo' if source == 'demo' else 'video'}_{estimator or 'truth'}"
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "hand_pose_ros.cli.main", "run", "--source", "demo",
+        cmd = [sys.executable, "-m", "hand_pose_ros.cli.main", "run", "--source", source,
                "--frames", str(args.graph_frames), "--robot", args.robot,
+               "--estimator", estimator or "truth", "--executor", executor,
                "--summary", str(summary)]  # fmt: skip
-        env = dict(os.environ)
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ),
+                                timeout=900)  # fmt: skip
         if result.returncode != 0:
-            return {"name": "end_to_end_ros_graph", "error": result.stderr[-500:]}
+            return {"name": name, "error": result.stderr[-500:]}
         data = json.loads(summary.read_text())
-    return {"name": "end_to_end_ros_graph", "source": "demo (true keypoints + 2 mm noise)",
-            "frames": data["frames_in"], "command_rate_hz": data["command_rate_hz"],
+    frames = data["frames_in"]
+    return {"name": f"{name}_{executor}", "source": source, "estimator": estimator or "truth",
+            "executor": executor, "frames": frames, "seconds": data["seconds"],
+            "source_fps": round(frames / data["seconds"], 2) if data["seconds"] else None,
+            "frames_estimated": data.get("estimator_images"),
+            "frames_to_command_share": data["frames_solved_by_ik"],
+            "command_rate_hz": data["command_rate_hz"],
             "latency_image_to_command_ms_median": data["latency_image_to_command_ms_median"],
             "latency_image_to_command_ms_p90": data["latency_image_to_command_ms_p90"]}
 
@@ -125,5 +154,10 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     rows = _stage_rows(args)
     if args.graph_frames:
-        rows.append(_graph_row(args))
+        rows.append(_graph_row(args, "demo"))
+        rows.append(_graph_row(args, "demo", "handtrack"))
+        if args.video.is_file():
+            for estimator in args.estimators:
+                rows.append(_graph_row(args, f"video:{args.video}", estimator))
+            rows.append(_graph_row(args, f"video:{args.video}", "handtrack", "single"))
     return {"bench": "pipeline", "machine": machine_info(), "rows": rows}

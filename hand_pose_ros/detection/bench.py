@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch / ORT threads")
     parser.add_argument("--limit", type=int, default=None, help="first N items / frames")
     parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--palm", nargs="*", default=["palm_full"],
+                        choices=("palm_full", "palm_lite"),
+                        help="also rows of the real-trained palm detector(s) behind the "
+                             "handtrack estimator (labelled sets; none: skip)")
+    parser.add_argument("--no-ours", action="store_true",
+                        help="skip our from-scratch detector rows")
     video = parser.add_argument_group("tracker on video:PATH (default: TrackerConfig's)")
     video.add_argument("--redetect-every", type=int, default=None,
                        help="a full-frame detection at least every N frames")
@@ -242,12 +248,14 @@ def run(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(max(1, args.threads))
     weights: list[Path | None] = [Path(w) for w in args.weights] if args.weights else []
-    weights = weights or shipped_weights()
-    if not weights and args.data:
+    weights = [] if args.no_ours else weights or shipped_weights()
+    if not weights and args.data and not args.no_ours:
         raise FileNotFoundError("no detector weights shipped or given (--weights)")
     entries = [(manifest_config(w), w) for w in weights] or [
         (None, None)  # speed of the default variant, random init
     ]
+    if args.no_ours:
+        entries = []
     videos = any(spec.startswith("video:") for spec in args.data or [])
     side_probability = side_hook(args) if videos else None  # the same for every detector
     rows = []
@@ -274,4 +282,44 @@ def run(args: argparse.Namespace) -> dict:
                          "ms_per_frame_median": speed_ms(det, args.repeats)})  # fmt: skip
     if args.ablation:
         rows += ablation_rows(args)
+    labelled = [spec for spec in args.data or [] if not spec.startswith("video:")]
+    for palm_model in args.palm or []:
+        det = PalmHandDetector(palm_model, args.backend, args.device, args.threads,
+                               args.score_threshold)  # fmt: skip
+        base = {"name": palm_model, "weights": "mediapipe-0.10.21 (converted)",
+                "backend": args.backend, "input_size": det.graph.palm_size,
+                "score_threshold": args.score_threshold,
+                "hand_box": "bounds of the landmark network's 21 points on the palm's ROI"}
+        for spec in labelled:
+            metrics = evaluate_detector(det, spec, args.limit)
+            metrics["palms_per_image"] = det.palms / max(det.images, 1)
+            rows.append({**base, "data": spec, **metrics})
     return {"bench": "detector", "machine": machine_info(), "rows": rows}
+
+
+class PalmHandDetector:
+    """The real-trained palm detector as a hand detector for :func:`evaluate_detector`:
+    each palm above ``score_threshold``, one landmark pass on its ROI, the hand box the
+    bounds of the 21 landmarks, the class the landmark network's side (as seen)."""
+
+    def __init__(self, palm_model: str, backend: str, device: str, threads: int,
+                 score_threshold: float) -> None:  # fmt: skip
+        from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
+
+        cfg = HandTrackConfig(palm_model=palm_model, min_detection_score=score_threshold)
+        self.graph = create_hand_tracker(cfg, backend=backend, device=device, threads=threads)
+        self.images = self.palms = 0
+
+    def detect(self, image: np.ndarray) -> list:
+        from hand_pose_ros.detection.evaluate import Detection
+
+        found = self.graph.detect_hands(image)
+        self.images += 1
+        self.palms += len(found)
+        out = []
+        for score, uv, presence, p_right in found:
+            box = np.concatenate([uv.min(0), uv.max(0)])
+            probs = np.array([p_right, 1.0 - p_right])
+            out.append(Detection(box, float(score), int(p_right < 0.5), probs, uv,
+                                 np.full(21, presence)))  # fmt: skip
+        return out

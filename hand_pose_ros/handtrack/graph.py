@@ -149,6 +149,20 @@ class HandTrackGraph:
             self._next_id += 1
         return new
 
+    def detect_hands(self, rgb: np.ndarray) -> list[tuple[float, np.ndarray, float, float]]:
+        """Static detection, no tracking: every palm above the score threshold and one
+        landmark pass on its ROI. Returns (palm score, (21, 2) landmarks in frame pixels,
+        presence, P(right seen)) per palm, best palm first (benchmarks, tests)."""
+        palms = self.detect_palms(rgb)
+        rects = [rect_from_palm(p, self.cfg.palm_roi_scale, self.cfg.palm_roi_shift)
+                 for p in palms]  # fmt: skip
+        keep = [i for i, r in enumerate(rects) if r.is_valid()]
+        if not keep:
+            return []
+        results = self._landmarks(rgb, [rects[i] for i in keep])
+        return [(palms[i].score, r.uv, r.presence, r.p_right)
+                for i, r in zip(keep, results, strict=True)]  # fmt: skip
+
     # -- stage II ----------------------------------------------------------------------
     def _landmarks(self, rgb: np.ndarray, rects: list[RotatedRect]) -> list[_LandmarkResult]:
         s = self.landmark_size
