@@ -120,15 +120,14 @@ def _estimator_row(name: str, images: list, source: str) -> dict:
                   frames_with_hand=round(found / len(images), 3), **extra)  # fmt: skip
 
 
-def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = None,
-               executor: str = "threads") -> dict:
+def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = None) -> dict:
     """End to end through real topics: ``hand-teleop run`` in a subprocess."""
     name = f"end_to_end_{'demo' if source == 'demo' else 'video'}_{estimator or 'truth'}"
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
         cmd = [sys.executable, "-m", "hand_pose_ros.cli.main", "run", "--source", source,
                "--frames", str(args.graph_frames), "--robot", args.robot,
-               "--estimator", estimator or "truth", "--executor", executor,
+               "--estimator", estimator or "truth",
                "--summary", str(summary)]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ),
                                 timeout=900)  # fmt: skip
@@ -136,8 +135,8 @@ def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = No
             return {"name": name, "error": result.stderr[-500:]}
         data = json.loads(summary.read_text())
     frames = data["frames_in"]
-    return {"name": f"{name}_{executor}", "source": source, "estimator": estimator or "truth",
-            "executor": executor, "frames": frames, "seconds": data["seconds"],
+    return {"name": name, "source": source, "estimator": estimator or "truth",
+            "frames": frames, "seconds": data["seconds"],
             "source_fps": round(frames / data["seconds"], 2) if data["seconds"] else None,
             "frames_estimated": data.get("estimator_images"),
             "frames_to_command_share": data["frames_solved_by_ik"],
@@ -159,5 +158,4 @@ def run(args: argparse.Namespace) -> dict:
         if args.video.is_file():
             for estimator in args.estimators:
                 rows.append(_graph_row(args, f"video:{args.video}", estimator))
-            rows.append(_graph_row(args, f"video:{args.video}", "handtrack", "single"))
     return {"bench": "pipeline", "machine": machine_info(), "rows": rows}

@@ -50,9 +50,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="record all topics to this rosbag2 MCAP file")
     parser.add_argument("--rate", type=float, default=None,
                         help="source frame rate (default: from the parameter file / the video)")
-    parser.add_argument("--executor", choices=("threads", "single"), default="threads",
-                        help="threads: source, estimator and IK/robot nodes each spin in "
-                             "their own thread (default); single: one thread for all")  # fmt: skip
     parser.add_argument("--summary", type=Path, default=None,
                         help="also write the summary JSON here")
     parser.set_defaults(func=run)
@@ -105,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
 
     from hand_pose_ros.nodes.monitor import TeleopMonitor
-    from hand_pose_ros.nodes.stage_threads import StageThreads
     from hand_pose_ros.pipeline.video_source import parse_source
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
@@ -123,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
         nodes.append(node)
         return node
 
-    executor = None
     try:
         from hand_pose_ros.nodes.ik_node import IKNode
         from hand_pose_ros.nodes.retarget_node import RetargetNode
@@ -157,13 +152,12 @@ def run(args: argparse.Namespace) -> int:
                                 urdf=retarget.stage.urdf_path, viz_path=args.viz,
                                 record_path=args.record)  # fmt: skip
         nodes.append(monitor)
-        if args.executor == "threads":
-            executor = StageThreads([[source], [estimator], [ik, retarget, monitor]], context)
-            executor.start()
-        else:
-            executor = SingleThreadedExecutor(context=context)
-            for node in nodes:
-                executor.add_node(node)
+        # One thread for all nodes: measured here, spinning the source, the estimator and
+        # the IK / robot side in three threads raised the median image -> command latency
+        # from 49 to 127 ms (GIL hand-offs between many short Python steps).
+        executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            executor.add_node(node)
         log.info("running %s -> IK -> %s (%d joints)%s", args.source,
                  params["retarget_node"]["robot"], len(retarget.joint_names),
                  f", {target} frames" if target else "")  # fmt: skip
@@ -171,12 +165,7 @@ def run(args: argparse.Namespace) -> int:
         end_at = None
         try:
             while context.ok():
-                if args.executor == "threads":
-                    time.sleep(0.02)
-                    if not executor.alive():
-                        raise RuntimeError(f"a node thread stopped: {executor.errors}")
-                else:
-                    executor.spin_once(timeout_sec=0.02)
+                executor.spin_once(timeout_sec=0.02)
                 frames = _frames_in(source)
                 finished = (target and frames >= target) or getattr(source, "finished", False) \
                     or _player_done(source)  # fmt: skip
@@ -189,8 +178,6 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("interrupted")
         elapsed = time.monotonic() - start
-        if isinstance(executor, StageThreads):
-            executor.shutdown()
         summary = _summary(args.source, source, ik, retarget, monitor, elapsed)
         if estimator is not None:
             summary["estimator_images"] = estimator.images
@@ -198,8 +185,6 @@ def run(args: argparse.Namespace) -> int:
             summary["estimator_rejected_images"] = estimator.rejected
         monitor.close()
     finally:
-        if isinstance(executor, StageThreads):
-            executor.shutdown()
         for node in nodes:
             node.destroy_node()
         if context.ok():

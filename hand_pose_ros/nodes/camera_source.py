@@ -25,7 +25,8 @@ class CameraSource(Node):
         self.declare_parameter("max_frames", 0)
         self.source = VideoSource(self.get_parameter("source").value,
                                   hfov_deg=float(self.get_parameter("hfov_deg").value),
-                                  loop=bool(self.get_parameter("loop").value))  # fmt: skip
+                                  loop=bool(self.get_parameter("loop").value),
+                                  prefetch=True)  # fmt: skip
         fps = float(self.get_parameter("fps").value) or self.source.fps
         self.frame_id = self.get_parameter("frame_id").value
         self.max_frames = int(self.get_parameter("max_frames").value)

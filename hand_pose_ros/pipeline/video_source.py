@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -32,9 +33,13 @@ class VideoSource:
         spec: ``video:PATH`` or ``webcam:N``.
         hfov_deg: horizontal field of view for the default intrinsics (no calibration).
         loop: restart a video file at its end.
+        prefetch: decode in a background thread (OpenCV releases the GIL while decoding,
+            so the next frame is ready on the other core when asked for). A file keeps
+            every frame in order; a live camera keeps only the newest frame.
     """
 
-    def __init__(self, spec: str, hfov_deg: float = 65.0, loop: bool = False) -> None:
+    def __init__(self, spec: str, hfov_deg: float = 65.0, loop: bool = False,
+                 prefetch: bool = False) -> None:  # fmt: skip
         kind, arg = parse_source(spec)
         if kind == "video":
             self.capture = cv2.VideoCapture(arg)
@@ -54,17 +59,78 @@ class VideoSource:
         self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.K = default_intrinsics(self.width, self.height, hfov_deg)
         self.frames_read = 0
+        self._prefetch = _Prefetcher(self._decode, live=kind == "webcam") if prefetch else None
 
     def read(self) -> np.ndarray | None:
         """The next RGB frame, or None at the end of a file."""
+        if self._prefetch is not None:
+            frame = self._prefetch.get()
+        else:
+            frame = self._decode()
+        if frame is not None:
+            self.frames_read += 1
+        return frame
+
+    def _decode(self) -> np.ndarray | None:
         ok, bgr = self.capture.read()
         if not ok and self.kind == "video" and self.loop and self.frames_read > 0:
             self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self.capture.read()
         if not ok:
             return None
-        self.frames_read += 1
-        return np.ascontiguousarray(bgr[:, :, ::-1])
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.stop()
         self.capture.release()
+
+
+class _Prefetcher:
+    """Calls ``decode`` in a daemon thread and hands its frames over one at a time.
+
+    ``live=False`` (files): the thread waits until its frame is taken, so none is lost.
+    ``live=True`` (cameras): a newer frame replaces one not yet taken.
+    """
+
+    def __init__(self, decode, live: bool) -> None:
+        self._decode, self._live = decode, live
+        self._cond = threading.Condition()
+        self._slot: list = []  # at most one frame; [None] marks the end
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="video-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                frame = self._decode()
+            except Exception as exc:  # re-raised in the reader's thread
+                frame = exc
+            with self._cond:
+                while self._slot and not self._live and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                self._slot[:] = [frame]
+                self._cond.notify_all()
+            if frame is None or isinstance(frame, Exception):
+                return
+
+    def get(self) -> np.ndarray | None:
+        with self._cond:
+            while not self._slot:
+                self._cond.wait()
+            frame = self._slot[0]
+            if frame is not None and not isinstance(frame, Exception):
+                self._slot.clear()  # the end marker stays for later reads
+                self._cond.notify_all()
+        if isinstance(frame, Exception):
+            raise frame
+        return frame
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
