@@ -51,16 +51,17 @@ def test_estimator_node_publishes_tracked_hands(rclpy_context):
     executor.add_node(talker)
     demo = DemoHand()
     try:
-        bad = image_to_msg(np.zeros((48, 64, 3), np.uint8), stamp=talker.get_clock().now()
-                           .to_msg(), frame_id="cam")  # fmt: skip
-        bad.encoding = "16UC1"
+        now = talker.get_clock().now().to_msg()
+        bad = image_to_msg(np.zeros((48, 64, 3), np.uint8), stamp=now, frame_id="cam")
+        bad.encoding = "16UC1"  # refused by the conversion
+        tiny = image_to_msg(np.zeros((8, 8, 3), np.uint8), stamp=now, frame_id="cam")
         for i in range(12):
             frame = demo.frame_at(i * 3)
             stamp = talker.get_clock().now().to_msg()
             info_pub.publish(camera_info_msg(frame.K, demo.width, demo.height, stamp=stamp,
                                              frame_id="cam"))  # fmt: skip
-            if i == 6:
-                image_pub.publish(bad)  # rejected, logged, and the node goes on
+            if i in (4, 8):  # rejected, logged, and the node goes on
+                image_pub.publish(bad if i == 4 else tiny)  # tiny: refused by the estimator
                 _spin(executor, 0.3)
             image_pub.publish(image_to_msg(frame.image, stamp=stamp, frame_id="cam"))
             before = len(received)
@@ -69,7 +70,7 @@ def test_estimator_node_publishes_tracked_hands(rclpy_context):
         executor.shutdown()
         node.destroy_node()
         talker.destroy_node()
-    assert node.rejected == 1
+    assert node.rejected == 2
     assert len(received) >= 8, f"{len(received)} keypoint messages for 12 images"
     assert {m.handedness for m in received} == {"right"}
     assert len({m.track_id for m in received}) == 1 and received[0].track_id >= 0

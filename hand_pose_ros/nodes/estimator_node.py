@@ -30,6 +30,7 @@ class EstimatorNode(Node):
         self.declare_parameter("estimator", "auto")
         # Runtime of our networks (torch | onnx | tensorrt); the mediapipe reference runs its own.
         self.declare_parameter("backend", "onnx")
+        self.declare_parameter("device", "cpu")  # cpu | cuda (ONNX Runtime, torch)
         self.declare_parameter("max_hands", 2)
         self.declare_parameter("min_score", 0.5)
         self.declare_parameter("mirrored_input", False)
@@ -41,6 +42,7 @@ class EstimatorNode(Node):
             max_hands=int(self.get_parameter("max_hands").value),
             mirrored_input=bool(self.get_parameter("mirrored_input").value),
             backend=str(self.get_parameter("backend").value),
+            device=str(self.get_parameter("device").value),
             hand_side=str(self.get_parameter("hand_side").value),
         )  # fmt: skip
         self.K = None
@@ -50,7 +52,7 @@ class EstimatorNode(Node):
         self.create_subscription(Image, "/camera/image_raw", self.on_image, IMAGE_QOS)
         # min_score and hfov_deg are read per image; the estimator is built once.
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("estimator", "backend", "max_hands", "mirrored_input", "hand_side"),
+            ("estimator", "backend", "device", "max_hands", "mirrored_input", "hand_side"),
             {"min_score": in_range(0.0, 1.0), "hfov_deg": in_range(1.0, 179.0)}))
         self.rate = RateMeter()
         self.images = 0
@@ -74,7 +76,12 @@ class EstimatorNode(Node):
         K = self.K if self.K is not None else default_intrinsics(
             rgb.shape[1], rgb.shape[0], float(self.get_parameter("hfov_deg").value))  # fmt: skip
         start = time.perf_counter()
-        hands = self.estimator(rgb, K)
+        try:
+            hands = self.estimator(rgb, K)
+        except ValueError as exc:  # an image or K the estimator cannot use (e.g. too small)
+            self.rejected += 1
+            self.get_logger().error(f"rejected image: {exc}", throttle_duration_sec=1.0)
+            return
         ms = (time.perf_counter() - start) * 1e3
         self.images += 1
         self.rate.tick()
