@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
@@ -82,3 +83,23 @@ def test_ruff_is_clean():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_installed_executables_run_with_the_venv_interpreter(tmp_path):
+    """`#!` of every installed executable names this venv's Python (not /usr/bin/env python3),
+    so `ros2 run` / launch work whatever comes first on PATH."""
+    lib = REPO_ROOT / ".venv" / "lib" / "hand_pose_ros"
+    venv_bin = (REPO_ROOT / ".venv" / "bin").resolve()
+    scripts = sorted(p.name for p in (REPO_ROOT / "scripts" / "ros").iterdir())
+    console = [s.split("=")[0].strip() for s in _setup_kwargs()["entry_points"]["console_scripts"]]
+    for path in [*(lib / n for n in scripts), *(REPO_ROOT / ".venv" / "bin" / n for n in console)]:
+        shebang = path.read_text().splitlines()[0]
+        assert shebang.startswith("#!/"), (path, shebang)
+        interpreter = Path(shebang[2:].split()[0])
+        assert interpreter.parent.resolve() == venv_bin, (path, shebang)
+    # With a PATH that has no venv (and no python3 at all), the executable still runs.
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    result = subprocess.run([str(lib / "hand-teleop"), "--help"], capture_output=True, text=True,
+                            timeout=120, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout

@@ -1,0 +1,99 @@
+"""Launch test: kill the IK node under respawn:=true (run by test/test_launch.py).
+
+While the IK node is gone the robot side applies the hand-lost policy (commands continue:
+hold the last command, then ease toward the neutral pose); launch restarts the node and
+commands follow the hand again. The gap is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import launch_testing
+import numpy as np
+import psutil
+import pytest
+from _common import GraphListener, record, teleop_launch
+
+from hand_pose_ros.params import load_node_parameters
+
+RETARGET = load_node_parameters()["retarget_node"]
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    return teleop_launch(respawn="true", respawn_delay="1.0", use_rviz="false")
+
+
+def ik_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if any(part.endswith("hand_pose_ros/ik_node") for part in p.cmdline())]  # fmt: skip
+
+
+class TestIKRespawn(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.listener = GraphListener()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.listener.close()
+
+    def test_hold_ease_respawn(self):
+        lis = self.listener
+        self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/state")) >= 20, 50.0))
+        (ik,) = ik_processes()
+        ik.send_signal(signal.SIGKILL)
+        t_kill = time.monotonic()
+        ik.wait(timeout=5)
+        before = len(lis.get("/hand/state"))
+        self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/state")) >= before + 10, 50.0),
+                        "the IK node did not come back")  # fmt: skip
+        (new_ik,) = ik_processes()
+        self.assertNotEqual(new_ik.pid, ik.pid)
+        states = lis.get("/hand/state")
+        t_last = max(t for t, _ in states if t <= t_kill)
+        t_back = min(t for t, _ in states if t > t_kill)
+        commands = lis.get("/hand/joint_states")
+        neutral = np.asarray(commands[0][1].position)  # published before the first hand state
+        lost = [(t, np.asarray(m.position)) for t, m in commands if t_last < t < t_back]
+        times = np.array([t for t, _ in lost])
+        # Commands continue while the IK node is gone (the hand-lost policy ticks).
+        self.assertGreater(len(lost), 10)
+        self.assertLess(np.percentile(np.diff(times), 95),
+                        RETARGET["hand_lost_timeout_s"] + 1.0 / RETARGET["rate_hz"] + 0.15)
+        # Lost ticks start hand_lost_timeout_s after the last state; the filter holds until
+        # hold_s after it, then eases.
+        hold = RETARGET["filter.hold_s"]
+        held = [q for t, q in lost
+                if t_last + RETARGET["hand_lost_timeout_s"] + 0.05 < t < t_last + hold - 0.05]
+        self.assertTrue(held, "no command during the hold")
+        for q in held:
+            np.testing.assert_allclose(q, held[0], atol=1e-9)  # held
+        easing = [q for t, q in lost if t > t_last + hold + 0.1]
+        self.assertTrue(easing, "no command after the hold")
+        dist = np.array([np.abs(q - neutral).max() for q in easing])
+        self.assertTrue((np.diff(dist) <= 1e-9).all(), "not easing toward neutral")
+        self.assertLess(dist[-1], np.abs(held[0] - neutral).max())
+        # Commands follow the hand again.
+        after = np.array([m.position for t, m in commands if t > t_back])
+        self.assertGreater(len(after), 5)
+        self.assertGreater(np.ptp(after, axis=0).max(), 1e-3)
+        record(ik_kill_to_first_state_s=round(t_back - t_kill, 2),
+               hand_state_gap_s=round(t_back - t_last, 2),
+               commands_while_lost=len(lost),
+               max_command_gap_while_lost_s=round(float(np.diff(times).max()), 3))  # fmt: skip
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_processes_exit_0_after_the_respawn(self, proc_info, proc_output):
+        # The killed IK node's exit (-9) is the test's; every process at the end exits 0.
+        for name in proc_info.process_names():
+            self.assertEqual(proc_info[name].returncode, 0, name)

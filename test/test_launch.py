@@ -1,0 +1,141 @@
+"""The real `ros2 launch` of launch/teleop.launch.py, via launch_testing's `launch_test`.
+
+Each test runs one launch test file of test/launch_tests/ in a subprocess with its own
+ROS_DOMAIN_ID (100-140) and localhost-only discovery. They need `launch_test`, built into
+the venv by `HAND_POSE_ROS_ROS2_LAUNCH=auto scripts/setup.sh` from
+../shared/vendor/ros2-jazzy-launch (CI), or a ROS 2 install; without it they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+LAUNCH_TESTS = REPO_ROOT / "test" / "launch_tests"
+VENV_BIN = Path(sys.prefix) / "bin"
+
+
+def _launch_test() -> str:
+    exe = shutil.which("launch_test", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if exe is None:
+        pytest.skip("launch_test not installed: run HAND_POSE_ROS_ROS2_LAUNCH=auto "
+                    "scripts/setup.sh with ../shared/vendor/ros2-jazzy-launch present, "
+                    "or source a ROS 2 install")  # fmt: skip
+    return exe
+
+
+def ros_env(domain_id: int) -> dict[str, str]:
+    """Environment of an isolated test graph: its own domain, localhost discovery."""
+    assert 100 <= domain_id <= 140  # the launch tests' range (other suites use others)
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1")  # fmt: skip
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
+    return env
+
+
+def run_launch_test(name: str, domain_id: int, tmp_path: Path, *args: str,
+                    timeout_s: float = 120.0) -> dict:  # fmt: skip
+    """Run test/launch_tests/<name>.py; assert it passed; return the values it recorded."""
+    exe = _launch_test()
+    results = tmp_path / "results.json"
+    env = ros_env(domain_id)
+    env["HAND_POSE_ROS_LAUNCH_RESULTS"] = str(results)
+    try:
+        proc = subprocess.run([exe, str(LAUNCH_TESTS / f"{name}.py"), *args], env=env,
+                              capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+    finally:
+        subprocess.run(["ros2", "daemon", "stop"], env=env, capture_output=True, timeout=30)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    data = json.loads(results.read_text()) if results.exists() else {}
+    print(name, json.dumps(data))
+    return data
+
+
+def test_demo_graph(tmp_path):
+    data = run_launch_test("launch_demo_graph", 101, tmp_path)
+    assert data["command_rate_hz"] > 0
+
+
+def test_real_video_with_the_default_estimator(tmp_path):
+    from conftest import realdata_path
+
+    video = realdata_path("hand_video", "human_hand_video.mp4")
+    os.environ["HAND_POSE_ROS_VIDEO"] = str(video)
+    data = run_launch_test("launch_video_graph", 102, tmp_path)
+    assert data["video_estimator_ms_median"] > 0
+
+
+def test_every_robot_config(tmp_path):
+    from conftest import realdata_path
+
+    os.environ["HAND_POSE_ROS_ROBOTS_DIR"] = str(realdata_path("robots"))
+    run_launch_test("launch_robots", 103, tmp_path, timeout_s=240.0)
+
+
+def test_ik_node_killed_then_respawned(tmp_path):
+    data = run_launch_test("launch_ik_respawn", 104, tmp_path)
+    assert data["hand_state_gap_s"] > 0
+
+
+def _launch_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("teleop_launch",
+                                                  REPO_ROOT / "launch" / "teleop.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_launch_argument_table_matches_the_launch_file():
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- launch-arguments: begin -->")[1].split(
+        "<!-- launch-arguments: end -->")[0]  # fmt: skip
+    rows = {}
+    for line in block.strip().splitlines()[2:]:  # after the header and |---|
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        name, default, description = cells
+        rows[name.strip("`")] = ("" if default == "(empty)" else default.strip("`"), description)
+    arguments = _launch_module().ARGUMENTS
+    assert list(rows) == list(arguments)
+    for name, (default, description) in arguments.items():
+        assert description, f"launch argument {name} has no description"
+        assert rows[name] == (default, description), name
+
+
+def _ros2_launch(domain_id: int, *args: str) -> subprocess.CompletedProcess:
+    ros2 = shutil.which("ros2", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if ros2 is None:
+        _launch_test()  # skips with the reason
+    env = ros_env(domain_id)
+    return subprocess.run(["timeout", "-s", "INT", "--foreground", "60", ros2, "launch",
+                           "hand_pose_ros", "teleop.launch.py", *args], env=env,
+                          capture_output=True, text=True, timeout=90)  # fmt: skip
+
+
+@pytest.mark.parametrize("args, message", [
+    (("robot:=allegro",), "robot config 'allegro' has no URDF: pass urdf=PATH"),
+    (("use_rviz:=true",), "use_rviz:=true but rviz2 (rviz2) is not installed"),
+    (("source:=video:/x.mp4", "estimator:=truth"), "estimator:=truth needs source:=demo"),
+], ids=["robot_without_urdf", "rviz_required", "truth_without_demo"])  # fmt: skip
+def test_launch_refuses_a_bad_configuration_clearly_before_starting(args, message):
+    if args == ("use_rviz:=true",) and shutil.which("rviz2"):
+        pytest.skip("rviz2 is installed here")
+    proc = _ros2_launch(110, *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert message in out
+    assert "Traceback" not in out
+    assert "process started" not in out  # nothing was started, so nothing is orphaned
