@@ -27,6 +27,8 @@ NODES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 #: Files of this package the launch file reads.
 PACKAGE_FILES: tuple[str, ...] = ("config/teleop.yaml", "config/teleop.rviz")
+#: With respawn:=true, how often one node may be restarted before the launch gives up.
+MAX_RESPAWNS = 5
 #: Launch arguments: name -> (default, description). The README's table repeats it.
 ARGUMENTS: dict[str, tuple[str, str]] = {
     "robot": ("hand_pose_ros_hand",
@@ -58,7 +60,8 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                       "false | auto (where tf2_ros is installed)."),
     "respawn": ("false",
                 "Restart our nodes (source, estimator, IK, retargeting) when they die: true | "
-                "false. With false any exit shuts the whole launch down."),
+                f"false. With false (or after {MAX_RESPAWNS} restarts of one node) any exit "
+                "shuts the whole launch down."),
     "respawn_delay": ("1.0", "Seconds to wait before restarting a node (respawn:=true)."),
 }
 #: Optional parts of a ROS install: argument -> (package, executable, what is lost without it).
@@ -73,6 +76,10 @@ OPTIONAL_PARTS: dict[str, tuple[str, str, str]] = {
 
 class LaunchConfigError(ValueError):
     """An argument value the launch cannot run with (shown as one line, no traceback)."""
+
+
+class ProcessFailedError(RuntimeError):
+    """A process of the graph failed; `ros2 launch` shows it as one line and exits 1."""
 
 
 def _robot_urdf(robot: str, urdf: str):
@@ -129,14 +136,31 @@ def _wanted_part(argument: str, value: str, logger) -> bool:
     return True
 
 
-def _shutdown_on_exit(event, context):
-    """Exit handler: any process that exits while the graph runs ends the whole launch."""
-    from launch.actions import Shutdown
+def _exit_handler(respawns: int):
+    """Exit handler: a process that exits (and will not respawn) ends the whole launch.
 
-    if context.is_shutdown:
-        return None  # already shutting down: the exit is expected
-    return [Shutdown(reason=f"{event.action.name} exited with code {event.returncode}: "
-                            "shutting the teleop graph down")]  # fmt: skip
+    A failure (exit code != 0) raises, so `ros2 launch` logs one line, stops the other
+    processes and exits 1; a clean exit (RViz closed) shuts down with exit code 0.
+    ``respawns``: exits to let pass first (launch restarts the process that often).
+    """
+    exits = [0]
+
+    def on_exit(event, context):
+        from launch.actions import Shutdown
+
+        if context.is_shutdown:
+            return None  # already shutting down: the exit is expected
+        exits[0] += 1
+        if exits[0] <= respawns:
+            return None  # launch restarts it
+        if event.returncode != 0:
+            raise ProcessFailedError(
+                f"{event.action.name} exited with code {event.returncode}"
+                + (f" (after {respawns} restarts)" if respawns else "")
+                + ": the teleop graph is shut down (see its log above)")  # fmt: skip
+        return [Shutdown(reason=f"{event.action.name} exited: shutting the teleop graph down")]
+
+    return on_exit
 
 
 def _launch_setup(context, *args, **kwargs):
@@ -197,7 +221,7 @@ def _launch_setup(context, *args, **kwargs):
     ours = [
         Node(package="hand_pose_ros", executable=exe, name=name, output="screen",
              parameters=[params_file, overrides[name]], respawn=respawn == "true",
-             respawn_delay=respawn_delay)
+             respawn_delay=respawn_delay, respawn_max_retries=MAX_RESPAWNS)
         for exe, name, _ in NODES if name in wanted
     ]  # fmt: skip
     processes = list(ours)
@@ -224,8 +248,9 @@ def _launch_setup(context, *args, **kwargs):
                               arguments=["-d", os.path.join(share, "config", "teleop.rviz")]))
     # No orphans: a process that exits (and will not respawn) ends the launch.
     handlers = [
-        RegisterEventHandler(OnProcessExit(target_action=proc, on_exit=_shutdown_on_exit))
-        for proc in processes if not (respawn == "true" and proc in ours)
+        RegisterEventHandler(OnProcessExit(target_action=proc, on_exit=_exit_handler(
+            MAX_RESPAWNS if respawn == "true" and proc in ours else 0)))
+        for proc in processes
     ]  # fmt: skip
     return [*handlers, *processes]
 

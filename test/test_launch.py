@@ -139,3 +139,58 @@ def test_launch_refuses_a_bad_configuration_clearly_before_starting(args, messag
     assert message in out
     assert "Traceback" not in out
     assert "process started" not in out  # nothing was started, so nothing is orphaned
+
+
+@pytest.mark.parametrize("respawn", ["false", "true"])
+def test_a_node_failing_at_start_shuts_the_launch_down(respawn):
+    """No orphans: the other nodes are stopped (cleanly) and `ros2 launch` exits 1."""
+    proc = _ros2_launch(111, "source:=video:/nonexistent/clip.mp4", "use_rviz:=false",
+                        f"respawn:={respawn}", "respawn_delay:=0.2")  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "CameraSource cannot start: FileNotFoundError: cannot open video" in out
+    assert "camera_source-1 exited with code 1" in out
+    if respawn == "true":
+        assert "(after 5 restarts)" in out
+    assert "Traceback" not in out
+    started = set(re.findall(r"\[INFO\] \[(\S+)\]: process started", out))
+    finished = set(re.findall(r"\[INFO\] \[(\S+)\]: process has finished cleanly", out))
+    assert started - finished == {"camera_source-1"}, out[-3000:]
+
+
+def test_nodes_exit_0_on_sigterm_while_publishing_and_while_starting(tmp_path):
+    """SIGTERM (what `ros2 launch` escalates to, what systemd/docker send): the demo graph's
+    nodes exit 0 without a traceback, mid-stream and during their imports."""
+    import time
+
+    _launch_test()  # the same skip: this drives the graph with `ros2 topic`
+    env = ros_env(112)
+    lib = Path(sys.prefix) / "lib" / "hand_pose_ros"
+    names = ("demo_source", "ik_node", "retarget_node")
+    procs = [subprocess.Popen([str(lib / n)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for n in names]  # fmt: skip
+    try:
+        echo = subprocess.run(["ros2", "topic", "echo", "--no-daemon", "--once", "--timeout",
+                               "60", "/hand/state", "hand_pose_ros/msg/HandState", "--field",
+                               "score"], env=env, capture_output=True, text=True,
+                              timeout=90)  # fmt: skip
+        assert echo.returncode == 0, echo.stderr  # hand states flow: the IK is publishing
+        for p in procs:
+            p.send_signal(15)
+        outs = [p.communicate(timeout=30)[0] for p in procs]
+        # And while starting: SIGTERM half a second in (imports still running).
+        early = subprocess.Popen([str(lib / "ik_node")], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        time.sleep(0.5)
+        early.send_signal(15)
+        outs.append(early.communicate(timeout=30)[0])
+        procs.append(early)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        subprocess.run(["ros2", "daemon", "stop"], env=env, capture_output=True, timeout=30)
+    for name, p, out in zip([*names, "ik_node (starting)"], procs, outs, strict=True):
+        assert p.returncode == 0, f"{name}: {out[-2000:]}"
+        assert "Traceback" not in out, f"{name}: {out[-2000:]}"

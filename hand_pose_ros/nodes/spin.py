@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 import sys
+import traceback
+from pathlib import Path
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
@@ -63,7 +65,16 @@ def spin_node(node_class: type[Node], args: list[str] | None = None) -> None:
     try:
         rclpy.init(args=args)
         _ROS_STARTED.append(True)
-        node = node_class()
+        try:
+            node = node_class()
+        except (ValueError, OSError) as exc:
+            # A configuration the node cannot start with (bad parameter, missing file):
+            # one line naming the node, the error and where it was raised; exit code 1.
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{Path(frame.filename).name}:{frame.lineno}"
+            print(f"{node_class.__name__} cannot start: {type(exc).__name__}: {exc} ({where})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            raise SystemExit(1) from None
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
