@@ -241,7 +241,7 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
     rc = main(["bench", "detector", "--json", "--backend", "torch", "--weights", str(weights),
                "--data", str(detection_frames_dir), "--data", f"video:{video}",
                "--score-threshold", "0.0", "--min-detection-score", "0.0",
-               "--limit", "6"])  # fmt: skip
+               "--limit", "6", "--palm"])  # fmt: skip  (--palm alone: no palm detector rows)
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     frames_row, video_row = result["rows"]
@@ -281,3 +281,21 @@ def test_bench_detector_ablation_speed_rows(capsys):
     assert by[(False, False, True)] == by[(False, True, False)] == by[(False, False, False)]
     assert by[(True, False, False)] > by[(False, False, False)]
     assert all(r["ms_per_frame_median"] > 0 for r in rows)
+
+
+def test_bench_detector_palm_rows(detection_frames_dir, capsys):
+    """The real-trained palm detector's rows (hand box from its landmarks) on labelled frames."""
+    from hand_pose_ros.cli.main import main
+    from hand_pose_ros.handnets.registry import WheelNotInstalledError, locate_tflite
+
+    try:
+        locate_tflite("palm_full")
+    except WheelNotInstalledError as exc:
+        pytest.skip(f"hand networks not available: {exc}")
+    rc = main(["bench", "detector", "--json", "--no-ours", "--palm", "palm_full",
+               "--data", str(detection_frames_dir), "--limit", "4"])  # fmt: skip
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["name"] == "palm_full" and row["num_images"] == 4
+    assert 0.0 <= row["detection_rate"] <= 1.0 and row["false_positives_per_image"] >= 0.0
+    assert row["palms_per_image"] >= 0.0 and row["ms_per_frame_median"] > 0

@@ -93,6 +93,7 @@ class EstimatorNode(Node):
             self.pub.publish(keypoints_to_msg(
                 hand.camera_points, stamp=msg.header.stamp, frame_id=msg.header.frame_id,
                 handedness=hand.handedness, score=hand.score, image_points=hand.image_points,
+                confidence=hand.confidence,
                 track_id=hand.track_id if hand.track_id >= 0 else SIDE_TRACK_ID[hand.handedness],
             ))  # fmt: skip
             published += 1
