@@ -27,6 +27,8 @@ class KeypointDetection:
         score: hand confidence in [0, 1].
         track_id: stable id of the hand over frames (-1: the estimator does not track).
         confidence: (21,) per-keypoint confidence in [0, 1], or None (unknown).
+        vertices: (V, 3) hand mesh vertices, metres, camera optical frame, or None (the
+            estimator gives no mesh).
     """
 
     camera_points: np.ndarray
@@ -35,6 +37,7 @@ class KeypointDetection:
     score: float
     track_id: int = -1
     confidence: np.ndarray | None = field(default=None)
+    vertices: np.ndarray | None = field(default=None)
 
 
 def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
