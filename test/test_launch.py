@@ -68,19 +68,21 @@ def test_demo_graph(tmp_path):
     assert data["command_rate_hz"] > 0
 
 
-def test_real_video_with_the_default_estimator(tmp_path):
+def test_real_video_with_the_default_estimator(tmp_path, monkeypatch):
     from conftest import realdata_path
 
     video = realdata_path("hand_video", "human_hand_video.mp4")
-    os.environ["HAND_POSE_ROS_VIDEO"] = str(video)
+    monkeypatch.setenv("HAND_POSE_ROS_VIDEO", str(video))
     data = run_launch_test("launch_video_graph", 102, tmp_path)
     assert data["video_estimator_ms_median"] > 0
 
 
-def test_every_robot_config(tmp_path):
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_every_robot_config(tmp_path, side, monkeypatch):
     from conftest import realdata_path
 
-    os.environ["HAND_POSE_ROS_ROBOTS_DIR"] = str(realdata_path("robots"))
+    monkeypatch.setenv("HAND_POSE_ROS_ROBOTS_DIR", str(realdata_path("robots")))
+    monkeypatch.setenv("HAND_POSE_ROS_ROBOT_SIDE", side)
     run_launch_test("launch_robots", 103, tmp_path, timeout_s=240.0)
 
 

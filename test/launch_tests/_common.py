@@ -19,7 +19,7 @@ import rclpy
 from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
 from hand_pose_ros.msg import HandKeypoints, HandState
-from launch.actions import IncludeLaunchDescription
+from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -32,12 +32,19 @@ from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_SUB_QOS
 LAUNCH_T0: list[float] = []
 
 
-def teleop_launch(**arguments: str) -> launch.LaunchDescription:
-    """The installed launch/teleop.launch.py with ``arguments``, then ReadyToTest."""
+def teleop_launch(domain_id: int | None = None, **arguments: str) -> launch.LaunchDescription:
+    """The installed launch/teleop.launch.py with ``arguments``, then ReadyToTest.
+
+    ``domain_id``: a ROS_DOMAIN_ID for this launch's processes (several launches of one
+    test file must not hear each other's late messages); default: the environment's.
+    """
     LAUNCH_T0[:] = [time.monotonic()]
     path = os.path.join(get_package_share_directory("hand_pose_ros"), "launch",
                         "teleop.launch.py")  # fmt: skip
+    domain = [] if domain_id is None else [SetEnvironmentVariable("ROS_DOMAIN_ID",
+                                                                  str(domain_id))]  # fmt: skip
     return launch.LaunchDescription([
+        *domain,
         IncludeLaunchDescription(PythonLaunchDescriptionSource(path),
                                  launch_arguments=list(arguments.items())),
         launch_testing.actions.ReadyToTest(),
@@ -68,9 +75,9 @@ class GraphListener:
               ("/hand/markers", MarkerArray, RESULT_SUB_QOS),
               ("/diagnostics", DiagnosticArray, 10))  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, domain_id: int | None = None) -> None:
         self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node("launch_test_listener", context=self.context)
         self.messages: dict[str, list] = defaultdict(list)
         self.lock = threading.Lock()

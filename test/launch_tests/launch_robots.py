@@ -23,26 +23,28 @@ from _common import GraphListener, assert_clean_exit, teleop_launch, urdf_joints
 from hand_ik.retarget import available_robot_configs, load_retargeting_config
 
 ROBOTS_DIR = os.environ.get("HAND_POSE_ROS_ROBOTS_DIR", "")
+#: left | right: only that side's configs (the driver runs the two halves separately).
+SIDE = os.environ.get("HAND_POSE_ROS_ROBOT_SIDE", "")
+ROBOTS = [r for r in available_robot_configs()
+          if not SIDE or r.endswith("_left") == (SIDE == "left")]  # fmt: skip
+
+
+def domain_id(robot: str) -> int:
+    """One ROS domain per launch (120-131: the launch tests' range is 100-140)."""
+    return 120 + available_robot_configs().index(robot)
 
 
 @pytest.mark.launch_test
-@launch_testing.parametrize("robot", available_robot_configs())
+@launch_testing.parametrize("robot", ROBOTS)
 def generate_test_description(robot):
     urdf = "" if robot.startswith("hand_pose_ros_hand") else ROBOTS_DIR
-    return teleop_launch(robot=robot, urdf=urdf, use_rviz="false")
+    return teleop_launch(domain_id(robot), robot=robot, urdf=urdf, use_rviz="false")
 
 
 class TestRobot(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.listener = GraphListener()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.listener.close()
-
     def test_commands_carry_the_urdf_joints_within_limits(self, robot):
-        lis = self.listener
+        lis = GraphListener(domain_id(robot))
+        self.addCleanup(lis.close)
         self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/joint_states")) >= 5, 40.0),
                         f"{robot}: no commands")  # fmt: skip
         urdf = "" if robot.startswith("hand_pose_ros_hand") else ROBOTS_DIR
