@@ -26,6 +26,12 @@ if ! "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   exit 2
 fi
 
+case "${HAND_POSE_ROS_ROS2_LAUNCH:-0}" in
+  0|auto|1) ;;
+  *) log "error: HAND_POSE_ROS_ROS2_LAUNCH must be auto, 1 or 0, got '${HAND_POSE_ROS_ROS2_LAUNCH}'"
+     exit 2 ;;
+esac
+
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
   "$py" -m venv "$venv"
@@ -132,7 +138,7 @@ fi
 launch_mode="${HAND_POSE_ROS_ROS2_LAUNCH:-0}"
 launch_src="${HAND_POSE_ROS_ROS2_LAUNCH_SRC:-$root/../shared/vendor/ros2-jazzy-launch}"
 case "$launch_mode" in
-  0|"") ;;
+  0) ;;
   auto|1)
     if [ ! -d "$launch_src" ]; then
       if [ "$launch_mode" = 1 ]; then
