@@ -204,7 +204,8 @@ def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
     parser = argparse.ArgumentParser()
     bench_estimator.add_arguments(parser)
     bench = parser.parse_args(["--backend", "torch", "--data", str(synth_dir), "--weights",
-                               str(out), "--no-mediapipe", "--sheet", str(tmp_path / "s.png")])
+                               str(out), "--no-mediapipe", "--no-handtrack",
+                               "--sheet", str(tmp_path / "s.png")])
     result = bench_estimator.run(bench)
     (row,) = result["rows"]
     keys = {"pa_mpjpe_mm", "mpjpe_mm", "pa_mpvpe_mm", "f_5mm", "f_15mm", "pck_0.04", "pck_0.06",
