@@ -30,6 +30,9 @@ from hand_ik.keypoints import NUM_KEYPOINTS
 PALM_RIGID_KEYPOINTS = (0, 1, 5, 9, 13, 17)
 #: A palm smaller than this (max distance from the wrist, metres) is degenerate input.
 MIN_PALM_SIZE_M = 0.01
+#: Coordinates beyond this (metres) count as missing: no hand is there, and squaring them
+#: in float32 would overflow the alignment.
+MAX_ABS_COORDINATE_M = 1e3
 
 
 class IKSolver:
@@ -64,7 +67,7 @@ class IKSolver:
 
     # ------------------------------------------------------------------------------------
     def _validate(self, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        observed = torch.isfinite(joints).all(-1)  # (N, 21)
+        observed = (torch.isfinite(joints) & (joints.abs() <= MAX_ABS_COORDINATE_M)).all(-1)
         palm = list(PALM_RIGID_KEYPOINTS)
         palm_observed = observed[:, palm].all(-1)
         safe = torch.where(observed[..., None], joints, torch.zeros_like(joints))

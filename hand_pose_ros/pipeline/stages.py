@@ -15,6 +15,7 @@ import numpy as np
 
 from hand_ik.command_filter import CommandFilter, CommandFilterConfig
 from hand_ik.hand_state import HandState
+from hand_ik.plausibility import PlausibilityConfig, check_fit_error, check_hand_keypoints
 
 
 @dataclass
@@ -33,8 +34,12 @@ class IKStageConfig:
     """Pull toward the previous frame's DoF while tracking (per radian)."""
     operator_profile: str = ""
     """Operator profile YAML (hand-teleop calibrate); empty: estimate the shape per frame."""
+    plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
+    """Human ranges a hand must fall in before it drives anything."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.plausibility, dict):
+            self.plausibility = PlausibilityConfig(**self.plausibility)
         if self.post_opt_iterations < 0:
             raise ValueError(f"post_opt_iterations must be >= 0, got {self.post_opt_iterations}")
         if self.temporal_weight < 0:
@@ -59,18 +64,38 @@ class IKStage:
         self.betas = (load_operator_profile(c.operator_profile, self.model)
                       if c.operator_profile else None)  # fmt: skip
         self._previous: dict[int, HandState] = {}
+        self.last_rejection: str | None = None
+        """Why the last call's hand was refused (implausible input or fit), or None."""
 
     def reset(self) -> None:
         self._previous.clear()
 
     def solve(self, joints_cam: np.ndarray, handedness: str = "right",
               track_id: int = -1) -> HandState:  # fmt: skip
-        """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState."""
+        """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState.
+
+        A hand that breaks the plausibility rules (:mod:`hand_ik.plausibility`) before or
+        after the fit comes back with ``valid=False`` and :attr:`last_rejection` says why;
+        degenerate input gives ``valid=False`` too, never an exception.
+        """
+        joints_cam = np.asarray(joints_cam, dtype=np.float64)
+        if joints_cam.shape != (21, 3):
+            raise ValueError(f"joints_cam must be (21, 3), got {joints_cam.shape}")
+        self.last_rejection = check_hand_keypoints(joints_cam, self.config.plausibility)
+        if self.last_rejection is not None:
+            self._previous.pop(track_id, None)
+            return self.solver.solve(np.full((1, 21, 3), np.nan), post_opt=False,
+                                     handedness=handedness)  # fmt: skip
         previous = self._previous.get(track_id)
         if previous is not None and previous.handedness != handedness:
             previous = None
         state = self.solver.solve(joints_cam[None], betas=self.betas, post_opt=self.config.post_opt,
                                   handedness=handedness, previous=previous)  # fmt: skip
+        if state.valid[0]:
+            self.last_rejection = check_fit_error(float(state.fit_error[0]),
+                                                  self.config.plausibility)  # fmt: skip
+            if self.last_rejection is not None:
+                state.valid[0] = False
         if state.valid[0]:
             self._previous[track_id] = state
         else:
