@@ -1,0 +1,201 @@
+"""``hand-teleop bench soak --minutes N``: the multi-process demo graph, watched for N minutes.
+
+Each node runs in its own process (``python -m hand_pose_ros.nodes.<node>`` with
+``config/teleop.yaml``), as under ``ros2 launch``, on an isolated ROS domain. This
+process listens to ``/hand/joint_states`` and ``/hand/state`` and samples every node's
+resident memory (``/proc/<pid>/status``). Rows: one per minute (command rate, image ->
+hand state latency p50 / p99 from the states' header stamps, which carry the image's
+stamp; the retargeting after it takes under a millisecond), frames published by the
+source that gave no hand state, RSS per process), then a summary row (RSS slope per
+process in MB/h by a least-squares line over the samples after the first minute, the
+command rate's largest minute-to-minute change, node deaths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+#: The demo graph through the image path: (node module, extra parameters).
+SOAK_NODES: tuple[tuple[str, dict], ...] = (
+    ("demo_source", {"publish_keypoints": False}),
+    ("estimator_node", {}),
+    ("ik_node", {}),
+    ("retarget_node", {}),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=1.0, help="how long to watch")
+    parser.add_argument("--sample-s", type=float, default=5.0,
+                        help="seconds between memory samples")
+    parser.add_argument("--warmup-s", type=float, default=20.0,
+                        help="seconds allowed for the graph's first command")
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB (None once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def rss_slope_mb_per_h(times_s: list[float], rss: list[float]) -> float | None:
+    """Least-squares slope of RSS over time, MB per hour (None with fewer than 3 samples)."""
+    if len(times_s) < 3:
+        return None
+    slope = np.polyfit(np.asarray(times_s, float), np.asarray(rss, float), 1)[0]
+    return float(slope * 3600.0)
+
+
+def _start_nodes(env: dict) -> dict[str, subprocess.Popen]:
+    from hand_pose_ros.params import DEFAULT_PARAMS
+
+    procs = {}
+    for name, extra in SOAK_NODES:
+        cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
+               "--params-file", str(DEFAULT_PARAMS)]  # fmt: skip
+        for key, value in extra.items():
+            cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return procs
+
+
+def _stop_nodes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
+    import signal
+
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    codes = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes[name] = proc.wait()
+    return codes
+
+
+def run(args: argparse.Namespace) -> dict:
+    from hand_pose_ros.bench_utils import machine_info
+
+    if args.minutes <= 0 or args.sample_s <= 0:
+        raise ValueError("--minutes and --sample-s must be positive")
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 200)))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    procs = _start_nodes(env)
+    try:
+        rows = _watch(procs, args)
+    finally:
+        codes = _stop_nodes(procs)
+    rows[-1]["exit_codes"] = codes
+    return {"bench": "soak", "machine": machine_info(), "domain_id": env["ROS_DOMAIN_ID"],
+            "rows": rows}  # fmt: skip
+
+
+def _watch(procs: dict[str, subprocess.Popen], args: argparse.Namespace) -> list[dict]:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.time import Time
+    from sensor_msgs.msg import Image, JointState
+
+    from hand_pose_ros.msg import HandState
+    from hand_pose_ros.nodes.qos import COMMAND_QOS, IMAGE_QOS, RESULT_SUB_QOS
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = Node("soak_monitor", context=context)
+    commands: list[float] = []  # monotonic s
+    states: list[tuple[float, float]] = []  # (monotonic s, image -> state latency ms)
+    images: list[float] = []
+
+    def on_state(msg: HandState) -> None:
+        latency = (node.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds
+        states.append((time.monotonic(), latency * 1e-6))
+
+    node.create_subscription(JointState, "/hand/joint_states",
+                             lambda _: commands.append(time.monotonic()), COMMAND_QOS)
+    node.create_subscription(HandState, "/hand/state", on_state, RESULT_SUB_QOS)
+    node.create_subscription(Image, "/camera/image_raw", lambda _: images.append(
+        time.monotonic()), IMAGE_QOS)  # fmt: skip
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + args.warmup_s
+        while not states and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        if not states:
+            errors = {n: p.stderr.read()[-300:] if p.poll() is not None else "running"
+                      for n, p in procs.items()}  # fmt: skip
+            raise RuntimeError(f"no hand state within {args.warmup_s} s: {errors}")
+        start = time.monotonic()
+        samples: dict[str, list[tuple[float, float]]] = {n: [] for n in procs}
+        next_sample, end = start, start + 60.0 * args.minutes
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_sample:
+                for name, proc in procs.items():
+                    mb = rss_mb(proc.pid)
+                    if mb is not None:
+                        samples[name].append((time.monotonic() - start, mb))
+                next_sample += args.sample_s
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    return _rows(start, end, commands, states, images, samples, procs)
+
+
+def _rows(start, end, commands, states, images, samples, procs) -> list[dict]:
+    rows = []
+    minutes = int(np.ceil((end - start) / 60.0 - 1e-9))
+    t_cmd = np.asarray(commands)
+    t_state = np.array([t for t, _ in states])
+    lat = np.array([ms for _, ms in states])
+    t_img = np.asarray(images)
+    rates = []
+    for m in range(minutes):
+        lo, hi = start + 60.0 * m, min(start + 60.0 * (m + 1), end)
+        rate = float(((t_cmd >= lo) & (t_cmd < hi)).sum() / (hi - lo))
+        sel = (t_state >= lo) & (t_state < hi)
+        n_img = int(((t_img >= lo) & (t_img < hi)).sum())
+        rates.append(rate)
+        row = {"name": f"minute_{m + 1}", "seconds": round(hi - lo, 1),
+               "command_rate_hz": round(rate, 2), "images": n_img,
+               "hand_states": int(sel.sum()),
+               "images_without_state": max(n_img - int(sel.sum()), 0)}  # fmt: skip
+        if sel.any():
+            row["latency_image_to_state_ms_p50"] = round(float(np.percentile(lat[sel], 50)), 1)
+            row["latency_image_to_state_ms_p99"] = round(float(np.percentile(lat[sel], 99)), 1)
+        for name, s in samples.items():
+            in_minute = [mb for t, mb in s if 60.0 * m <= t < 60.0 * (m + 1)]
+            if in_minute:
+                row[f"rss_mb_{name}"] = round(in_minute[-1], 1)
+        rows.append(row)
+    summary = {"name": "summary", "minutes": round((end - start) / 60.0, 2),
+               "node_deaths": sum(p.poll() is not None for p in procs.values())}  # fmt: skip
+    for name, s in samples.items():
+        later = [(t, mb) for t, mb in s if t >= 60.0] or s
+        summary[f"rss_slope_mb_per_h_{name}"] = rss_slope_mb_per_h([t for t, _ in later],
+                                                                   [mb for _, mb in later])
+    if len(rates) > 1:
+        changes = np.abs(np.diff(rates)) / np.maximum(rates[:-1], 1e-9)
+        summary["command_rate_max_minute_change"] = round(float(changes.max()), 3)
+    rows.append(summary)
+    return rows
