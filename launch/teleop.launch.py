@@ -41,12 +41,12 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                "Image source: demo (a scripted synthetic hand), video:PATH, webcam:N, or ros "
                "(your own camera node publishes /camera/image_raw)."),
     "estimator": ("",
-                  "Image estimator (see config/teleop.yaml: auto | mediapipe | ours), or truth: "
-                  "the demo's own keypoints. Empty: truth with source:=demo, else the params "
-                  "file's estimator_node.estimator."),
+                  "Image estimator: handtrack (= auto) | mediapipe | ours, or truth: the demo's "
+                  "own keypoints instead of its image (source:=demo only). Empty: the params "
+                  "file's estimator_node.estimator (handtrack in config/teleop.yaml)."),
     "backend": ("",
-                "Runtime of our networks (estimator ours): torch | onnx | tensorrt. Empty: the "
-                "params file's value."),
+                "Runtime of our networks (handtrack, ours): onnx | torch | tensorrt. Empty: "
+                "the params file's value."),
     "params": ("", "Parameter YAML for all nodes. Empty: the installed config/teleop.yaml."),
     "use_rviz": ("auto",
                  "Start RViz with config/teleop.rviz: true | false | auto (where rviz2 is "
@@ -187,7 +187,7 @@ def _launch_setup(context, *args, **kwargs):
     if estimator == "truth" and kind != "demo":
         raise LaunchConfigError("estimator:=truth needs source:=demo (only the demo knows "
                                 "the true keypoints)")  # fmt: skip
-    use_truth = kind == "demo" and estimator in ("", "truth")
+    use_truth = estimator == "truth"  # the demo's image goes through the estimator otherwise
     respawn = value["respawn"].strip().lower()
     if respawn not in ("true", "false"):
         raise LaunchConfigError(f"respawn:={value['respawn']}: expected true or false")

@@ -9,6 +9,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
@@ -48,8 +49,11 @@ class EstimatorNode(Node):
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(CameraInfo, "/camera/camera_info", self.on_info, IMAGE_QOS)
-        self.create_subscription(Image, "/camera/image_raw", self.on_image, IMAGE_QOS)
+        self.guard = CallbackGuard(self, "estimator")
+        self.create_subscription(CameraInfo, "/camera/camera_info",
+                                 self.guard.wrap(self.on_info), IMAGE_QOS)  # fmt: skip
+        self.create_subscription(Image, "/camera/image_raw", self.guard.wrap(self.on_image),
+                                 IMAGE_QOS)  # fmt: skip
         # min_score and hfov_deg are read per image; the estimator is built once.
         self.add_on_set_parameters_callback(live_parameters_callback(
             ("estimator", "backend", "device", "max_hands", "mirrored_input", "hand_side"),
@@ -104,8 +108,11 @@ class EstimatorNode(Node):
         stages = getattr(self.estimator, "times", None)  # the handtrack graph's stage times
         if stages is not None:
             values.update(palm_ms=stages.palm_ms, landmark_ms=stages.landmark_ms)
+        errors, level = self.guard.diagnostics()
+        values.update(errors)
         self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "estimator",
-                                               values))  # fmt: skip
+                                               values, level=level,
+                                               message="errors" if errors else "ok"))  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -10,7 +12,9 @@ from rclpy.node import Node
 from rclpy.time import Time
 from visualization_msgs.msg import MarkerArray
 
+from hand_ik.plausibility import PlausibilityConfig
 from hand_pose_ros.msg import HandKeypoints, HandState
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
@@ -31,9 +35,12 @@ class IKNode(Node):
             self.declare_parameter(name, getattr(defaults, name))
         self.declare_parameter("min_score", 0.3)
         self.declare_parameter("publish_markers", True)
+        # plausibility.*: the human ranges a hand must fall in (hand_ik/plausibility.py).
+        for name, value in dataclasses.asdict(defaults.plausibility).items():
+            self.declare_parameter(f"plausibility.{name}", value)
         config = IKStageConfig(**{name: self.get_parameter(name).value for name in (
             "hand_model", "weights", "post_opt", "post_opt_iterations", "temporal_weight",
-            "operator_profile")})  # fmt: skip
+            "operator_profile")}, plausibility=self._plausibility())  # fmt: skip
         self.stage = IKStage(config)
         self.faces = self.stage.model.faces
         self.state_pub = self.create_publisher(HandState, "/hand/state", RESULT_PUB_QOS)
@@ -42,16 +49,36 @@ class IKNode(Node):
         # costs ~50 ms in rclpy (nodes/markers.py).
         self.markers = SerializedHandMarkers()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(HandKeypoints, "/hand/keypoints", self.on_keypoints,
-                                 RESULT_SUB_QOS)  # fmt: skip
+        self.guard = CallbackGuard(self, "ik")
+        self.create_subscription(HandKeypoints, "/hand/keypoints",
+                                 self.guard.wrap(self.on_keypoints), RESULT_SUB_QOS)  # fmt: skip
+        checks = {"post_opt_iterations": in_range(0, 100), "min_score": in_range(0.0, 1.0),
+                  "temporal_weight": in_range(0.0, 1e6)}  # fmt: skip
+        for name in dataclasses.asdict(defaults.plausibility):
+            checks[f"plausibility.{name}"] = self._check_plausibility(name)
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("hand_model", "weights", "operator_profile"),
-            {"post_opt_iterations": in_range(0, 100), "min_score": in_range(0.0, 1.0),
-             "temporal_weight": in_range(0.0, 1e6)},
+            ("hand_model", "weights", "operator_profile"), checks,
             self.apply_parameters))  # fmt: skip
         self.rate = RateMeter()
         self.last_ms = 0.0
         self.frames = 0
+        self.rejected: Counter[str] = Counter()
+        """Implausible hands refused, by rule (palm length, bone, wrist depth, fit error...)."""
+
+    def _plausibility(self, **changes) -> PlausibilityConfig:
+        values = {name: self.get_parameter(f"plausibility.{name}").value
+                  for name in dataclasses.asdict(PlausibilityConfig())}  # fmt: skip
+        return PlausibilityConfig(**{**values, **changes})
+
+    def _check_plausibility(self, name: str):
+        def check(value) -> str | None:
+            try:
+                self._plausibility(**{name: value})
+            except (TypeError, ValueError) as exc:
+                return str(exc)
+            return None
+
+        return check
 
     def apply_parameters(self, params) -> None:
         """Live changes (checked by the callback): post-optimization and its weights."""
@@ -63,6 +90,10 @@ class IKNode(Node):
                 post_opt.iterations = int(p.value)
             elif p.name == "temporal_weight":
                 post_opt.temporal_weight = float(p.value)
+            elif p.name.startswith("plausibility."):
+                field = p.name.removeprefix("plausibility.")
+                self.stage.config.plausibility = dataclasses.replace(
+                    self.stage.config.plausibility, **{field: p.value})
         # min_score and publish_markers are read per message.
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
@@ -79,8 +110,12 @@ class IKNode(Node):
         self.frames += 1
         self.rate.tick()
         if not state.valid[0]:
-            self.get_logger().warn("degenerate keypoints (no palm): no hand state published",
+            # Implausible or degenerate: like a lost hand, the robot side holds then eases.
+            reason = self.stage.last_rejection or "degenerate keypoints"
+            self.rejected[_rule(reason)] += 1
+            self.get_logger().warn(f"hand refused ({reason}): no hand state published",
                                    throttle_duration_sec=2.0)  # fmt: skip
+            self._publish_diagnostics(msg, None, reason)
             return
         out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
         self.state_pub.publish(out)
@@ -88,10 +123,34 @@ class IKNode(Node):
             self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,
                 frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0)))  # fmt: skip
+        self._publish_diagnostics(msg, float(1e3 * state.fit_error[0]), None)
+
+    def _publish_diagnostics(self, msg: HandKeypoints, fit_error_mm: float | None,
+                             refused: str | None) -> None:  # fmt: skip
         latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
-        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "ik", {
-            "ik_ms": self.last_ms, "rate_hz": self.rate.hz, "latency_from_image_ms": latency,
-            "fit_error_mm": float(1e3 * state.fit_error[0])}))  # fmt: skip
+        values = {"ik_ms": self.last_ms, "rate_hz": self.rate.hz,
+                  "latency_from_image_ms": latency,
+                  "fit_error_mm": -1.0 if fit_error_mm is None else fit_error_mm,
+                  "hands_refused": sum(self.rejected.values())}  # fmt: skip
+        values.update({f"refused_{k}": v for k, v in sorted(self.rejected.items())})
+        errors, level = self.guard.diagnostics()
+        values.update(errors)
+        if refused is not None:
+            values["last_refusal"] = refused
+        level = max(level, 1 if refused is not None else 0)
+        message = f"hand refused: {refused}" if refused else "ok" if not errors else "errors"
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "ik", values,
+                                               level=level, message=message))  # fmt: skip
+
+
+def _rule(reason: str) -> str:
+    """A short key for a refusal reason: its words before the first number."""
+    words = []
+    for word in reason.split():
+        if any(c.isdigit() for c in word):
+            break
+        words.append(word)
+    return "_".join(words[:3]) or "other"
 
 
 def main(args: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ from sensor_msgs.msg import JointState
 
 from hand_ik.command_filter import CommandFilterConfig
 from hand_pose_ros.msg import HandState
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import hand_state_from_msg, joint_state_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
@@ -53,8 +54,10 @@ class RetargetNode(Node):
         self.joint_names = list(self.stage.joint_names)
         self.pub = self.create_publisher(JointState, "/hand/joint_states", COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(HandState, "/hand/state", self.on_state, RESULT_SUB_QOS)
-        self.timer = self.create_timer(1.0 / rate_hz, self.on_timer)
+        self.guard = CallbackGuard(self, "retarget")
+        self.create_subscription(HandState, "/hand/state", self.guard.wrap(self.on_state),
+                                 RESULT_SUB_QOS)  # fmt: skip
+        self.timer = self.create_timer(1.0 / rate_hz, self.guard.wrap(self.on_timer))
         self.t0 = time.monotonic()
         self.last_state_t: float | None = None
         self.rate = RateMeter()
@@ -121,12 +124,14 @@ class RetargetNode(Node):
         if lost:
             self._publish(self.stage.step(t, None, None))
         lost_s = self.stage.hand_lost_s
+        errors, level = self.guard.diagnostics()
         self.diag_pub.publish(diagnostic_array(
             self.get_clock().now().to_msg(), "retarget",
             {"retarget_ms": self.stage.last_retarget_ms, "rate_hz": self.rate.hz,
              "latency_image_to_command_ms": self.latency_ms,
-             "hand_lost_s": -1.0 if lost_s is None else float(lost_s)},
-            level=1 if lost else 0, message="hand lost" if lost else "tracking"))  # fmt: skip
+             "hand_lost_s": -1.0 if lost_s is None else float(lost_s), **errors},
+            level=max(level, 1 if lost else 0),
+            message="hand lost" if lost else "tracking"))  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> None:

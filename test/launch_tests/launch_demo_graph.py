@@ -109,7 +109,8 @@ class TestDemoGraph(unittest.TestCase):
             self.assertTrue(lis.wait_for(lambda t=topic: len(lis.get(t)) >= 5, 20.0), topic)
         names = {s.name for _, m in lis.get("/diagnostics") for s in m.status}
         self.assertLessEqual({"hand_pose_ros/ik", "hand_pose_ros/retarget"}, names)
-        # The demo's keypoints have exactly one publisher (no estimator, no silent second one).
+        # /hand/keypoints has exactly one publisher: the estimator on the demo's image (the
+        # demo source publishes none unless estimator:=truth).
         self.assertEqual(lis.node.count_publishers("/hand/keypoints"), 1)
 
     def test_3_param_set_applies_or_refuses(self):

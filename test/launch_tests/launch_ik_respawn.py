@@ -28,7 +28,8 @@ RETARGET = load_node_parameters()["retarget_node"]
 
 @pytest.mark.launch_test
 def generate_test_description():
-    return teleop_launch(respawn="true", respawn_delay="1.0", use_rviz="false")
+    return teleop_launch(respawn="true", respawn_delay="1.0", use_rviz="false",
+                         estimator="truth")  # the IK node's restart, without the estimator
 
 
 def ik_processes() -> list[psutil.Process]:

@@ -1,0 +1,79 @@
+"""Bad keypoint messages on real rclpy: the IK node refuses implausible hands (counted on
+/diagnostics, no hand state), survives a failing stage, and goes on with good input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.params import load_node_parameters
+
+
+def _spin(executor, seconds: float, until=None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.02)
+        if until is not None and until():
+            return
+
+
+def test_ik_node_refuses_implausible_hands_and_keeps_running(rclpy_context):
+    from hand_pose_ros.msg import HandKeypoints, HandState
+
+    from hand_pose_ros.nodes.conversions import keypoints_to_msg
+    from hand_pose_ros.nodes.ik_node import IKNode
+    from hand_pose_ros.pipeline.demo import DemoHand
+
+    ctx = rclpy_context
+    params = load_node_parameters()["ik_node"]
+    node = IKNode(context=ctx, parameter_overrides=[Parameter(k, value=v)
+                                                    for k, v in params.items()])  # fmt: skip
+    talker = Node("keypoint_talker", context=ctx)
+    pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+    states, diags = [], []
+    talker.create_subscription(HandState, "/hand/state", states.append, RESULT_SUB_QOS)
+    talker.create_subscription(DiagnosticArray, "/diagnostics",
+                               lambda m: diags.extend(s for s in m.status
+                                                      if s.name == "hand_pose_ros/ik"), 10)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    executor.add_node(talker)
+    good = DemoHand().frame_at(0).joints_cam
+    stamp = talker.get_clock().now().to_msg()
+    bad = {"huge": good * 1e30, "far": good + np.array([0.0, 0.0, 1e4]),
+           "scattered": np.random.default_rng(0).normal(size=(21, 3)) * 100.0}  # fmt: skip
+    try:
+        for joints in bad.values():
+            pub.publish(keypoints_to_msg(joints, stamp=stamp, frame_id="cam"))
+            before = len(diags)
+            _spin(executor, 3.0, until=lambda: len(diags) > before)  # noqa: B023
+        assert states == [], "an implausible hand was published as a hand state"
+        last = {kv.key: kv.value for kv in diags[-1].values}
+        assert int(last["hands_refused"]) == 3 and diags[-1].level == b"\x01"
+        assert "refused_wrist_depth" in last and "refused_palm_length" in last
+        # A failing stage drops that message only.
+        original = node.stage.solve
+        node.stage.solve = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected"))
+        pub.publish(keypoints_to_msg(good, stamp=stamp, frame_id="cam"))
+        _spin(executor, 1.0, until=lambda: node.guard.errors)
+        assert node.guard.errors == {"RuntimeError": 1}
+        node.stage.solve = original
+        pub.publish(keypoints_to_msg(good, stamp=talker.get_clock().now().to_msg(),
+                                     frame_id="cam"))  # fmt: skip
+        _spin(executor, 5.0, until=lambda: states)
+        assert len(states) == 1 and np.isfinite(states[0].dof_positions).all()
+        # Live: a stricter depth range refuses the same good hand; a bad value is refused.
+        ok = node.set_parameters([Parameter("plausibility.max_depth_m", value=0.1)])[0]
+        assert ok.successful and node.stage.config.plausibility.max_depth_m == 0.1
+        bad_value = node.set_parameters([Parameter("plausibility.min_depth_m", value=0.5)])[0]
+        assert not bad_value.successful and "min_depth_m" in bad_value.reason
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        talker.destroy_node()
