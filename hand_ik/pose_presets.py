@@ -153,3 +153,145 @@ def roma_compose(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     import roma
 
     return roma.rotmat_to_rotvec(roma.rotvec_to_rotmat(first) @ roma.rotvec_to_rotmat(second))
+
+
+# --- Presets in the 23 biomechanical DoF (robot fidelity benchmark and calibration) -------------
+
+#: Named human poses for retargeting fidelity, as 23 bio DoF (``bio_preset``).
+BIO_PRESET_NAMES: tuple[str, ...] = (
+    "flat", "relaxed", "fist", "point", "ok",
+    *(f"curl_{f}" for f in ("thumb", *_LONG)),
+    *(f"pinch_{f}" for f in _LONG),
+)  # fmt: skip
+
+#: Flexion (deg) of MCP, PIP, DIP of a curled long finger (the ``fist`` preset's).
+_CURL_LONG_DEG = (85.0, 100.0, 65.0)
+#: Thumb of a fist or a curled thumb, deg: CMC flex, CMC rot, MCP flex, IP flex.
+_CURL_THUMB_DEG = {"thumb_cmc_flex": 30.0, "thumb_cmc_rot": 30.0, "thumb_mcp_flex": 55.0,
+                   "thumb_ip_flex": 70.0}  # fmt: skip
+#: A relaxed hand (deg): long fingers MCP, PIP, DIP; thumb as in ``_CURL_THUMB_DEG``.
+_RELAXED_LONG_DEG = (20.0, 30.0, 15.0)
+_RELAXED_THUMB_DEG = {"thumb_cmc_flex": 10.0, "thumb_mcp_flex": 10.0, "thumb_ip_flex": 10.0}
+#: Long finger flexion (deg) in a pinch with the thumb (the thumb is then placed on its tip).
+_PINCH_LONG_DEG = {"index": (40.0, 45.0, 20.0), "middle": (55.0, 50.0, 25.0),
+                   "ring": (50.0, 45.0, 20.0), "little": (55.0, 45.0, 20.0)}  # fmt: skip
+#: Tip keypoint gap (m) of a pinch: the tip keypoints sit at the finger ends, the pads touch.
+PINCH_TIP_GAP_M = 0.012
+
+
+def _set_long(bio, finger: str, degrees: tuple[float, float, float]) -> None:
+    from hand_ik.bio_dofs import BIO_DOF_INDEX
+
+    for part, value in zip(("mcp_flex", "pip_flex", "dip_flex"), degrees, strict=True):
+        bio[BIO_DOF_INDEX[f"{finger}_{part}"]] = value * _D
+
+
+def _set_thumb(bio, degrees: dict[str, float]) -> None:
+    from hand_ik.bio_dofs import BIO_DOF_INDEX
+
+    for name, value in degrees.items():
+        bio[BIO_DOF_INDEX[name]] = value * _D
+
+
+def bio_preset(name: str, model=None):
+    """A named human pose as (23,) bio DoF, radians (``hand_ik.bio_dofs`` order).
+
+    ``flat``: all zero (the model's template: fingers straight). ``relaxed``: slight
+    flexion everywhere. ``fist``: every long finger curled (MCP/PIP/DIP 85/100/65 deg),
+    the thumb flexed over them. ``curl_<finger>``: that finger curled as in the fist,
+    the others flat. ``pinch_<finger>``: that finger half flexed, the others relaxed,
+    the thumb's 7 DoF placed so its tip keypoint is ``PINCH_TIP_GAP_M`` from the
+    finger's tip keypoint (deterministic LBFGS within the DoF limits). ``point``: the
+    index flat, the others curled, the thumb as in the fist. ``ok``: the index pinch
+    with the other three fingers flat. Angles are chosen, not measured.
+
+    Args:
+        name: one of ``BIO_PRESET_NAMES``.
+        model: the hand model the pinch thumb is placed on (default: the open model).
+
+    Returns:
+        (23,) float64 numpy array.
+    """
+    import numpy as np
+
+    from hand_ik.bio_dofs import NUM_BIO_DOFS
+
+    if name not in BIO_PRESET_NAMES:
+        raise ValueError(f"unknown bio preset {name!r}; choose from {BIO_PRESET_NAMES}")
+    bio = np.zeros(NUM_BIO_DOFS)
+    if name == "flat":
+        return bio
+    if name == "relaxed":
+        for finger in _LONG:
+            _set_long(bio, finger, _RELAXED_LONG_DEG)
+        _set_thumb(bio, _RELAXED_THUMB_DEG)
+        return bio
+    if name in ("fist", "point"):
+        for finger in _LONG if name == "fist" else _LONG[1:]:
+            _set_long(bio, finger, _CURL_LONG_DEG)
+        _set_thumb(bio, _CURL_THUMB_DEG)
+        return bio
+    kind, _, finger = name.partition("_")
+    if kind == "curl":
+        if finger == "thumb":
+            _set_thumb(bio, _CURL_THUMB_DEG)
+        else:
+            _set_long(bio, finger, _CURL_LONG_DEG)
+        return bio
+    target = "index" if name == "ok" else finger
+    if name != "ok":
+        for other in _LONG:
+            _set_long(bio, other, _RELAXED_LONG_DEG)
+    _set_long(bio, target, _PINCH_LONG_DEG[target])
+    return _place_thumb_bio(bio, target, model)
+
+
+def _place_thumb_bio(bio, finger: str, model=None, steps: int = 80):
+    """Move the 7 thumb DoF so the thumb tip is ``PINCH_TIP_GAP_M`` from ``finger``'s tip.
+
+    Deterministic LBFGS from an opposed thumb, limits as a quadratic penalty
+    (then clipped), a small pull toward the start so the solution is unique.
+    """
+    import numpy as np
+
+    from hand_ik.bio_dofs import BIO_DOF_INDEX, BIO_LOWER, BIO_UPPER
+    from hand_ik.biomech import bio_kinematics_for, default_hand_model
+    from hand_ik.ik.keypoint_layer import KeypointLayer
+
+    model = model if model is not None else default_hand_model()
+    kin, layer = bio_kinematics_for(model), KeypointLayer(model)
+    dtype = layer.joint_template.dtype
+    thumb = [i for i, n in enumerate(BIO_DOF_INDEX) if n.startswith("thumb_")]
+    base = torch.as_tensor(bio, dtype=dtype)
+    start = base.clone()
+    for dof, deg in (("thumb_cmc_rot", 40.0), ("thumb_cmc_flex", 20.0), ("thumb_mcp_flex", 20.0)):
+        start[BIO_DOF_INDEX[dof]] = deg * _D
+    lo = torch.as_tensor(BIO_LOWER, dtype=dtype)[thumb]
+    hi = torch.as_tensor(BIO_UPPER, dtype=dtype)[thumb]
+    tip = {"index": 8, "middle": 12, "ring": 16, "little": 20}[finger]
+    delta = torch.zeros(len(thumb), dtype=dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([delta], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+    eye = torch.eye(3, dtype=dtype)[None, None]
+    betas = torch.zeros(1, model.num_betas, dtype=dtype)
+
+    def pose(d: torch.Tensor) -> torch.Tensor:
+        full = start.clone()
+        full[thumb] = start[thumb] + d
+        return full
+
+    def closure():
+        opt.zero_grad()
+        b = pose(delta)
+        kp = layer(betas, torch.cat([eye, kin.bio_to_rotmats(b[None])], dim=1))[0]
+        dist = (kp[4] - kp[tip]).norm()
+        t = b[thumb]
+        limits = (torch.relu(lo - t) ** 2 + torch.relu(t - hi) ** 2).sum()
+        loss = 1e4 * (dist - PINCH_TIP_GAP_M) ** 2 + 10.0 * limits + 1e-4 * (delta**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    out = pose(delta.detach()).numpy().astype(np.float64)
+    out[thumb] = np.clip(out[thumb], lo.numpy(), hi.numpy())
+    return out

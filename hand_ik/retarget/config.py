@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from hand_ik.bio_dofs import BIO_DOF_INDEX
-from hand_ik.keypoints import KEYPOINT_NAMES
+from hand_ik.keypoints import FINGER_NAMES, KEYPOINT_NAMES
 
 if TYPE_CHECKING:
     from hand_ik.retarget.retargeter import Retargeter
@@ -56,7 +56,11 @@ class OptimizerConfig:
     intermediate_weight: float = 0.3
     """Weight of the wrist->intermediate vectors relative to wrist->fingertip (1)."""
     pinch_weight: float = 0.5
-    """Weight of the thumb-tip->fingertip vectors."""
+    """Weight of a thumb-tip->fingertip vector once the human tips are within ``pinch_close_m``."""
+    pinch_close_m: float = 0.015
+    """Human tip distance (m) at or below which the robot's target is the tips touching."""
+    pinch_open_m: float = 0.025
+    """Human tip distance (m) at or above which a pinch vector has no weight (fingers free)."""
     map_weight: float = 0.02
     """Pull toward the joint-mapping result (per rad^2), used when bio DoF are given."""
     # dex-retargeting's vector optimizer weighs |q - q_last|^2 by 4e-3 against a mean Huber
@@ -74,6 +78,11 @@ class OptimizerConfig:
         if self.cold_iterations < self.iterations:
             raise ValueError(
                 f"optimizer.cold_iterations must be >= iterations, got {self.cold_iterations}"
+            )
+        if not 0 <= self.pinch_close_m < self.pinch_open_m:
+            raise ValueError(
+                f"optimizer.pinch_close_m must be >= 0 and < pinch_open_m, got "
+                f"{self.pinch_close_m}, {self.pinch_open_m}"
             )
         for name in ("residual_scale_m", "max_step_rad"):
             if not getattr(self, name) > 0:
@@ -114,7 +123,11 @@ class RetargetingConfig:
     palm_offset: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     """Point of the palm link (its frame, metres) matched to the human wrist."""
     scale: float = 1.0
-    """Robot-to-human size ratio applied to human vectors."""
+    """Robot-to-human size ratio applied to human vectors (pinch and intermediate vectors)."""
+    target_scales: dict[str, float | list[float]] = field(default_factory=dict)
+    """Fingertip/intermediate keypoint -> scale of its palm vector, one or per palm axis (3)."""
+    target_offsets: dict[str, list[float]] = field(default_factory=dict)
+    """Fingertip/intermediate keypoint -> (3,) metres added to its scaled target (palm axes)."""
     locked_joints: dict[str, float] = field(default_factory=dict)
     """Joints held constant (e.g. a wrist), excluded from retargeting."""
     joint_map: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -123,6 +136,8 @@ class RetargetingConfig:
     """Neutral pose (free joints; unlisted 0, clipped to limits) for the hand-lost policy."""
     pinch: bool = True
     """Add thumb-tip -> fingertip vectors (weight ``optimizer.pinch_weight``)."""
+    flexion: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Finger -> {free joint: +1 (closes toward its upper limit) or -1}: the finger's flexion."""
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     """Optimizer weights and iterations."""
 
@@ -157,6 +172,24 @@ class RetargetingConfig:
             raise ValueError(f"palm_offset must have 3 values, got {self.palm_offset}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"scale must be > 0, got {self.scale}")
+        for field_name in ("target_scales", "target_offsets"):
+            known = {*self.fingertips, *self.intermediates}
+            unknown = sorted(set(getattr(self, field_name)) - known)
+            if unknown:
+                raise ValueError(f"{field_name}: {unknown} are not fingertips or intermediates")
+        for key, value in self.target_scales.items():
+            value = np.asarray(value, dtype=float)
+            if value.shape not in ((), (3,)) or not np.all(np.isfinite(value) & (value > 0)):
+                raise ValueError(f"target_scales.{key} must be one or 3 values > 0, got {value}")
+        for key, value in self.target_offsets.items():
+            if np.asarray(value, dtype=float).shape != (3,):
+                raise ValueError(f"target_offsets.{key} must have 3 values, got {value}")
+        for finger, joints in self.flexion.items():
+            if finger not in FINGER_NAMES:
+                raise ValueError(f"flexion: unknown finger {finger!r}; valid: {FINGER_NAMES}")
+            for joint, sense in joints.items():
+                if sense not in (1, -1):
+                    raise ValueError(f"flexion.{finger}.{joint} must be +1 or -1, got {sense}")
         for joint, terms in self.joint_map.items():
             for dof in terms:
                 if dof != "offset" and dof not in BIO_DOF_INDEX:

@@ -20,8 +20,15 @@ class Retargeter:
 
     Task vectors, in this order: palm point -> each fingertip (weight 1), palm
     point -> each intermediate link, thumb tip -> each other fingertip (pinch).
-    Human vectors are scaled by ``config.scale`` and rotated into palm axes by
-    ``config.hand_root_to_palm``.
+    Human vectors are rotated into palm axes by ``config.hand_root_to_palm`` and
+    scaled: a palm->fingertip or palm->intermediate vector by ``config.target_scales``
+    (default ``scale``), plus ``config.target_offsets`` (``hand_ik.retarget.calibrate``
+    sets both so that the flat human hand maps onto the robot's open pose); a pinch
+    vector by ``scale``.
+    A pinch vector takes part only while the human tips are close: its weight
+    ramps from 0 at ``optimizer.pinch_open_m`` to ``pinch_weight`` at
+    ``pinch_close_m`` and its target shrinks to zero (tips touching) over the same
+    range (smoothstep, so the targets stay continuous).
 
     Args:
         config: the robot's retargeting config (``config.urdf`` must be set).
@@ -53,7 +60,15 @@ class Retargeter:
             robot, config.palm_link, np.asarray(config.palm_offset), vectors, opt
         )
         self._human_pairs = np.array(human, dtype=int)  # (K, 2) origin, task keypoint
-        self._to_palm = config.scale * np.asarray(config.hand_root_to_palm, dtype=float)
+        self._to_palm = np.asarray(config.hand_root_to_palm, dtype=float)
+        n_tips, n_vec = self.num_fingertip_vectors, len(vectors)
+        self._vec_scale = np.full((n_vec, 3), float(config.scale))  # per palm axis
+        self._vec_offset = np.zeros((n_vec, 3))
+        for k, kp in enumerate((*config.fingertips, *config.intermediates)):
+            self._vec_scale[k] = config.target_scales.get(kp, config.scale)
+            self._vec_offset[k] = config.target_offsets.get(kp, (0.0, 0.0, 0.0))
+        self._pinch = slice(n_tips + len(config.intermediates), n_vec)
+        self._base_weights = self.optimizer.weights.copy()
         neutral = np.zeros(robot.num_free)
         for name, value in config.neutral.items():
             if name not in robot.free_names:
@@ -80,11 +95,28 @@ class Retargeter:
 
     def targets(self, keypoints_hand_root: np.ndarray) -> np.ndarray:
         """(21, 3) human keypoints in hand_root, metres -> (K, 3) target vectors in palm axes."""
+        return self.task(keypoints_hand_root)[0]
+
+    def task(self, keypoints_hand_root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(21, 3) keypoints in hand_root, metres -> targets (K, 3) in palm axes, weights (K,).
+
+        See the class docstring for the scaling, offsets and the pinch ramp.
+        """
         kp = np.asarray(keypoints_hand_root, dtype=float)
         if kp.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"keypoints_hand_root must have shape (21, 3), got {kp.shape}")
         human = kp[self._human_pairs[:, 1]] - kp[self._human_pairs[:, 0]]
-        return human @ self._to_palm.T
+        targets = (human @ self._to_palm.T) * self._vec_scale + self._vec_offset
+        weights = self._base_weights
+        if self._pinch.start < len(targets):
+            opt = self.config.optimizer
+            dist = np.linalg.norm(human[self._pinch], axis=1)
+            t = np.clip((dist - opt.pinch_close_m) / (opt.pinch_open_m - opt.pinch_close_m), 0, 1)
+            ramp = t * t * (3.0 - 2.0 * t)  # smoothstep: 0 when close, 1 when open
+            targets[self._pinch] *= ramp[:, None]
+            weights = weights.copy()
+            weights[self._pinch] *= 1.0 - ramp  # >= 0: the config's weights are
+        return targets, weights
 
     def command(self, q_free: np.ndarray) -> RobotCommand:
         """Free joint positions -> command for all movable joints (mimic joints filled, clipped)."""
@@ -115,25 +147,31 @@ class Retargeter:
         if keypoints_hand_root is None:
             q = q_map
         else:
-            targets = self.targets(keypoints_hand_root)
+            targets, weights = self.task(keypoints_hand_root)
             if not np.all(np.isfinite(targets)):
                 raise ValueError("keypoints_hand_root contains NaN or inf")
             if self._q_prev is None:
-                q = self._cold_start(targets, q_map)
+                q = self._cold_start(targets, q_map, weights)
             else:
-                q = self.optimizer.solve(targets, self._q_prev, self._q_prev, q_map)
+                q = self.optimizer.solve(
+                    targets, self._q_prev, self._q_prev, q_map, weights=weights
+                )
         self._q_prev = q
         return self.command(q)
 
-    def _cold_start(self, targets: np.ndarray, q_map: np.ndarray | None) -> np.ndarray:
+    def _cold_start(
+        self, targets: np.ndarray, q_map: np.ndarray | None, weights: np.ndarray
+    ) -> np.ndarray:
         """First frame: solve from several starts (the task is not convex) and keep the best fit."""
         robot = self.robot
         starts = [self.neutral_free, robot.free_lower + 0.5 * (robot.free_upper - robot.free_lower)]
         if q_map is not None:
             starts.insert(0, q_map)
         iterations = self.config.optimizer.cold_iterations
-        solutions = [self.optimizer.solve(targets, s, s, q_map, iterations) for s in starts]
-        return min(solutions, key=lambda q: self.optimizer.task_cost(q, targets))
+        solutions = [
+            self.optimizer.solve(targets, s, s, q_map, iterations, weights) for s in starts
+        ]
+        return min(solutions, key=lambda q: self.optimizer.task_cost(q, targets, weights))
 
     def retarget_state(self, state: HandState, index: int = -1) -> RobotCommand | None:
         """Adapter: one frame of a ``HandState`` (joints in the input frame) -> command.

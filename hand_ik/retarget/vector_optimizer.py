@@ -114,10 +114,22 @@ class VectorOptimizer:
         jac = (self._link_to_vec @ jac_links @ robot.mimic_matrix).reshape(len(vecs), 3, -1)
         return vecs, jac
 
-    def task_cost(self, q_free: np.ndarray, targets: np.ndarray) -> float:
+    def _sqrt_weights(self, weights: np.ndarray | None) -> np.ndarray:
+        """(K,) square roots of the vector weights over the residual scale."""
+        if weights is None:
+            return self._sqrt_w
+        if np.shape(weights) != self.weights.shape:
+            raise ValueError(f"weights must have shape {self.weights.shape}, got {weights}")
+        # Negative weights would give NaN here: callers pass non-negative ones (per frame,
+        # so the check is left to them: ``Retargeter.task`` scales the config's weights).
+        return np.sqrt(weights) / self.config.residual_scale_m
+
+    def task_cost(
+        self, q_free: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None
+    ) -> float:
         """Weighted squared vector residual (without regularisers) at ``q_free``."""
         vecs, _ = self.vectors_at(q_free)
-        res = ((vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
+        res = ((vecs - targets) * self._sqrt_weights(weights)[:, None]).reshape(-1)
         return float(res @ res)
 
     def solve(
@@ -127,6 +139,7 @@ class VectorOptimizer:
         q_prev: np.ndarray,
         q_map: np.ndarray | None,
         iterations: int | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """A few damped Gauss-Newton steps from ``q_init``.
 
@@ -136,6 +149,7 @@ class VectorOptimizer:
             q_prev: (n_free,) previous solution (smoothness term).
             q_map: (n_free,) joint-mapping result, or None to skip that term.
             iterations: step budget (default ``config.iterations``).
+            weights: (K,) this frame's vector weights (default: the vectors' own).
 
         Returns:
             (n_free,) joint positions within ``robot.free_lower/upper``.
@@ -145,6 +159,7 @@ class VectorOptimizer:
         q = np.clip(q_init, lo, hi)
         reg = cfg.prev_weight + (cfg.map_weight if q_map is not None else 0.0)
         eye = np.eye(n)
+        sqrt_w = self._sqrt_weights(weights)
 
         def regulariser(x: np.ndarray) -> tuple[float, np.ndarray]:
             d_prev = x - q_prev
@@ -159,8 +174,8 @@ class VectorOptimizer:
         mu = cfg.damping
         for _ in range(iterations or cfg.iterations):
             vecs, jac = self.vectors_at(q, jacobians=True)
-            res = ((vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
-            jw = (jac * self._sqrt_w[:, None, None]).reshape(-1, n)
+            res = ((vecs - targets) * sqrt_w[:, None]).reshape(-1)
+            jw = (jac * sqrt_w[:, None, None]).reshape(-1, n)
             reg_cost, reg_grad = regulariser(q)
             cost = float(res @ res) + reg_cost
             grad = jw.T @ res + reg_grad
@@ -185,7 +200,7 @@ class VectorOptimizer:
                     step *= cfg.max_step_rad / largest
                 q_new = np.clip(q + step, lo, hi)
                 new_vecs, _ = self.vectors_at(q_new)
-                new_res = ((new_vecs - targets) * self._sqrt_w[:, None]).reshape(-1)
+                new_res = ((new_vecs - targets) * sqrt_w[:, None]).reshape(-1)
                 new_cost = float(new_res @ new_res) + regulariser(q_new)[0]
                 if new_cost <= cost:
                     accepted = True

@@ -16,6 +16,7 @@ from hand_pose_ros.cli._registry import add_registry_parsers
 #: Benchmark name -> module implementing it.
 BENCHMARKS: dict[str, str] = {}
 BENCHMARKS["retarget"] = "hand_pose_ros.bench_retarget"
+BENCHMARKS["fidelity"] = "hand_pose_ros.bench_fidelity"
 BENCHMARKS["flops"] = "hand_pose_ros.estimation.bench_flops"
 BENCHMARKS["estimator"] = "hand_pose_ros.estimation.bench_estimator"
 BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"

@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hand_pose_ros.cli.synth",
     "hand_pose_ros.cli.train",
     "hand_pose_ros.cli.calibrate",
+    "hand_pose_ros.cli.calibrate_robot",
     "hand_pose_ros.cli.run",
 )
 
