@@ -3,8 +3,11 @@
 Rows (one per robot config): ms per frame of the retargeter alone (mean,
 median, p95), mean wrist->fingertip vector residual in robot space (mm; also
 divided by the config's scale: human-space mm), joint jitter (mean
-|q_t - q_t-1| over the non-locked movable joints, rad per frame), and the lag
-and jitter after the default ``CommandFilter`` (120 Hz) on the same output.
+|q_t - q_t-1| over the non-locked movable joints, rad per frame; it grows with the
+motion itself), its high-frequency part (``jitter_hf_rad_per_frame``: mean
+|q_t - (q_t-1 + q_t+1) / 2|, the departure from the straight line through the two
+neighbouring frames, which smooth motion hardly has), and the lag and jitter after
+the default ``CommandFilter`` (120 Hz) on the same output.
 
 Human input: the GRAB joints (``joints_wristlocal_aligned``) go straight to
 the retargeter in the hand_root frame (``input: mocap_keypoints``); an IK
@@ -110,7 +113,7 @@ def _robot_row(
     retargeter = config.build()
     robot = retargeter.robot
     moving = np.array([n not in robot.locked_joints for n in robot.joint_names])
-    times, residuals, jitters, filtered_jitters, lags = [], [], [], [], []
+    times, residuals, jitters, filtered_jitters, lags, hf = [], [], [], [], [], []
     fields: dict = {}
     ik_times = []
     for path in files:
@@ -130,6 +133,7 @@ def _robot_row(
                 np.linalg.norm(vecs[tips] - retargeter.targets(frame)[tips], axis=1).mean()
             )
         jitters.append(np.abs(np.diff(out[:, moving], axis=0)).mean(axis=1))
+        hf.append(np.abs(out[1:-1, moving] - 0.5 * (out[:-2, moving] + out[2:, moving])).mean(1))
         filt = CommandFilter(
             robot.lower,
             robot.upper,
@@ -152,6 +156,7 @@ def _robot_row(
         "vector_residual_mm": float(np.mean(residuals) * 1e3),
         "vector_residual_human_mm": float(np.mean(residuals) * 1e3 / config.scale),
         "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
+        "jitter_hf_rad_per_frame": float(np.mean(np.concatenate(hf))),
         "filtered_jitter_rad_per_frame": float(np.mean(np.concatenate(filtered_jitters))),
         "filter_lag_ms": float(np.mean(lags) * 1e3 / FRAME_RATE_HZ),
         "scale": config.scale,
@@ -162,17 +167,19 @@ def _robot_row(
 
 def _dex_reference_row(files: list[Path], max_frames: int) -> dict | None:
     """Jitter of the dex-retargeting Shadow output stored with the sequences (no timing)."""
-    jitters = []
+    jitters, hf = [], []
     for path in files:
         with np.load(path) as data:
             if "shadow_qpos_dexretargeting" not in data:
                 return None
             qpos = data["shadow_qpos_dexretargeting"][: max_frames or None]
         jitters.append(np.abs(np.diff(qpos, axis=0)).mean(axis=1))
+        hf.append(np.abs(qpos[1:-1] - 0.5 * (qpos[:-2] + qpos[2:])).mean(axis=1))
     return {
         "name": "dexretargeting_shadow_stored",
         "input": "stored_output",
         "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
+        "jitter_hf_rad_per_frame": float(np.mean(np.concatenate(hf))),
     }
 
 
