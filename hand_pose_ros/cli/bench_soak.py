@@ -59,21 +59,25 @@ def rss_slope_mb_per_h(times_s: list[float], rss: list[float]) -> float | None:
     return float(slope * 3600.0)
 
 
-def _start_nodes(env: dict) -> dict[str, subprocess.Popen]:
+def start_node_process(name: str, params: dict, env: dict) -> subprocess.Popen:
+    """``python -m hand_pose_ros.nodes.<name>`` with config/teleop.yaml and ``params`` on top
+    (stdout discarded, stderr kept for the error message)."""
     from hand_pose_ros.params import DEFAULT_PARAMS
 
-    procs = {}
-    for name, extra in SOAK_NODES:
-        cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
-               "--params-file", str(DEFAULT_PARAMS)]  # fmt: skip
-        for key, value in extra.items():
-            cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-        procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True)  # fmt: skip
-    return procs
+    cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
+           "--params-file", str(DEFAULT_PARAMS)]  # fmt: skip
+    for key, value in params.items():
+        cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
-def _stop_nodes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
+def _start_nodes(env: dict) -> dict[str, subprocess.Popen]:
+    return {name: start_node_process(name, extra, env) for name, extra in SOAK_NODES}
+
+
+def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
+    """SIGINT every process still running, wait (kill after 15 s); exit codes by name."""
     import signal
 
     for proc in procs.values():
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         rows = _watch(procs, args)
     finally:
-        codes = _stop_nodes(procs)
+        codes = stop_node_processes(procs)
     rows[-1]["exit_codes"] = codes
     return {"bench": "soak", "machine": machine_info(), "domain_id": env["ROS_DOMAIN_ID"],
             "rows": rows}  # fmt: skip
