@@ -45,7 +45,7 @@ GRAB_TAIL = 0.02
 #: Human thumb-index tip distance (m) below which a GRAB frame counts as a pinch.
 GRAB_PINCH_M = 0.015
 LONG = ("index", "middle", "ring", "little")
-#: dex-retargeting teleop configs for our robot configs (right and left).
+#: dex-retargeting teleop configs for our (right) robot configs.
 DEX_CONFIGS = {
     "allegro": "allegro_hand_right.yml",
     "shadow": "shadow_hand_right.yml",
@@ -233,9 +233,8 @@ def _dex_rows(name: str, urdf_dir: Path, poses: list[str], seqs: list[dict]) -> 
     from hand_ik.retarget import load_retargeting_config
     from hand_ik.retarget.fidelity import FlexionGauge
 
-    base, left = name.removesuffix("_left"), name.endswith("_left")
-    if base not in DEX_CONFIGS:
-        return []
+    if name not in DEX_CONFIGS:
+        return []  # left configs: dex-retargeting expects a left-hand input, ours is right form
     rot = _dex_input_rotation(seqs)
     if rot is None:
         return [
@@ -244,7 +243,7 @@ def _dex_rows(name: str, urdf_dir: Path, poses: list[str], seqs: list[dict]) -> 
     ours = load_retargeting_config(name, urdf=urdf_dir).build()
     gauge = FlexionGauge(ours.robot, ours.config.flexion)
     DexConfig.set_default_urdf_dir(str(urdf_dir))
-    cfg_file = DEX_CONFIGS[base].replace("_right", "_left") if left else DEX_CONFIGS[base]
+    cfg_file = DEX_CONFIGS[name]
     folder = Path(dex_retargeting.__file__).parent / "configs" / "teleop"
     retargeting = DexConfig.load_from_file(folder / cfg_file).build()
     optimizer = retargeting.optimizer

@@ -193,7 +193,7 @@ class VectorOptimizer:
                     free = ~pinned
                     step = np.zeros(n)
                     if free.any():
-                        step[free] = -_spd_solve(hess[np.ix_(free, free)], grad[free])
+                        step[free] = -_spd_solve(hess[free][:, free], grad[free])
                 # Trust region: far from the solution a full step overshoots.
                 largest = float(np.abs(step).max())
                 if largest > cfg.max_step_rad:
