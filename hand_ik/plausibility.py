@@ -36,6 +36,9 @@ class PlausibilityConfig:
     """Any keypoint's distance from the wrist, largest."""
     min_palm_width_m: float = 0.01
     """Palm points' spread across their main direction (rejects all points on a line)."""
+    check_depth: bool = True
+    """Apply the depth range: keypoints in the camera frame (estimators). Off for keypoints
+    in another frame (motion capture, recorded files: their wrist sits near the origin)."""
     min_depth_m: float = 0.05
     """Wrist distance in front of the camera, nearest (z, camera frame)."""
     max_depth_m: float = 5.0
@@ -45,7 +48,7 @@ class PlausibilityConfig:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name != "enabled" and not (np.isfinite(value) and value > 0):
+            if name not in ("enabled", "check_depth") and not (np.isfinite(value) and value > 0):
                 raise ValueError(f"PlausibilityConfig.{name} must be a positive number, "
                                  f"got {value!r}")  # fmt: skip
         if self.min_palm_length_m >= self.max_palm_length_m:
@@ -55,11 +58,12 @@ class PlausibilityConfig:
 
 
 def check_hand_keypoints(joints: np.ndarray, config: PlausibilityConfig | None = None,
-                         camera_frame: bool = True) -> str | None:  # fmt: skip
+                         camera_frame: bool | None = None) -> str | None:  # fmt: skip
     """The first rule that (21, 3) keypoints break, or None for a plausible hand.
 
     Missing keypoints are NaN and only the observed ones are checked; the palm must be
-    observed. ``camera_frame=False`` skips the depth rule (keypoints in another frame).
+    observed. ``camera_frame`` (default: the config's ``check_depth``) applies the depth
+    rule.
 
     Raises:
         ValueError: ``joints`` is not (21, 3).
@@ -91,7 +95,7 @@ def check_hand_keypoints(joints: np.ndarray, config: PlausibilityConfig | None =
         width = float(np.linalg.svd(centred, compute_uv=False)[1] / np.sqrt(len(palm)))
         if width < cfg.min_palm_width_m:
             return f"palm points nearly on a line ({width:.3g} m across)"
-    if camera_frame:
+    if cfg.check_depth if camera_frame is None else camera_frame:
         depth = float(joints[WRIST, 2])
         if not cfg.min_depth_m <= depth <= cfg.max_depth_m:
             return f"wrist depth {depth:.3g} m outside [{cfg.min_depth_m}, {cfg.max_depth_m}]"

@@ -76,10 +76,12 @@ def human_input(
     if mode == "mocap":
         keypoints = to_hand_root(torch.from_numpy(joints)).numpy()
         return keypoints, None, {"input": "mocap_keypoints"}
-    from hand_pose_ros.pipeline.stages import IKStage
+    from hand_ik.plausibility import PlausibilityConfig
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
 
     torch.set_num_threads(1)
-    ik = IKStage()
+    # Mocap joints are wrist-local, not in front of a camera: no depth rule.
+    ik = IKStage(IKStageConfig(plausibility=PlausibilityConfig(check_depth=False)))
     poser = _hand_poser()
     keypoints = np.empty_like(joints)
     bio = np.empty((len(joints), 23))

@@ -87,6 +87,9 @@ def _node_overrides(args: argparse.Namespace) -> dict[str, dict]:
             params["camera_source"]["fps"] = args.rate
     if kind == "keypoints":
         params["keypoints_player"]["file"] = arg
+        # Recorded joints are in their own frame (often wrist at the origin), not in front
+        # of a camera: the IK node's depth rule does not apply.
+        params["ik_node"]["plausibility.check_depth"] = False
         if args.rate:
             params["keypoints_player"]["rate_hz"] = args.rate
     return params
@@ -224,9 +227,10 @@ def _summary(spec: str, source, ik, retarget, monitor, elapsed: float) -> dict:
         "joint_names": list(retarget.joint_names),
         "seconds": round(elapsed, 2),
         "frames_in": frames,
-        "hand_states": ik.frames,
+        "hand_states": ik.states_published,
+        "hands_refused": sum(ik.rejected.values()),
         "joint_states": monitor.joint_states,
-        "frames_solved_by_ik": round(ik.frames / frames, 3) if frames else None,
+        "frames_solved_by_ik": round(ik.states_published / frames, 3) if frames else None,
         "command_rate_hz": round(monitor.joint_states / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_image_to_command_ms_median": float(np.median(lat)) if lat.size else None,
         "latency_image_to_command_ms_p90": float(np.percentile(lat, 90)) if lat.size else None,

@@ -38,6 +38,7 @@ class EstimatorNode(Node):
         # auto: the estimator's handedness; right | left: the operator's hand (best hand only)
         self.declare_parameter("hand_side", "auto")
         self.declare_parameter("hfov_deg", 65.0)
+        self.declare_parameter("landmark_model", "landmark_full")  # handtrack: or landmark_lite
         self.estimator = create_estimator(
             self.get_parameter("estimator").value,
             max_hands=int(self.get_parameter("max_hands").value),
@@ -45,6 +46,7 @@ class EstimatorNode(Node):
             backend=str(self.get_parameter("backend").value),
             device=str(self.get_parameter("device").value),
             hand_side=str(self.get_parameter("hand_side").value),
+            landmark_model=str(self.get_parameter("landmark_model").value),
         )  # fmt: skip
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
@@ -56,7 +58,8 @@ class EstimatorNode(Node):
                                  IMAGE_QOS)  # fmt: skip
         # min_score and hfov_deg are read per image; the estimator is built once.
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("estimator", "backend", "device", "max_hands", "mirrored_input", "hand_side"),
+            ("estimator", "backend", "device", "max_hands", "mirrored_input", "hand_side",
+             "landmark_model"),
             {"min_score": in_range(0.0, 1.0), "hfov_deg": in_range(1.0, 179.0)}))
         self.rate = RateMeter()
         self.images = 0

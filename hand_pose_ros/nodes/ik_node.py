@@ -62,6 +62,8 @@ class IKNode(Node):
         self.rate = RateMeter()
         self.last_ms = 0.0
         self.frames = 0
+        """Keypoint messages solved (refused hands included)."""
+        self.states_published = 0
         self.rejected: Counter[str] = Counter()
         """Implausible hands refused, by rule (palm length, bone, wrist depth, fit error...)."""
 
@@ -119,6 +121,7 @@ class IKNode(Node):
             return
         out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
         self.state_pub.publish(out)
+        self.states_published += 1
         if self.get_parameter("publish_markers").value:
             self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,

@@ -2,6 +2,10 @@
 
 Feeds motion capture, glove or other-tracker data straight into the IK stage,
 so the robot side runs without a camera.
+
+Recorded joints are often in their own frame (wrist at the origin), not in front of a
+camera: run the IK node with ``plausibility.check_depth:=false`` for them
+(``hand-teleop run --source keypoints:FILE`` does).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ DEFAULT_ESTIMATOR = "handtrack"
 
 
 def create_estimator(name: str = "auto", max_hands: int = 2, mirrored_input: bool = False,
-                     hand_side: str = "auto", backend: str = "onnx",
-                     device: str = "cpu") -> Estimator:  # fmt: skip
+                     hand_side: str = "auto", backend: str = "onnx", device: str = "cpu",
+                     landmark_model: str = "landmark_full") -> Estimator:  # fmt: skip
     """Build a full-frame estimator.
 
     Args:
@@ -40,6 +40,8 @@ def create_estimator(name: str = "auto", max_hands: int = 2, mirrored_input: boo
         backend: runtime of our networks (``onnx``, ``torch``, ``tensorrt``); the
             ``mediapipe`` reference runs its own.
         device: ``cpu`` or ``cuda`` (ONNX Runtime, torch; TensorRT is always CUDA).
+        landmark_model: handtrack's landmark network, ``landmark_full`` or the faster
+            ``landmark_lite``.
     """
     if name not in ESTIMATOR_NAMES:
         raise ValueError(f"unknown estimator {name!r}; valid: {ESTIMATOR_NAMES}")
@@ -47,7 +49,7 @@ def create_estimator(name: str = "auto", max_hands: int = 2, mirrored_input: boo
         from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
 
         config = HandTrackConfig(max_hands=max_hands, mirrored_input=mirrored_input,
-                                 hand_side=hand_side)  # fmt: skip
+                                 hand_side=hand_side, landmark_model=landmark_model)  # fmt: skip
         return create_hand_tracker(config, backend=backend, device=device)
     if name == "ours":
         from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
