@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from hand_ik.retarget.fidelity import evaluate_presets
-from hand_pose_ros.bench_retarget import DEFAULT_DATA, DEFAULT_ROBOTS
+from hand_pose_ros.bench_retarget import add_robot_arguments, robot_names_and_urdf
 from hand_pose_ros.bench_utils import machine_info
 
 #: Fractions of GRAB frames taken as "open" and "closed".
@@ -56,18 +56,7 @@ DEX_CONFIGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--robot", default="all", help="robot config name or YAML path, or 'all' (default)"
-    )
-    parser.add_argument(
-        "--urdf",
-        type=Path,
-        default=None,
-        help=f"URDF file, or a dex-urdf robots folder (default {DEFAULT_ROBOTS} when present)",
-    )
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="folder of GRAB-style .npz files"
-    )
+    add_robot_arguments(parser)
     parser.add_argument(
         "--max-frames", type=int, default=0, help="GRAB frames per sequence (0: all)"
     )
@@ -264,14 +253,7 @@ def _dex_rows(name: str, urdf_dir: Path, poses: list[str], seqs: list[dict]) -> 
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hand_ik.retarget import available_robot_configs
-
-    names = available_robot_configs() if args.robot == "all" else [args.robot]
-    urdf = (
-        args.urdf
-        if args.urdf is not None
-        else (DEFAULT_ROBOTS if DEFAULT_ROBOTS.is_dir() else None)
-    )
+    names, urdf = robot_names_and_urdf(args)
     poses = _pose_names(args.poses)
     files = sorted(Path(args.data).glob("*.npz")) if Path(args.data).is_dir() else []
     seqs = _grab_frames(files, args.max_frames) if files else []

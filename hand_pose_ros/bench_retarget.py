@@ -31,7 +31,9 @@ DEFAULT_ROBOTS = _REPO.parent / "shared" / "realdata" / "robots"
 FRAME_RATE_HZ = 120.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_robot_arguments(parser: argparse.ArgumentParser, data: bool = True) -> None:
+    """``--robot NAME|all``, ``--urdf`` and (with ``data``) ``--data``: the robot benches'
+    and ``calibrate-robot``'s shared options."""
     parser.add_argument(
         "--robot", default="all", help="robot config name or YAML path, or 'all' (default)"
     )
@@ -41,9 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"URDF file, or a dex-urdf robots folder (default {DEFAULT_ROBOTS} when present)",
     )
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="folder of GRAB-style .npz files"
-    )
+    if data:
+        parser.add_argument(
+            "--data", type=Path, default=DEFAULT_DATA, help="folder of GRAB-style .npz files"
+        )
+
+
+def robot_names_and_urdf(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The robot config names ``--robot`` selects and the URDF (folder) to use."""
+    from hand_ik.retarget import available_robot_configs
+
+    names = available_robot_configs() if args.robot == "all" else [args.robot]
+    urdf = args.urdf if args.urdf is not None else (
+        DEFAULT_ROBOTS if DEFAULT_ROBOTS.is_dir() else None)  # fmt: skip
+    return names, urdf
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_robot_arguments(parser)
     parser.add_argument("--max-frames", type=int, default=0, help="frames per sequence (0: all)")
     parser.add_argument(
         "--input",
@@ -186,14 +203,7 @@ def _dex_reference_row(files: list[Path], max_frames: int) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hand_ik.retarget import available_robot_configs
-
-    names = available_robot_configs() if args.robot == "all" else [args.robot]
-    urdf = (
-        args.urdf
-        if args.urdf is not None
-        else (DEFAULT_ROBOTS if DEFAULT_ROBOTS.is_dir() else None)
-    )
+    names, urdf = robot_names_and_urdf(args)
     files = sorted(Path(args.data).glob("*.npz")) if Path(args.data).is_dir() else []
     rows = []
     if not files:

@@ -26,6 +26,17 @@ def realdata_path(*parts: str) -> Path:
     return path
 
 
+def spin_until(executor, seconds: float, until=None) -> None:
+    """Spin ``executor`` for up to ``seconds``, returning early once ``until()`` is true."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.02)
+        if until is not None and until():
+            return
+
+
 @pytest.fixture
 def rclpy_context():
     """A fresh rclpy context, shut down after the test."""

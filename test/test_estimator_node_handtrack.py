@@ -4,10 +4,9 @@ rejected while the node keeps running."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from conftest import spin_until
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -62,10 +61,10 @@ def test_estimator_node_publishes_tracked_hands(rclpy_context):
                                              frame_id="cam"))  # fmt: skip
             if i in (4, 8):  # rejected, logged, and the node goes on
                 image_pub.publish(bad if i == 4 else tiny)  # tiny: refused by the estimator
-                _spin(executor, 0.3)
+                spin_until(executor, 0.3)
             image_pub.publish(image_to_msg(frame.image, stamp=stamp, frame_id="cam"))
             before = len(received)
-            _spin(executor, 2.0, until=lambda: len(received) > before)  # noqa: B023
+            spin_until(executor, 2.0, until=lambda: len(received) > before)  # noqa: B023
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -81,9 +80,3 @@ def test_estimator_node_publishes_tracked_hands(rclpy_context):
         assert np.isfinite(uv).all() and (uv >= 0).all()
 
 
-def _spin(executor, seconds: float, until=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.02)
-        if until is not None and until():
-            return

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -13,14 +12,6 @@ from rclpy.parameter import Parameter
 
 from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
 from hand_pose_ros.params import load_node_parameters
-
-
-def _spin(executor, seconds: float, until=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.02)
-        if until is not None and until():
-            return
 
 
 def test_ik_node_refuses_implausible_hands_and_keeps_running(rclpy_context):
@@ -52,7 +43,7 @@ def test_ik_node_refuses_implausible_hands_and_keeps_running(rclpy_context):
         for joints in bad.values():
             pub.publish(keypoints_to_msg(joints, stamp=stamp, frame_id="cam"))
             before = len(diags)
-            _spin(executor, 3.0, until=lambda: len(diags) > before)  # noqa: B023
+            spin_until(executor, 3.0, until=lambda: len(diags) > before)  # noqa: B023
         assert states == [], "an implausible hand was published as a hand state"
         last = {kv.key: kv.value for kv in diags[-1].values}
         assert int(last["hands_refused"]) == 3 and diags[-1].level == b"\x01"
@@ -61,12 +52,12 @@ def test_ik_node_refuses_implausible_hands_and_keeps_running(rclpy_context):
         original = node.stage.solve
         node.stage.solve = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected"))
         pub.publish(keypoints_to_msg(good, stamp=stamp, frame_id="cam"))
-        _spin(executor, 1.0, until=lambda: node.guard.errors)
+        spin_until(executor, 1.0, until=lambda: node.guard.errors)
         assert node.guard.errors == {"RuntimeError": 1}
         node.stage.solve = original
         pub.publish(keypoints_to_msg(good, stamp=talker.get_clock().now().to_msg(),
                                      frame_id="cam"))  # fmt: skip
-        _spin(executor, 5.0, until=lambda: states)
+        spin_until(executor, 5.0, until=lambda: states)
         assert len(states) == 1 and np.isfinite(states[0].dof_positions).all()
         # Live: a stricter depth range refuses the same good hand; a bad value is refused.
         ok = node.set_parameters([Parameter("plausibility.max_depth_m", value=0.1)])[0]

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, spin_until
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -27,13 +27,6 @@ def _overrides(name: str, **extra) -> list[Parameter]:
     params.update(extra)
     return [Parameter(k, value=v) for k, v in params.items()]
 
-
-def _spin(executor, seconds: float, until=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.02)
-        if until is not None and until():
-            return
 
 
 @pytest.fixture
@@ -65,7 +58,7 @@ def graph(rclpy_context):
 def test_in_process_graph_publishes_safe_joint_states(graph):
     executor, (_, ik, retarget), received = graph
     # Wait for both ends: the last commands may still be in flight when the IK reaches 20.
-    _spin(executor, 60.0, until=lambda: ik.frames >= 20 and len(received) >= 20)
+    spin_until(executor, 60.0, until=lambda: ik.frames >= 20 and len(received) >= 20)
     assert ik.frames >= 20, "the IK node processed too few frames"
     robot = retarget.stage.retargeter.robot
     names = list(robot.joint_names)
@@ -87,11 +80,11 @@ def test_in_process_graph_publishes_safe_joint_states(graph):
 
 def test_hand_lost_holds_then_eases_to_neutral(graph):
     executor, (demo, ik, retarget), received = graph
-    _spin(executor, 60.0, until=lambda: ik.frames >= 10)
+    spin_until(executor, 60.0, until=lambda: ik.frames >= 10)
     demo.timer.cancel()  # the hand disappears
     lost_at = time.monotonic()
     hold = retarget.stage.filter.config.hold_s
-    _spin(executor, hold + 2.5)
+    spin_until(executor, hold + 2.5)
     after = [(t, np.asarray(m.position)) for t, m in received if t > lost_at + 0.3]
     assert len(after) > 10, "commands must continue while the hand is lost"
     neutral = retarget.stage.filter.neutral
@@ -129,14 +122,14 @@ def test_estimator_node_rejects_malformed_images_and_keeps_running(rclpy_context
         before = node.rejected
         for _ in range(50):
             pub.publish(bad)
-            _spin(executor, 0.05)
+            spin_until(executor, 0.05)
             if node.rejected > before:
                 break
         assert node.rejected > before
     images = node.images
     for _ in range(100):
         pub.publish(good)
-        _spin(executor, 0.05)
+        spin_until(executor, 0.05)
         if node.images > images:
             break
     assert node.images > images, "the node stopped processing after bad input"
@@ -156,7 +149,7 @@ def test_graph_across_processes(rclpy_context):
     proc = subprocess.Popen([exe, "run", "--source", "demo", "--frames", "45", "--rate", "15"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _spin(executor, 120.0, until=lambda: len(received) >= 15 or proc.poll() is not None)
+        spin_until(executor, 120.0, until=lambda: len(received) >= 15 or proc.poll() is not None)
     finally:
         out, err = proc.communicate(timeout=120)
     executor.shutdown()

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hand_pose_ros.bench_retarget import DEFAULT_ROBOTS
+from hand_pose_ros.bench_retarget import DEFAULT_ROBOTS, robot_names_and_urdf
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,15 +37,10 @@ def _yaml_path(name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_ik.retarget import available_robot_configs, load_retargeting_config
+    from hand_ik.retarget import load_retargeting_config
     from hand_ik.retarget.calibrate import calibrate, write_calibration
 
-    names = available_robot_configs() if args.robot == "all" else [args.robot]
-    urdf = (
-        args.urdf
-        if args.urdf is not None
-        else (DEFAULT_ROBOTS if DEFAULT_ROBOTS.is_dir() else None)
-    )
+    names, urdf = robot_names_and_urdf(args)
     rows = []
     for name in names:
         config = load_retargeting_config(name, urdf=urdf)

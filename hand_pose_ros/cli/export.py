@@ -31,6 +31,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _write_exports(args: argparse.Namespace, export, stem: str) -> dict[str, str]:
+    """``export(path, dynamic_batch)`` to ``args.out/stem.onnx`` (dynamic batch) and
+    ``stem_b1.onnx`` (batch 1), plus the TensorRT engine with ``--format tensorrt``."""
+    out = Path(args.out)
+    written = {"dynamic_batch": str(export(out / f"{stem}.onnx", True)),
+               "fixed_batch": str(export(out / f"{stem}_b1.onnx", False))}  # fmt: skip
+    if args.format == "tensorrt":
+        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
+
+        written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
+    return written
+
+
 def run_handnet(args: argparse.Namespace) -> int:
     """Export a converted hand network (dynamic and fixed batch, optional TensorRT engine)
     with LICENSE and NOTICE beside it."""
@@ -38,15 +51,9 @@ def run_handnet(args: argparse.Namespace) -> int:
 
     source = locate_tflite(args.model, args.weights, args.allow_sha_mismatch)
     out = Path(args.out)
-    stem = f"{args.model}_{source.sha256[:16]}"
-    written = {
-        "dynamic_batch": str(export_network_onnx(source, out / f"{stem}.onnx", True, args.opset)),
-        "fixed_batch": str(export_network_onnx(source, out / f"{stem}_b1.onnx", False, args.opset)),
-    }
-    if args.format == "tensorrt":
-        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
-
-        written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
+    written = _write_exports(args, lambda path, dynamic: export_network_onnx(
+        source, path, dynamic, args.opset), f"{args.model}_{source.sha256[:16]}")  # fmt: skip
+    if "tensorrt" in written:
         write_notice(out / "tensorrt")
     written["licence"] = [str(p) for p in write_notice(out)]
     print(json.dumps({"model": args.model, "source": str(source.path),
@@ -86,15 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
         overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
         model = build_network(args.model, args.weights, **overrides)
-    out = Path(args.out)
-    stem = f"{args.model}_{model_hash(model)}"
-    written = {
-        "dynamic_batch": str(export(model, out / f"{stem}.onnx", True, args.opset)),
-        "fixed_batch": str(export(model, out / f"{stem}_b1.onnx", False, args.opset)),
-    }
-    if args.format == "tensorrt":
-        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
-
-        written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
+    written = _write_exports(args, lambda path, dynamic: export(model, path, dynamic, args.opset),
+                             f"{args.model}_{model_hash(model)}")  # fmt: skip
     print(json.dumps({"model": args.model, "random_init": args.weights is None, **written}))
     return 0

@@ -7,6 +7,7 @@ commands follow the hand again. The gap is recorded.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -59,10 +60,17 @@ class TestIKRespawn(unittest.TestCase):
         (new_ik,) = ik_processes()
         self.assertNotEqual(new_ik.pid, ik.pid)
         states = lis.get("/hand/state")
-        t_last = max(t for t, _ in states if t <= t_kill)
-        t_back = min(t for t, _ in states if t > t_kill)
+        # The outage is the longest silence in /hand/state after the kill (states already in
+        # flight at the kill can still arrive just after it).
+        arrivals = sorted(t for t, _ in states)
+        _, t_last, t_back = max((b - a, a, b) for a, b in itertools.pairwise(arrivals)
+                                if b > t_kill)  # fmt: skip
         commands = lis.get("/hand/joint_states")
-        neutral = np.asarray(commands[0][1].position)  # published before the first hand state
+        # The hand-lost pose of the robot (the listener may start after the first states, so
+        # its first command is not always the neutral one).
+        from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
+
+        neutral = RobotStage(RobotStageConfig(robot=RETARGET["robot"])).filter.neutral
         lost = [(t, np.asarray(m.position)) for t, m in commands if t_last < t < t_back]
         times = np.array([t for t, _ in lost])
         # Commands continue while the IK node is gone (the hand-lost policy ticks).
@@ -80,8 +88,14 @@ class TestIKRespawn(unittest.TestCase):
         easing = [q for t, q in lost if t > t_last + hold + 0.1]
         self.assertTrue(easing, "no command after the hold")
         dist = np.array([np.abs(q - neutral).max() for q in easing])
-        self.assertTrue((np.diff(dist) <= 1e-9).all(), "not easing toward neutral")
-        self.assertLess(dist[-1], np.abs(held[0] - neutral).max())
+        # Up to its closest approach the robot moves only toward neutral. Later commands may
+        # already follow the respawned IK node: the listener can miss its first states
+        # (newest-only subscription), so t_back is an upper bound of the resume time.
+        closest = int(np.argmin(dist))
+        self.assertTrue((np.diff(dist[:closest + 1]) <= 1e-9).all(),
+                        f"not easing toward neutral: {dist[:closest + 1]}")  # fmt: skip
+        self.assertGreaterEqual(closest, 3)
+        self.assertLess(dist[closest], np.abs(held[0] - neutral).max())
         # Commands follow the hand again.
         after = np.array([m.position for t, m in commands if t > t_back])
         self.assertGreater(len(after), 5)
