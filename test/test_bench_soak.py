@@ -55,3 +55,9 @@ def test_soak_graph_names_real_node_modules():
 
     for name, _ in SOAK_NODES:
         assert hasattr(importlib.import_module(f"hand_pose_ros.nodes.{name}"), "main")
+
+
+def test_soak_is_a_registered_bench():
+    from hand_pose_ros.cli.bench import BENCHMARKS
+
+    assert BENCHMARKS["soak"] == "hand_pose_ros.cli.bench_soak"

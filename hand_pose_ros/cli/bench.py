@@ -23,6 +23,7 @@ BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"
 BENCHMARKS["pipeline"] = "hand_pose_ros.cli.bench_pipeline"
 BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
 BENCHMARKS["detector"] = "hand_pose_ros.detection.bench"
+BENCHMARKS["soak"] = "hand_pose_ros.cli.bench_soak"
 
 
 def _json_flag(sub: argparse.ArgumentParser) -> None:
