@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from hand_pose_ros.detection.evaluate import box_iou
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
-from hand_pose_ros.handtrack.palm_decode import Palm, box_iou, decode_palms, weighted_nms
+from hand_pose_ros.handtrack.palm_decode import Palm, decode_palms, weighted_nms
 from hand_pose_ros.handtrack.rois import (
     RotatedRect,
     crop_matrix,
@@ -82,7 +83,7 @@ def test_weighted_nms_averages_a_cluster_and_keeps_separate_palms():
     np.testing.assert_allclose(out[0].box, w[0] * a.box + w[1] * b.box)
     np.testing.assert_allclose(out[0].keypoints, w[0] * a.keypoints + w[1] * b.keypoints)
     np.testing.assert_allclose(out[1].box, far.box)
-    assert box_iou(a.box, far.box) == 0.0
+    assert box_iou(a.box, far.box)[0, 0] == 0.0
     assert weighted_nms([]) == []
     # A degenerate (empty) box is still reported once, never lost or duplicated.
     empty = _palm(5, 5, 0, 0.8)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hand_pose_ros.detection.evaluate import box_iou
+from hand_pose_ros.detection.postprocess import to_batch
 from hand_pose_ros.estimation.detections import KeypointDetection, place_in_camera
 from hand_pose_ros.handtrack.config import HandTrackConfig
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
@@ -51,7 +53,6 @@ class Track:
     """ROI for the next landmark pass, frame pixels."""
     p_right: float
     """Voted probability that the seen hand is a right hand."""
-    presence: float = 0.0
     age: int = 0
     """Frames this hand has been followed."""
 
@@ -62,7 +63,6 @@ class StageTimes:
 
     palm_ms: float = 0.0
     landmark_ms: float = 0.0
-    total_ms: float = 0.0
     palm_runs: int = 0
 
 
@@ -74,19 +74,11 @@ class _LandmarkResult:
     p_right: float
 
 
-def to_network_batch(images: list[np.ndarray]) -> np.ndarray:
-    """(S, S, 3) uint8 RGB images -> (B, 3, S, S) float32 in [0, 1]."""
-    arr = np.stack(images).astype(np.float32) * (1.0 / 255.0)
-    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-
-
 def rect_bounds_iou(a: RotatedRect, b: RotatedRect) -> float:
     """IoU of the axis-aligned bounds of two rotated rects."""
     ca, cb = a.corners(), b.corners()
-    lo, hi = np.maximum(ca.min(0), cb.min(0)), np.minimum(ca.max(0), cb.max(0))
-    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
-    area = float(np.prod(np.ptp(ca, 0)) + np.prod(np.ptp(cb, 0)))
-    return inter / (area - inter) if area - inter > 0 else 0.0
+    bounds = [np.concatenate([c.min(0), c.max(0)]) for c in (ca, cb)]
+    return float(box_iou(bounds[0], bounds[1])[0, 0])
 
 
 class HandTrackGraph:
@@ -121,7 +113,7 @@ class HandTrackGraph:
         """Palms in a full frame, best first (frame pixels)."""
         image, scale, pad = letterbox(rgb, self.palm_size)
         start = time.perf_counter()
-        regressors, logits = self.palm_net(to_network_batch([image]))[:2]
+        regressors, logits = self.palm_net(to_batch([image]))[:2]
         self.times.palm_ms += (time.perf_counter() - start) * 1e3
         self.times.palm_runs += 1
         palms = decode_palms(regressors[0], logits.reshape(-1), self.anchors, self.palm_size,
@@ -168,7 +160,7 @@ class HandTrackGraph:
         s = self.landmark_size
         crops, mats = zip(*(crop_rect(rgb, r, s) for r in rects), strict=True)
         start = time.perf_counter()
-        out = self.landmark_net(to_network_batch(list(crops)))
+        out = self.landmark_net(to_batch(list(crops)))
         self.times.landmark_ms += (time.perf_counter() - start) * 1e3
         landmarks, presence, handedness, world = (np.asarray(o, np.float64) for o in out[:4])
         results = []
@@ -199,7 +191,7 @@ class HandTrackGraph:
                 continue
             m = self.cfg.handedness_momentum if track.age else 0.0
             track.p_right = m * track.p_right + (1.0 - m) * res.p_right
-            track.presence, track.rect = res.presence, rect
+            track.rect = rect
             track.age += 1
             kept.append((track, res))
         return kept
@@ -224,7 +216,6 @@ class HandTrackGraph:
         K = np.asarray(K, np.float64)
         if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
             raise ValueError(f"K: finite (3, 3) intrinsics with positive focal lengths, got {K}")
-        start = time.perf_counter()
         self.times = StageTimes()
         cfg = self.cfg
         searched = False
@@ -242,7 +233,6 @@ class HandTrackGraph:
         self.tracks = [t for t, _ in found]
         self._frame += 1
         out = [self._detection(t, r, K) for t, r in found]
-        self.times.total_ms = (time.perf_counter() - start) * 1e3
         return self._pick_side(out)
 
     def _detection(self, track: Track, res: _LandmarkResult, K: np.ndarray) -> KeypointDetection:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hand_pose_ros.detection.evaluate import box_iou
+
 #: Palm keypoint indices that give the hand's direction (wrist -> middle finger base).
 PALM_WRIST, PALM_MIDDLE_MCP = 0, 2
 NUM_PALM_KEYPOINTS = 7
@@ -64,17 +66,6 @@ def decode_palms(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray
     return palms
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two xyxy boxes (0 when either is empty)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def weighted_nms(palms: list[Palm], iou_threshold: float = 0.3) -> list[Palm]:
     """Weighted non-maximum suppression, best first.
 
@@ -86,7 +77,8 @@ def weighted_nms(palms: list[Palm], iou_threshold: float = 0.3) -> list[Palm]:
     out = []
     while remaining:
         best = remaining[0]
-        cluster = [p for p in remaining if box_iou(best.box, p.box) > iou_threshold]
+        overlap = box_iou(best.box, np.stack([p.box for p in remaining]))[0]
+        cluster = [p for p, iou in zip(remaining, overlap, strict=True) if iou > iou_threshold]
         if best not in cluster:  # an empty box overlaps nothing, itself included
             cluster.append(best)
         w = np.array([p.score for p in cluster])
