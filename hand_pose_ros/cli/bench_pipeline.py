@@ -104,15 +104,16 @@ def _estimator_row(name: str, images: list, source: str) -> dict:
         estimator = create_estimator(name, max_hands=2)
     except ImportError as exc:
         return {"name": f"stage_estimator_{name}", "skipped": str(exc)}
-    est_times, found, stages = [], 0, {"palm_ms": [], "landmark_ms": []}
+    # The handtrack graph reports its stages' times per frame; the others do not.
+    stages = {"palm_ms": [], "landmark_ms": []} if hasattr(estimator, "times") else {}
+    est_times, found = [], 0
     for rgb, K in images:
         start = time.perf_counter()
         found += bool(estimator(rgb, K))
         est_times.append((time.perf_counter() - start) * 1e3)
         for key, values in stages.items():
-            if hasattr(estimator, "times"):
-                values.append(getattr(estimator.times, key))
-    extra = {f"{k}_mean": float(sum(v[3:]) / max(len(v) - 3, 1)) for k, v in stages.items() if v}
+            values.append(getattr(estimator.times, key))
+    extra = {f"{k}_mean": float(sum(v[3:]) / max(len(v) - 3, 1)) for k, v in stages.items()}
     if hasattr(estimator, "close"):
         estimator.close()
     return _stats(f"stage_estimator_{name}", est_times[3:], input=source,
