@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+import unittest
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
@@ -146,3 +147,15 @@ def record(**values) -> None:
     data.update(values)
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1)
+
+
+class GraphTestCase(unittest.TestCase):
+    """A launch test case with one :class:`GraphListener` for the whole class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.listener = GraphListener()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.listener.close()

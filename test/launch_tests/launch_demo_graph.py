@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from _common import (
     LAUNCH_T0,
-    GraphListener,
+    GraphTestCase,
     assert_clean_exit,
     record,
     teleop_launch,
@@ -47,15 +47,7 @@ def ros2(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ros2", *args], capture_output=True, text=True, timeout=30)
 
 
-class TestDemoGraph(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.listener = GraphListener()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.listener.close()
-
+class TestDemoGraph(GraphTestCase):
     def test_1_commands_follow_the_demo_hand(self):
         lis = self.listener
         self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/state")) >= 40, 50.0),

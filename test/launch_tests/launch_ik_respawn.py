@@ -20,7 +20,7 @@ import launch_testing
 import numpy as np
 import psutil
 import pytest
-from _common import GraphListener, record, teleop_launch
+from _common import GraphTestCase, record, teleop_launch
 
 from hand_pose_ros.params import load_node_parameters
 
@@ -38,15 +38,7 @@ def ik_processes() -> list[psutil.Process]:
             if any(part.endswith("hand_pose_ros/ik_node") for part in p.cmdline())]  # fmt: skip
 
 
-class TestIKRespawn(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.listener = GraphListener()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.listener.close()
-
+class TestIKRespawn(GraphTestCase):
     def test_hold_ease_respawn(self):
         lis = self.listener
         self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/state")) >= 20, 50.0))

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import launch_testing
 import numpy as np
 import pytest
-from _common import LAUNCH_T0, GraphListener, assert_clean_exit, record, teleop_launch
+from _common import LAUNCH_T0, GraphTestCase, assert_clean_exit, record, teleop_launch
 
 from hand_pose_ros.params import load_node_parameters
 
@@ -31,15 +31,7 @@ def generate_test_description():
     return teleop_launch(source=f"video:{os.environ['HAND_POSE_ROS_VIDEO']}", use_rviz="false")
 
 
-class TestVideoGraph(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.listener = GraphListener()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.listener.close()
-
+class TestVideoGraph(GraphTestCase):
     def test_default_estimator_drives_the_robot(self):
         lis = self.listener
         self.assertTrue(lis.wait_for(lambda: len(lis.get("/hand/state")) >= 15, 55.0),
