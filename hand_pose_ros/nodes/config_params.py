@@ -17,10 +17,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import textwrap
 import typing
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -31,7 +32,7 @@ STARTUP_ONLY_NOTE = " (read at start-up: restart the node to change it)"
 _SCALARS = (bool, int, float, str)
 
 
-@lru_cache(maxsize=None)
+@cache
 def field_docs(cls: type) -> dict[str, str]:
     """Field name -> the docstring under it in ``cls``'s source (first paragraph, one line).
 
@@ -43,7 +44,7 @@ def field_docs(cls: type) -> dict[str, str]:
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:]):
+    for node, after in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                 and isinstance(after.value.value, str)):  # fmt: skip
@@ -51,7 +52,7 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
