@@ -6,8 +6,10 @@
     ros2 launch hand_pose_ros teleop.launch.py source:=ros use_rviz:=false  # your camera node
     ros2 launch hand_pose_ros teleop.launch.py --show-args           # every argument, described
 
-Every node reads config/teleop.yaml (or ``params:=``); the arguments override single
-values. robot_state_publisher, the static transforms (tf2_ros) and RViz are optional parts
+Which nodes start and which parameters the arguments set come from the graph plan
+(hand_pose_ros/graph_plan.py), the same one `hand-teleop run` uses: every graph argument
+here is a flag there with the same meaning. Every node reads config/teleop.yaml (or
+``params:=``); the arguments override single values. robot_state_publisher, the static transforms (tf2_ros) and RViz are optional parts
 of a ROS install: with ``auto`` they start where installed and are left out, with one log
 line, where not. If any process exits while the graph runs (a node failing at start-up,
 RViz closed), the whole launch shuts down: no node is left running on its own.
@@ -17,37 +19,14 @@ package.
 
 from __future__ import annotations
 
-#: (executable, node name, parameters the arguments set on it) - started as needed.
-NODES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("demo_source", "demo_source", ("publish_keypoints",)),
-    ("camera_source", "camera_source", ("source",)),
-    ("estimator_node", "estimator_node", ("estimator", "backend")),
-    ("ik_node", "ik_node", ()),
-    ("retarget_node", "retarget_node", ("robot", "urdf")),
-)
+from hand_pose_ros.graph_plan import GRAPH_OPTIONS, LAUNCH_ONLY, GraphConfigError, plan_graph
+
 #: Files of this package the launch file reads.
 PACKAGE_FILES: tuple[str, ...] = ("config/teleop.yaml", "config/teleop.rviz")
 #: With respawn:=true, how often one node may be restarted before the launch gives up.
 MAX_RESPAWNS = 5
-#: Launch arguments: name -> (default, description). The README's table repeats it.
-ARGUMENTS: dict[str, tuple[str, str]] = {
-    "robot": ("hand_pose_ros_hand",
-              "Robot hand config: a name in config/robots (hand_pose_ros_hand, allegro, leap, "
-              "shadow, ability, inspire, each also *_left) or a path to a robot YAML."),
-    "urdf": ("",
-             "The robot's URDF file, or a dex-urdf robots folder; required for robot configs "
-             "that ship no URDF (all but hand_pose_ros_hand)."),
-    "source": ("demo",
-               "Image source: demo (a scripted synthetic hand), video:PATH, webcam:N, or ros "
-               "(your own camera node publishes /camera/image_raw)."),
-    "estimator": ("",
-                  "Image estimator: handtrack (= auto) | mediapipe | ours, or truth: the demo's "
-                  "own keypoints instead of its image (source:=demo only). Empty: the params "
-                  "file's estimator_node.estimator (handtrack in config/teleop.yaml)."),
-    "backend": ("",
-                "Runtime of our networks (handtrack, ours): onnx | torch | tensorrt. Empty: "
-                "the params file's value."),
-    "params": ("", "Parameter YAML for all nodes. Empty: the installed config/teleop.yaml."),
+#: Launch arguments of ros2 launch only (graph_plan.LAUNCH_ONLY): name -> (default, what).
+LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "use_rviz": ("auto",
                  "Start RViz with config/teleop.rviz: true | false | auto (where rviz2 is "
                  "installed and a display is set)."),
@@ -63,6 +42,13 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                 f"false. With false (or after {MAX_RESPAWNS} restarts of one node) any exit "
                 "shuts the whole launch down."),
     "respawn_delay": ("1.0", "Seconds to wait before restarting a node (respawn:=true)."),
+}
+assert tuple(LAUNCH_ARGUMENTS) == LAUNCH_ONLY
+#: Every launch argument: name -> (default, description). The README's table repeats it.
+#: The graph options (hand_pose_ros/graph_plan.py) are `hand-teleop run`'s flags too.
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    **{name: (option.default, option.help) for name, option in GRAPH_OPTIONS.items()},
+    **LAUNCH_ARGUMENTS,
 }
 #: Optional parts of a ROS install: argument -> (package, executable, what is lost without it).
 OPTIONAL_PARTS: dict[str, tuple[str, str, str]] = {
@@ -176,18 +162,14 @@ def _launch_setup(context, *args, **kwargs):
     logger = launch.logging.get_logger("teleop.launch")
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     share = get_package_share_directory("hand_pose_ros")
-    params_file = value["params"] or os.path.join(share, "config", "teleop.yaml")
-    if not os.path.isfile(params_file):
-        raise LaunchConfigError(f"params:={params_file}: no such file")
-    kind = value["source"].partition(":")[0]
-    if kind not in ("demo", "video", "webcam", "ros"):
-        raise LaunchConfigError(f"source:={value['source']}: expected demo, video:PATH, "
-                                "webcam:N or ros")  # fmt: skip
-    estimator = value["estimator"]
-    if estimator == "truth" and kind != "demo":
-        raise LaunchConfigError("estimator:=truth needs source:=demo (only the demo knows "
-                                "the true keypoints)")  # fmt: skip
-    use_truth = estimator == "truth"  # the demo's image goes through the estimator otherwise
+    graph_options = {name: value[name] for name in GRAPH_OPTIONS}
+    graph_options["params"] = value["params"] or os.path.join(share, "config", "teleop.yaml")
+    if not os.path.isfile(graph_options["params"]):
+        raise LaunchConfigError(f"params:={graph_options['params']}: no such file")
+    try:
+        plan = plan_graph(graph_options)
+    except GraphConfigError as exc:
+        raise LaunchConfigError(str(exc)) from None
     respawn = value["respawn"].strip().lower()
     if respawn not in ("true", "false"):
         raise LaunchConfigError(f"respawn:={value['respawn']}: expected true or false")
@@ -195,34 +177,17 @@ def _launch_setup(context, *args, **kwargs):
         respawn_delay = float(value["respawn_delay"])
     except ValueError:
         raise LaunchConfigError(f"respawn_delay:={value['respawn_delay']}: not a number") from None
-    estimator_overrides = {}
-    if estimator and estimator != "truth":
-        estimator_overrides["estimator"] = estimator
-    if value["backend"]:
-        estimator_overrides["backend"] = value["backend"]
-    overrides = {
-        "demo_source": {"publish_keypoints": use_truth},
-        "camera_source": {"source": value["source"]},
-        "estimator_node": estimator_overrides,
-        "ik_node": {},
-        "retarget_node": {"robot": value["robot"], "urdf": value["urdf"]},
-    }
-    wanted = {"ik_node", "retarget_node"}
-    if kind == "demo":
-        wanted.add("demo_source")
-    if kind in ("video", "webcam"):
-        wanted.add("camera_source")
-    if not use_truth:
-        wanted.add("estimator_node")
     # Resolve everything that can fail before the first process starts.
-    urdf_path, root_link = _robot_urdf(value["robot"], value["urdf"])
+    robot = plan.parameters("retarget_node")
+    urdf_path, root_link = _robot_urdf(robot["robot"], robot.get("urdf", ""))
     parts = {arg: _wanted_part(arg, value[arg], logger) for arg in OPTIONAL_PARTS}
 
     ours = [
-        Node(package="hand_pose_ros", executable=exe, name=name, output="screen",
-             parameters=[params_file, overrides[name]], respawn=respawn == "true",
-             respawn_delay=respawn_delay, respawn_max_retries=MAX_RESPAWNS)
-        for exe, name, _ in NODES if name in wanted
+        Node(package="hand_pose_ros", executable=node.executable, name=node.name,
+             output="screen", parameters=[str(plan.params_file), node.overrides],
+             respawn=respawn == "true", respawn_delay=respawn_delay,
+             respawn_max_retries=MAX_RESPAWNS)
+        for node in plan.nodes
     ]  # fmt: skip
     processes = list(ours)
     if parts["use_robot_state_publisher"]:

@@ -130,7 +130,7 @@ def _ros2_launch(domain_id: int, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (("robot:=allegro",), "robot config 'allegro' has no URDF: pass urdf=PATH"),
     (("use_rviz:=true",), "use_rviz:=true but rviz2 (rviz2) is not installed"),
-    (("source:=video:/x.mp4", "estimator:=truth"), "estimator:=truth needs source:=demo"),
+    (("source:=video:/x.mp4", "estimator:=truth"), "estimator truth needs source demo"),
 ], ids=["robot_without_urdf", "rviz_required", "truth_without_demo"])  # fmt: skip
 def test_launch_refuses_a_bad_configuration_clearly_before_starting(args, message):
     if args == ("use_rviz:=true",) and shutil.which("rviz2"):

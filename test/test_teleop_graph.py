@@ -168,41 +168,46 @@ def _load_launch_module():
     return module
 
 
-def test_launch_file_names_real_executables_files_and_parameters(rclpy_context):
-    """Without ROS' launch package: executables are installed, files exist, parameters declared."""
+def test_launch_file_names_real_executables_files_and_parameters(rclpy_context, tmp_path):
+    """Without ROS' launch package: executables are installed, files exist, and every
+    parameter the params file or a graph option sets is declared by its node."""
+    import importlib
+
+    from hand_pose_ros.cli.run import NODE_CLASSES
+    from hand_pose_ros.graph_plan import NODE_EXECUTABLES, OPTION_PARAMETERS, RATE_PARAMETERS
+
     launch = _load_launch_module()
     cmake = (REPO_ROOT / "CMakeLists.txt").read_text()
     for path in launch.PACKAGE_FILES:
         assert (REPO_ROOT / path).is_file(), path
         assert path.split("/")[0] in cmake  # installed under share/hand_pose_ros
     yaml_params = load_node_parameters()
-    from hand_pose_ros.nodes.camera_source import CameraSource
-    from hand_pose_ros.nodes.demo_source import DemoSource
-    from hand_pose_ros.nodes.estimator_node import EstimatorNode
-    from hand_pose_ros.nodes.ik_node import IKNode
-    from hand_pose_ros.nodes.retarget_node import RetargetNode
-
-    classes = {"demo_source": DemoSource, "camera_source": CameraSource,
-               "estimator_node": EstimatorNode, "ik_node": IKNode, "retarget_node": RetargetNode}
-    video = REPO_ROOT / "docs" / "_test_video.avi"
-    for exe, name, launch_params in launch.NODES:
+    video = tmp_path / "test.avi"
+    _write_test_video(video)
+    keypoints = tmp_path / "seq.npy"
+    np.save(keypoints, np.zeros((3, 21, 3)))
+    set_by_options = {node: {p} for node, p in OPTION_PARAMETERS.values()}
+    for node, rate in RATE_PARAMETERS.items():
+        set_by_options.setdefault(node, set()).update({rate, "max_frames"})
+    set_by_options["demo_source"].add("publish_keypoints")
+    set_by_options["camera_source"].add("source")
+    set_by_options["keypoints_player"].add("file")
+    set_by_options["ik_node"].add("plausibility.check_depth")
+    assert set(NODE_CLASSES) == set(NODE_EXECUTABLES)
+    for name, exe in NODE_EXECUTABLES.items():
         assert (REPO_ROOT / "scripts" / "ros" / exe).is_file(), exe
         assert f"scripts/ros/{exe}" in cmake
         assert name in yaml_params, f"{name} missing from config/teleop.yaml"
-        if name == "estimator_node":
-            pytest.importorskip("mediapipe")
-        extra = {}
-        if name == "camera_source":
-            _write_test_video(video)
-            extra = {"source": f"video:{video}"}
-        node = classes[name](context=rclpy_context,
-                             parameter_overrides=_overrides(name, **extra))  # fmt: skip
+        extra = {"camera_source": {"source": f"video:{video}"},
+                 "keypoints_player": {"file": str(keypoints)}}.get(name, {})  # fmt: skip
+        module, _, cls = NODE_CLASSES[name].partition(":")
+        node_class = getattr(importlib.import_module(module), cls)
+        node = node_class(context=rclpy_context, parameter_overrides=_overrides(name, **extra))
         try:
-            for param in [*yaml_params[name], *launch_params]:
+            for param in [*yaml_params[name], *set_by_options.get(name, ())]:
                 assert node.has_parameter(param), f"{name} does not declare {param!r}"
         finally:
             node.destroy_node()
-    video.unlink(missing_ok=True)
 
 
 def _write_test_video(path) -> None:

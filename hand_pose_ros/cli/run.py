@@ -14,10 +14,21 @@ import logging
 import time
 from pathlib import Path
 
-from hand_pose_ros.estimation.detections import HAND_SIDES
-from hand_pose_ros.pipeline.estimators import ESTIMATOR_NAMES
+from hand_pose_ros.graph_plan import GRAPH_OPTIONS, GraphPlan, plan_graph
 
 log = logging.getLogger(__name__)
+
+#: Node name (graph_plan.NODE_EXECUTABLES) -> "module:Class" of its node.
+NODE_CLASSES: dict[str, str] = {
+    "demo_source": "hand_pose_ros.nodes.demo_source:DemoSource",
+    "camera_source": "hand_pose_ros.nodes.camera_source:CameraSource",
+    "keypoints_player": "hand_pose_ros.nodes.keypoints_player:KeypointsPlayer",
+    "estimator_node": "hand_pose_ros.nodes.estimator_node:EstimatorNode",
+    "ik_node": "hand_pose_ros.nodes.ik_node:IKNode",
+    "retarget_node": "hand_pose_ros.nodes.retarget_node:RetargetNode",
+}
+#: Seconds the graph runs on after the source's last frame, for it to reach the robot.
+DRAIN_S = 0.6
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,170 +36,74 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run the teleop graph in one process (default: the embedded demo)",
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
-    parser.add_argument("--source", default="demo",
-                        help="demo | video:PATH | webcam:N | keypoints:FILE.npz | ros")
-    parser.add_argument("--robot", default=None, help="robot config (config/robots/NAME.yaml)")
-    parser.add_argument("--urdf", default=None, help="override the robot config's URDF path")
-    parser.add_argument("--estimator", default=None, choices=[*ESTIMATOR_NAMES, "truth"],
-                        help="image keypoint estimator (default: the parameter file's, "
-                             "handtrack); 'truth' feeds the demo's own keypoints to the IK "
-                             "instead (--source demo only)")  # fmt: skip
-    parser.add_argument("--hand-side", choices=HAND_SIDES, default=None,
-                        help="the operator's hand: every frame's best hand is taken as this "
-                             "side (default: the parameter file's, auto = the estimator's "
-                             "handedness)")  # fmt: skip
-    parser.add_argument("--frames", type=int, default=0,
-                        help="stop after N source frames (0: one pass of the demo script, the "
-                             "end of a file, or never for live sources)")  # fmt: skip
-    parser.add_argument("--params", type=Path, default=None,
-                        help="ROS 2 parameter YAML (default: config/teleop.yaml)")
-    parser.add_argument("--operator-profile", default=None, help="operator profile YAML")
-    parser.add_argument("--no-post-opt", action="store_true", help="IK net only")
+    add_graph_arguments(parser)
+    # graph_plan.CLI_ONLY: outputs of the in-process monitor.
     parser.add_argument("--viz", type=Path, default=None,
                         help="write a side-by-side video (input | robot) to this .mp4")
     parser.add_argument("--record", type=Path, default=None,
                         help="record all topics to this rosbag2 MCAP file")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="source frame rate (default: from the parameter file / the video)")
     parser.add_argument("--summary", type=Path, default=None,
                         help="also write the summary JSON here")
     parser.set_defaults(func=run)
 
 
-def _node_overrides(args: argparse.Namespace) -> dict[str, dict]:
-    from hand_pose_ros.params import DEFAULT_PARAMS, load_node_parameters
-    from hand_pose_ros.pipeline.video_source import parse_source
-
-    params = load_node_parameters(args.params or DEFAULT_PARAMS)
-    kind, arg = parse_source(args.source)
-    if args.robot:
-        params["retarget_node"]["robot"] = args.robot
-    if args.urdf:
-        params["retarget_node"]["urdf"] = args.urdf
-    if args.operator_profile:
-        params["ik_node"]["operator_profile"] = args.operator_profile
-    if args.no_post_opt:
-        params["ik_node"]["post_opt"] = False
-    if args.estimator not in (None, "truth"):
-        params["estimator_node"]["estimator"] = args.estimator
-    if args.hand_side:
-        params["estimator_node"]["hand_side"] = args.hand_side
-    if kind == "demo":
-        # The demo's rendered image goes through the estimator like a camera image;
-        # --estimator truth bypasses it with the demo's own keypoints.
-        params["demo_source"]["publish_keypoints"] = args.estimator == "truth"
-        if args.rate:
-            params["demo_source"]["fps"] = args.rate
-    elif args.estimator == "truth":
-        raise ValueError("--estimator truth needs --source demo (only the demo knows the truth)")
-    if kind in ("video", "webcam"):
-        params["camera_source"]["source"] = args.source
-        if args.rate:
-            params["camera_source"]["fps"] = args.rate
-    if kind == "keypoints":
-        params["keypoints_player"]["file"] = arg
-        # Recorded joints are in their own frame (often wrist at the origin), not in front
-        # of a camera: the IK node's depth rule does not apply.
-        params["ik_node"]["plausibility.check_depth"] = False
-        if args.rate:
-            params["keypoints_player"]["rate_hz"] = args.rate
-    return params
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per graph option (``--name``; the launch file's ``name:=``), same meaning."""
+    for name, option in GRAPH_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        default = None if option.default == "" else option.kind(option.default)
+        if option.kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=option.help)  # fmt: skip
+        else:
+            parser.add_argument(flag, type=Path if name == "params" else option.kind,
+                                choices=option.choices, default=default,
+                                help=option.help.replace("%", "%%"))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.dds_profile import use_package_dds_profile
 
+    plan = plan_graph({name: getattr(args, name) for name in GRAPH_OPTIONS})
     use_package_dds_profile()  # before rclpy loads Fast DDS: 720p images over shared memory
     import rclpy
     import torch
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
 
     from hand_pose_ros.nodes.monitor import TeleopMonitor
-    from hand_pose_ros.pipeline.video_source import parse_source
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
     # a mesh forward of 23 ms with 2 threads on a busy CPU, 2.3 ms with 1).
     torch.set_num_threads(1)
-    kind, _ = parse_source(args.source)
-    params = _node_overrides(args)
     context = rclpy.context.Context()
     rclpy.init(context=context)
-    nodes = []
-
-    def make(cls, name: str):
-        overrides = [Parameter(k, value=v) for k, v in params.get(name, {}).items()]
-        node = cls(context=context, parameter_overrides=overrides)
-        nodes.append(node)
-        return node
-
+    nodes: dict = {}
     try:
-        from hand_pose_ros.nodes.ik_node import IKNode
-        from hand_pose_ros.nodes.retarget_node import RetargetNode
-
-        source = estimator = None
-        if kind == "demo":
-            from hand_pose_ros.nodes.demo_source import DemoSource
-
-            source = make(DemoSource, "demo_source")
-            target = args.frames or round(source.demo.period_s * source.demo.fps)
-        elif kind in ("video", "webcam"):
-            from hand_pose_ros.nodes.camera_source import CameraSource
-
-            source = make(CameraSource, "camera_source")
-            target = args.frames
-        elif kind == "keypoints":
-            from hand_pose_ros.nodes.keypoints_player import KeypointsPlayer
-
-            source = make(KeypointsPlayer, "keypoints_player")
-            target = args.frames or len(source._joints)
-        else:
-            target = args.frames
-        if kind in ("video", "webcam", "ros") or (kind == "demo" and args.estimator != "truth"):
-            from hand_pose_ros.nodes.estimator_node import EstimatorNode
-
-            estimator = make(EstimatorNode, "estimator_node")
-        ik = make(IKNode, "ik_node")
-        retarget = make(RetargetNode, "retarget_node")
+        for node_plan in plan.nodes:
+            nodes[node_plan.name] = _create_node(node_plan.name, plan, context)
+        source = nodes.get(plan.source_node)
+        estimator = nodes.get("estimator_node")
+        ik, retarget = nodes["ik_node"], nodes["retarget_node"]
         robot = retarget.stage.retargeter.robot
         monitor = TeleopMonitor(context=context, lower=robot.lower, upper=robot.upper,
                                 urdf=retarget.stage.urdf_path, viz_path=args.viz,
                                 record_path=args.record)  # fmt: skip
-        nodes.append(monitor)
-        # One thread for all nodes: measured here, spinning the source, the estimator and
-        # the IK / robot side in three threads raised the median image -> command latency
-        # from 49 to 127 ms (GIL hand-offs between many short Python steps).
-        executor = SingleThreadedExecutor(context=context)
-        for node in nodes:
-            executor.add_node(node)
+        nodes["monitor"] = monitor
+        target = _target_frames(plan, source)
         log.info("running %s -> IK -> %s (%d joints)%s", args.source,
-                 params["retarget_node"]["robot"], len(retarget.joint_names),
+                 retarget.get_parameter("robot").value, len(retarget.joint_names),
                  f", {target} frames" if target else "")  # fmt: skip
         start = time.monotonic()
-        end_at = None
-        try:
-            while context.ok():
-                executor.spin_once(timeout_sec=0.02)
-                frames = _frames_in(source)
-                finished = (target and frames >= target) or getattr(source, "finished", False) \
-                    or _player_done(source)  # fmt: skip
-                if finished and end_at is None:
-                    if kind == "demo" or kind == "keypoints":
-                        _stop_source(source)
-                    end_at = time.monotonic() + 0.6  # let the last frames through the graph
-                if end_at is not None and time.monotonic() > end_at:
-                    break
-        except KeyboardInterrupt:
-            log.info("interrupted")
+        _spin(context, list(nodes.values()), source, estimator, target)
         elapsed = time.monotonic() - start
-        summary = _summary(args.source, source, ik, retarget, monitor, elapsed)
+        summary = _summary(args.source, _frames_in(source, estimator), ik, retarget, monitor,
+                           elapsed)  # fmt: skip
         if estimator is not None:
             summary["estimator_images"] = estimator.images
             summary["estimator_images_with_hand"] = estimator.images_with_hand
             summary["estimator_rejected_images"] = estimator.rejected
         monitor.close()
     finally:
-        for node in nodes:
+        for node in nodes.values():
             node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
@@ -199,28 +114,68 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frames_in(source) -> int:
+def _create_node(name: str, plan: GraphPlan, context):
+    """The node ``name`` of the plan, with the params file's values and the plan's overrides."""
+    import importlib
+
+    from rclpy.parameter import Parameter
+
+    module, _, cls = NODE_CLASSES[name].partition(":")
+    node_class = getattr(importlib.import_module(module), cls)
+    overrides = [Parameter(k, value=v) for k, v in plan.parameters(name).items()]
+    return node_class(context=context, parameter_overrides=overrides)
+
+
+def _target_frames(plan: GraphPlan, source) -> int:
+    """Frames after which the run ends (0: until the source finishes or Ctrl-C).
+
+    The in-process run is a finite job: the demo, which loops under ``ros2 launch``,
+    ends here after one pass of its script unless ``--frames`` says otherwise.
+    """
     if source is None:
-        return 0
-    return int(getattr(source, "frames_published", 0))
+        return plan.frames  # `ros`: counted as the estimator's images
+    if source.expected_frames:
+        return int(source.expected_frames)
+    return source.frames_per_pass if plan.source_kind == "demo" else 0
 
 
-def _player_done(source) -> bool:
-    joints = getattr(source, "_joints", None)
-    return joints is not None and not source._loop and source.frames_published >= len(joints)
+def _frames_in(source, estimator) -> int:
+    """Frames into the graph: the source's, or the estimator's images (``ros`` source)."""
+    if source is not None:
+        return int(source.frames_published)
+    return int(estimator.images) if estimator is not None else 0
 
 
-def _stop_source(source) -> None:
-    timer = getattr(source, "timer", None) or getattr(source, "_timer", None)
-    if timer is not None:
-        timer.cancel()
+def _spin(context, nodes: list, source, estimator, target: int) -> None:
+    """Spin every node in one thread until the source is done (plus a drain) or Ctrl-C."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    # One thread for all nodes: measured here, spinning the source, the estimator and
+    # the IK / robot side in three threads raised the median image -> command latency
+    # from 49 to 127 ms (GIL hand-offs between many short Python steps).
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    end_at = None
+    try:
+        while context.ok():
+            executor.spin_once(timeout_sec=0.02)
+            done = (target and _frames_in(source, estimator) >= target) or (
+                source is not None and source.finished)  # fmt: skip
+            if done and end_at is None:
+                if source is not None:
+                    source.stop()
+                end_at = time.monotonic() + DRAIN_S
+            if end_at is not None and time.monotonic() > end_at:
+                break
+    except KeyboardInterrupt:
+        log.info("interrupted")
 
 
-def _summary(spec: str, source, ik, retarget, monitor, elapsed: float) -> dict:
+def _summary(spec: str, frames: int, ik, retarget, monitor, elapsed: float) -> dict:
     import numpy as np
 
     lat = np.asarray(retarget.latencies_ms)
-    frames = _frames_in(source)
     return {
         "source": spec,
         "robot": retarget.get_parameter("robot").value,

@@ -13,7 +13,10 @@ from hand_pose_ros.pipeline.video_source import VideoSource
 
 
 class CameraSource(Node):
-    """Publishes ``source`` (``video:PATH`` or ``webcam:N``) at ``fps`` (0: the source's rate)."""
+    """Publishes ``source`` (``video:PATH`` or ``webcam:N``) at ``fps`` (0: the source's rate).
+
+    A :class:`~hand_pose_ros.nodes.frame_source.FrameSource`.
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("camera_source", **kwargs)
@@ -38,15 +41,23 @@ class CameraSource(Node):
         self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
             ("source", "fps", "hfov_deg", "loop", "frame_id", "max_frames")))
 
+    @property
+    def expected_frames(self) -> int | None:
+        """``max_frames``, or None: until the file ends (unknown ahead), or never (live)."""
+        return self.max_frames or None
+
+    def stop(self) -> None:
+        self.finished = True
+        self.timer.cancel()
+
     def publish_next(self) -> None:
         if self.max_frames and self.frames_published >= self.max_frames:
-            self.finished = True
+            self.stop()
         rgb = None if self.finished else self.source.read()
         if rgb is None:
             if not self.finished:
                 self.get_logger().info(f"end of {self.get_parameter('source').value}")
-            self.finished = True
-            self.timer.cancel()
+            self.stop()
             return
         stamp = self.get_clock().now().to_msg()
         self.image_pub.publish(image_to_msg(rgb, stamp=stamp, frame_id=self.frame_id))

@@ -19,7 +19,7 @@ from hand_pose_ros.nodes.spin import spin_node
 
 
 class DemoSource(Node):
-    """Publishes scripted synthetic hand frames at ``fps``."""
+    """Publishes scripted synthetic hand frames at ``fps`` (a :class:`FrameSource`)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("demo_source", **kwargs)
@@ -45,13 +45,28 @@ class DemoSource(Node):
                               if self.publish_keypoints else None)  # fmt: skip
         self.last_frame = None
         self.frames_published = 0
+        self.finished = False
         self.timer = self.create_timer(1.0 / fps, self.publish_next)
         self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
             ("fps", "publish_keypoints", "keypoint_noise_m", "frame_id", "max_frames")))
 
+    @property
+    def expected_frames(self) -> int | None:
+        """``max_frames``, or None: the script loops (one pass: :attr:`frames_per_pass`)."""
+        return self.max_frames or None
+
+    @property
+    def frames_per_pass(self) -> int:
+        """Frames of one pass of the demo script."""
+        return round(self.demo.period_s * self.demo.fps)
+
+    def stop(self) -> None:
+        self.finished = True
+        self.timer.cancel()
+
     def publish_next(self) -> None:
-        if self.max_frames and self.frames_published >= self.max_frames:
-            self.timer.cancel()
+        if self.finished or (self.max_frames and self.frames_published >= self.max_frames):
+            self.stop()
             return
         frame = next(self.demo)
         stamp = self.get_clock().now().to_msg()

@@ -21,7 +21,7 @@ from hand_pose_ros.nodes.spin import spin_node
 
 
 class KeypointsPlayer(Node):
-    """Replays an (N, 21, 3) keypoint file as HandKeypoints messages."""
+    """Replays an (N, 21, 3) keypoint file as HandKeypoints messages (a FrameSource)."""
 
     def __init__(self, *, qos: QoSProfile = qos_profile_sensor_data, **kwargs) -> None:
         super().__init__("keypoints_player", **kwargs)
@@ -31,41 +31,48 @@ class KeypointsPlayer(Node):
         self.declare_parameter("loop", True)
         self.declare_parameter("frame_id", "camera_optical_frame")
         self.declare_parameter("handedness", "right")
+        self.declare_parameter("max_frames", 0)
         path = self.get_parameter("file").value
         if not path:
             raise ValueError("parameter 'file' is empty: give a .npz/.npy keypoint file")
         rate_hz = float(self.get_parameter("rate_hz").value)
         if not rate_hz > 0.0:
             raise ValueError(f"parameter 'rate_hz' must be > 0, got {rate_hz}")
-        self._joints = load_keypoint_sequence(path, self.get_parameter("array_key").value or None)
-        self._loop = bool(self.get_parameter("loop").value)
-        self._frame_id = self.get_parameter("frame_id").value
-        self._handedness = self.get_parameter("handedness").value
-        self._index = 0
-        self._publisher = self.create_publisher(HandKeypoints, "/hand/keypoints", qos)
-        self._timer = self.create_timer(1.0 / rate_hz, self._publish_next)
+        self.joints = load_keypoint_sequence(path, self.get_parameter("array_key").value or None)
+        """(N, 21, 3) recorded keypoints, metres."""
+        self.loop = bool(self.get_parameter("loop").value)
+        self.max_frames = int(self.get_parameter("max_frames").value)
+        self.frame_id = self.get_parameter("frame_id").value
+        self.handedness = self.get_parameter("handedness").value
+        self.frames_published = 0
+        self.finished = False
+        self.publisher = self.create_publisher(HandKeypoints, "/hand/keypoints", qos)
+        self.timer = self.create_timer(1.0 / rate_hz, self.publish_next)
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("file", "array_key", "rate_hz", "loop", "frame_id", "handedness")))
-        self.get_logger().info(f"playing {len(self._joints)} frames from {path} at {rate_hz} Hz")
+            ("file", "array_key", "rate_hz", "loop", "frame_id", "handedness", "max_frames")))
+        self.get_logger().info(f"playing {len(self.joints)} frames from {path} at {rate_hz} Hz")
 
     @property
-    def frames_published(self) -> int:
-        return self._index
+    def expected_frames(self) -> int | None:
+        """``max_frames``, else the file's length, or None when it loops."""
+        if self.max_frames:
+            return self.max_frames
+        return None if self.loop else len(self.joints)
 
-    def _publish_next(self) -> None:
-        if self._index >= len(self._joints):
-            if not self._loop:
-                self._timer.cancel()
-                return
-        joints = self._joints[self._index % len(self._joints)]
-        msg = keypoints_to_msg(
-            joints,
-            stamp=self.get_clock().now().to_msg(),
-            frame_id=self._frame_id,
-            handedness=self._handedness,
-        )
-        self._publisher.publish(msg)
-        self._index += 1
+    def stop(self) -> None:
+        self.finished = True
+        self.timer.cancel()
+
+    def publish_next(self) -> None:
+        expected = self.expected_frames
+        if self.finished or (expected is not None and self.frames_published >= expected):
+            self.stop()
+            return
+        joints = self.joints[self.frames_published % len(self.joints)]
+        self.publisher.publish(keypoints_to_msg(
+            joints, stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id,
+            handedness=self.handedness))  # fmt: skip
+        self.frames_published += 1
 
 
 def main(args: list[str] | None = None) -> None:

@@ -8,22 +8,13 @@ import threading
 import cv2
 import numpy as np
 
+from hand_pose_ros.graph_plan import parse_source
+
 
 def default_intrinsics(width: int, height: int, hfov_deg: float = 65.0) -> np.ndarray:
     """Pinhole K for an uncalibrated camera from its horizontal field of view."""
     f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
     return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
-
-
-def parse_source(spec: str) -> tuple[str, str]:
-    """``demo`` | ``video:PATH`` | ``webcam:N`` | ``keypoints:FILE`` | ``ros`` -> (kind, arg)."""
-    kind, _, arg = spec.partition(":")
-    if kind not in ("demo", "video", "webcam", "keypoints", "ros"):
-        raise ValueError(f"unknown source {spec!r}: use demo, video:PATH, webcam:N, "
-                         "keypoints:FILE.npz or ros")  # fmt: skip
-    if kind in ("video", "webcam", "keypoints") and not arg:
-        raise ValueError(f"source {kind!r} needs an argument, e.g. {kind}:...")
-    return kind, arg
 
 
 class VideoSource:
