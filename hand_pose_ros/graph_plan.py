@@ -107,7 +107,7 @@ OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
     "backend": ("estimator_node", "backend"),
     "hand_side": ("estimator_node", "hand_side"),
     "operator_profile": ("ik_node", "operator_profile"),
-    "post_opt": ("ik_node", "post_opt"),
+    "post_opt": ("ik_node", "post_opt_enabled"),
 }
 #: Source node -> its frame-rate parameter (``rate``).
 RATE_PARAMETERS: dict[str, str] = {"demo_source": "fps", "camera_source": "fps",

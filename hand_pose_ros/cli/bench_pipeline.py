@@ -10,13 +10,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hand_pose_ros.pipeline.defaults import DEFAULT_ROBOT
+
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hand_video"
                  / "human_hand_video.mp4")  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames per stage measurement")
-    parser.add_argument("--robot", default="hand_pose_ros_hand")
+    parser.add_argument("--robot", default=DEFAULT_ROBOT)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO,
                         help="real video for the estimator stage (default: ../shared hand video)")
     parser.add_argument("--graph-frames", type=int, default=150,
@@ -43,8 +45,8 @@ def _stage_rows(args: argparse.Namespace) -> list[dict]:
     from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig, RobotStage, RobotStageConfig
 
     demo = DemoHand()
-    ik_net = IKStage(IKStageConfig(post_opt=False))
-    ik_full = IKStage(IKStageConfig(post_opt=True))
+    ik_net = IKStage(IKStageConfig(post_opt_enabled=False))
+    ik_full = IKStage(IKStageConfig(post_opt_enabled=True))
     robot = RobotStage(RobotStageConfig(robot=args.robot))
     times: dict[str, list[float]] = {k: [] for k in ("source", "ik_net", "ik_post_opt",
                                                       "retarget", "filter")}  # fmt: skip

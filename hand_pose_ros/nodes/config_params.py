@@ -138,12 +138,14 @@ def _parameter_named(message: str, cls: type, prefix: str) -> str | None:
 
 
 def build_config(config_type: type, values: Mapping[str, Any], prefix: str = "") -> Any:
-    """A ``config_type`` from dotted parameter values (missing fields keep their defaults).
+    """A ``config_type`` from dotted parameter values (missing fields keep their defaults,
+    nested ones those of the enclosing config's default).
 
     Raises:
         ValueError: a value of the wrong type or refused by ``__post_init__``; the message
             starts with the parameter's full name.
     """
+    values = {**config_parameters(config_type(), prefix), **values}
     types = _field_types(config_type)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(config_type):

@@ -10,44 +10,40 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
+from hand_pose_ros.nodes.config_params import (
+    declare_config_parameters,
+    read_config_parameters,
+    replace_config,
+)
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
-from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
+from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
-from hand_pose_ros.pipeline.estimators import create_estimator
+from hand_pose_ros.pipeline.estimators import BUILD_FIELDS, EstimatorConfig, build_estimator
 from hand_pose_ros.pipeline.video_source import default_intrinsics
 
 #: Track ids for estimators that do not track (the mediapipe reference): one per side.
 SIDE_TRACK_ID = {"right": 0, "left": 1}
+#: Why a live change of a build field is refused on this backend.
+TENSORRT_REASON = ("the tensorrt backend may build engines for minutes, blocking the node; "
+                   "restart the node to change it")  # fmt: skip
 
 
 class EstimatorNode(Node):
-    """Finds hands in each image and publishes their keypoints (newest image only)."""
+    """Finds hands in each image and publishes their keypoints (newest image only).
+
+    Parameters: the fields of :class:`EstimatorConfig`, all live. ``min_score`` and
+    ``hfov_deg`` are read per image; a change of the others rebuilds the estimator
+    (refused with the reason if that fails, or on the tensorrt backend).
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("estimator_node", **kwargs)
-        self.declare_parameter("estimator", "auto")
-        # Runtime of our networks (torch | onnx | tensorrt); the mediapipe reference runs its own.
-        self.declare_parameter("backend", "onnx")
-        self.declare_parameter("device", "cpu")  # cpu | cuda (ONNX Runtime, torch)
-        self.declare_parameter("max_hands", 2)
-        self.declare_parameter("min_score", 0.5)
-        self.declare_parameter("mirrored_input", False)
-        # auto: the estimator's handedness; right | left: the operator's hand (best hand only)
-        self.declare_parameter("hand_side", "auto")
-        self.declare_parameter("hfov_deg", 65.0)
-        self.declare_parameter("landmark_model", "landmark_full")  # handtrack: or landmark_lite
-        self.estimator = create_estimator(
-            self.get_parameter("estimator").value,
-            max_hands=int(self.get_parameter("max_hands").value),
-            mirrored_input=bool(self.get_parameter("mirrored_input").value),
-            backend=str(self.get_parameter("backend").value),
-            device=str(self.get_parameter("device").value),
-            hand_side=str(self.get_parameter("hand_side").value),
-            landmark_model=str(self.get_parameter("landmark_model").value),
-        )  # fmt: skip
+        declare_config_parameters(self, EstimatorConfig())
+        self.config: EstimatorConfig = read_config_parameters(self, EstimatorConfig)
+        self.estimator = build_estimator(self.config)
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -56,15 +52,28 @@ class EstimatorNode(Node):
                                  self.guard.wrap(self.on_info), IMAGE_QOS)  # fmt: skip
         self.create_subscription(Image, "/camera/image_raw", self.guard.wrap(self.on_image),
                                  IMAGE_QOS)  # fmt: skip
-        # min_score and hfov_deg are read per image; the estimator is built once.
-        self.add_on_set_parameters_callback(live_parameters_callback(
-            ("estimator", "backend", "device", "max_hands", "mirrored_input", "hand_side",
-             "landmark_model"),
-            {"min_score": in_range(0.0, 1.0), "hfov_deg": in_range(1.0, 179.0)}))
+        self.add_on_set_parameters_callback(live_parameters_callback((), {},
+                                                                     self.apply_parameters))
         self.rate = RateMeter()
         self.images = 0
         self.images_with_hand = 0
         self.rejected = 0
+
+    def apply_parameters(self, params) -> None:
+        """Validate the changed config (ValueError names the parameter) and rebuild the
+        estimator if a build field changed; nothing changes when that fails."""
+        config = replace_config(self.config, {p.name: p.value for p in params})
+        changed = [n for n in BUILD_FIELDS if getattr(config, n) != getattr(self.config, n)]
+        if changed:
+            if "tensorrt" in (config.backend, self.config.backend):
+                raise ValueError(f"{changed[0]}: {TENSORRT_REASON}")
+            try:
+                estimator = build_estimator(config)
+            except Exception as exc:  # any build failure (missing package, model) refuses it
+                raise ValueError(f"{changed[0]}: cannot build the estimator: {exc}") from exc
+            self.estimator = estimator
+            self.get_logger().info(f"estimator rebuilt for {', '.join(changed)}")
+        self.config = config
 
     def on_info(self, msg: CameraInfo) -> None:
         import numpy as np
@@ -81,7 +90,7 @@ class EstimatorNode(Node):
             self.get_logger().error(f"rejected image: {exc}", throttle_duration_sec=1.0)
             return
         K = self.K if self.K is not None else default_intrinsics(
-            rgb.shape[1], rgb.shape[0], float(self.get_parameter("hfov_deg").value))  # fmt: skip
+            rgb.shape[1], rgb.shape[0], self.config.hfov_deg)  # fmt: skip
         start = time.perf_counter()
         try:
             hands = self.estimator(rgb, K)
@@ -92,7 +101,7 @@ class EstimatorNode(Node):
         ms = (time.perf_counter() - start) * 1e3
         self.images += 1
         self.rate.tick()
-        min_score = float(self.get_parameter("min_score").value)
+        min_score = self.config.min_score
         published = 0
         for hand in hands:
             if hand.score < min_score:

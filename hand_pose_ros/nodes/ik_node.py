@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.time import Time
 from visualization_msgs.msg import MarkerArray
 
-from hand_ik.plausibility import PlausibilityConfig
 from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
+from hand_pose_ros.nodes.config_params import (
+    declare_config_parameters,
+    read_config_parameters,
+    replace_config,
+)
 from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
@@ -23,25 +27,30 @@ from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
 
+#: Why each parameter the IK stage is built from (``IK_BUILD_FIELDS``) cannot change live.
+STARTUP_REASONS = {
+    "hand_model": "the hand model is loaded once (and must match the retarget node's)",
+    "weights": "the IK net is loaded once",
+    "operator_profile": "the operator's hand shape is loaded once",
+}
+
 
 class IKNode(Node):
-    """Runs the biomechanical IK (+ post-optimization) on every keypoint message."""
+    """Runs the biomechanical IK (+ post-optimization) on every keypoint message.
+
+    Parameters: every field of :class:`IKStageConfig` (``post_opt.*``: the
+    post-optimization, ``plausibility.*``: the human ranges), all live except the three
+    the stage is built from, plus ``min_score`` and ``publish_markers`` (live).
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("ik_node", **kwargs)
-        defaults = IKStageConfig()
-        for name in ("hand_model", "weights", "post_opt", "post_opt_iterations",
-                     "temporal_weight", "operator_profile"):  # fmt: skip
-            self.declare_parameter(name, getattr(defaults, name))
-        self.declare_parameter("min_score", 0.3)
-        self.declare_parameter("publish_markers", True)
-        # plausibility.*: the human ranges a hand must fall in (hand_ik/plausibility.py).
-        for name, value in dataclasses.asdict(defaults.plausibility).items():
-            self.declare_parameter(f"plausibility.{name}", value)
-        config = IKStageConfig(**{name: self.get_parameter(name).value for name in (
-            "hand_model", "weights", "post_opt", "post_opt_iterations", "temporal_weight",
-            "operator_profile")}, plausibility=self._plausibility())  # fmt: skip
-        self.stage = IKStage(config)
+        declare_config_parameters(self, IKStageConfig(), startup_only=STARTUP_REASONS)
+        self.declare_parameter("min_score", 0.3, ParameterDescriptor(
+            description="Keypoint messages scored below this are skipped, in [0, 1]."))  # fmt: skip
+        self.declare_parameter("publish_markers", True, ParameterDescriptor(
+            description="Publish the hand mesh and skeleton on /hand/markers."))  # fmt: skip
+        self.stage = IKStage(read_config_parameters(self, IKStageConfig))
         self.faces = self.stage.model.faces
         self.state_pub = self.create_publisher(HandState, "/hand/state", RESULT_PUB_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, "/hand/markers", RESULT_PUB_QOS)
@@ -52,13 +61,8 @@ class IKNode(Node):
         self.guard = CallbackGuard(self, "ik")
         self.create_subscription(HandKeypoints, "/hand/keypoints",
                                  self.guard.wrap(self.on_keypoints), RESULT_SUB_QOS)  # fmt: skip
-        checks = {"post_opt_iterations": in_range(0, 100), "min_score": in_range(0.0, 1.0),
-                  "temporal_weight": in_range(0.0, 1e6)}  # fmt: skip
-        for name in dataclasses.asdict(defaults.plausibility):
-            checks[f"plausibility.{name}"] = self._check_plausibility(name)
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("hand_model", "weights", "operator_profile"), checks,
-            self.apply_parameters))  # fmt: skip
+            STARTUP_REASONS, {"min_score": in_range(0.0, 1.0)}, self.apply_parameters))  # fmt: skip
         self.rate = RateMeter()
         self.last_ms = 0.0
         self.frames = 0
@@ -67,36 +71,12 @@ class IKNode(Node):
         self.rejected: Counter[str] = Counter()
         """Implausible hands refused, by rule (palm length, bone, wrist depth, fit error...)."""
 
-    def _plausibility(self, **changes) -> PlausibilityConfig:
-        values = {name: self.get_parameter(f"plausibility.{name}").value
-                  for name in dataclasses.asdict(PlausibilityConfig())}  # fmt: skip
-        return PlausibilityConfig(**{**values, **changes})
-
-    def _check_plausibility(self, name: str):
-        def check(value) -> str | None:
-            try:
-                self._plausibility(**{name: value})
-            except (TypeError, ValueError) as exc:
-                return str(exc)
-            return None
-
-        return check
-
     def apply_parameters(self, params) -> None:
-        """Live changes (checked by the callback): post-optimization and its weights."""
-        post_opt = self.stage.solver.post_optimizer.config
-        for p in params:
-            if p.name == "post_opt":
-                self.stage.config.post_opt = bool(p.value)
-            elif p.name == "post_opt_iterations":
-                post_opt.iterations = int(p.value)
-            elif p.name == "temporal_weight":
-                post_opt.temporal_weight = float(p.value)
-            elif p.name.startswith("plausibility."):
-                field = p.name.removeprefix("plausibility.")
-                self.stage.config.plausibility = dataclasses.replace(
-                    self.stage.config.plausibility, **{field: p.value})
-        # min_score and publish_markers are read per message.
+        """Live changes of the stage config (post-optimization, plausibility), validated
+        together (ValueError naming the parameter refuses them all); ``min_score`` and
+        ``publish_markers`` are read per message."""
+        config = replace_config(self.stage.config, {p.name: p.value for p in params})
+        self.stage.reconfigure(config)
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
         if msg.handedness not in ("right", "left"):

@@ -3,22 +3,32 @@
 Every hand state is retargeted and filtered (One Euro, joint and velocity limits); a
 timer applies the hand-lost policy (hold, then ease to the neutral pose) when no state
 arrived for ``hand_lost_timeout_s``. Joint names come from the robot URDF.
+
+The human hand is re-posed from the state's shape and DoF with ``hand_model``, which must
+be the IK node's: at start-up the node asks ``ik_node`` for its ``hand_model`` and, if
+they differ, drives nothing (every state counts as no hand, /diagnostics reports ERROR).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
+from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
-from hand_ik.command_filter import CommandFilterConfig
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
+from hand_pose_ros.nodes.config_params import (
+    declare_config_parameters,
+    read_config_parameters,
+    replace_config,
+)
 from hand_pose_ros.nodes.conversions import hand_state_from_msg, joint_state_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
@@ -26,27 +36,46 @@ from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
 
-FILTER_FIELDS = tuple(f.name for f in dataclasses.fields(CommandFilterConfig))
+#: The node whose ``hand_model`` parameter this node's must equal (name in our namespace).
+IK_NODE = "ik_node"
+#: Seconds between attempts to ask the IK node for its hand model, until it answers.
+HAND_MODEL_CHECK_PERIOD_S = 1.0
+
+#: Why each parameter the robot stage is built from cannot change live.
+STARTUP_REASONS = {
+    "robot": "the retargeter, joint names and limits are built from it",
+    "urdf": "the retargeter, joint names and limits are built from it",
+    "hand_model": "the human hand model is loaded once (and must match the IK node's)",
+    "filter.velocity_fraction": "the command filter's velocity limits are set when it is built",
+    "filter.default_velocity_rad_s": "the command filter's velocity limits are set when it "
+                                     "is built",
+}  # fmt: skip
+
+
+def same_hand_model(a: str, b: str) -> bool:
+    """Whether two ``hand_model`` values name the same model (a name, or the same file)."""
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.is_file() and pb.is_file() and pa.resolve() == pb.resolve()
 
 
 class RetargetNode(Node):
-    """Publishes the robot command for every hand state, and while the hand is lost."""
+    """Publishes the robot command for every hand state, and while the hand is lost.
+
+    Parameters: every field of :class:`RobotStageConfig` (``filter.*``: the command
+    filter), live except those in :data:`STARTUP_REASONS`, plus ``rate_hz`` and
+    ``hand_lost_timeout_s`` (live).
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("retarget_node", **kwargs)
-        self.declare_parameter("robot", "hand_pose_ros_hand")
-        self.declare_parameter("urdf", "")
-        self.declare_parameter("hand_model", "open")
-        self.declare_parameter("rate_hz", 30.0)
-        self.declare_parameter("hand_lost_timeout_s", 0.2)
-        filter_defaults = CommandFilterConfig()
-        for name in FILTER_FIELDS:
-            self.declare_parameter(f"filter.{name}", float(getattr(filter_defaults, name)))
-        filter_config = CommandFilterConfig(
-            **{n: float(self.get_parameter(f"filter.{n}").value) for n in FILTER_FIELDS})
-        self.stage = RobotStage(RobotStageConfig(
-            robot=self.get_parameter("robot").value, urdf=self.get_parameter("urdf").value,
-            hand_model=self.get_parameter("hand_model").value, filter=filter_config))  # fmt: skip
+        declare_config_parameters(self, RobotStageConfig(), startup_only=STARTUP_REASONS)
+        self.declare_parameter("rate_hz", 30.0, ParameterDescriptor(
+            description="Rate of the hand-lost policy and diagnostics timer, Hz."))  # fmt: skip
+        self.declare_parameter("hand_lost_timeout_s", 0.2, ParameterDescriptor(
+            description="No hand state for this long, seconds: the hand is lost."))  # fmt: skip
+        self.stage = RobotStage(read_config_parameters(self, RobotStageConfig))
         rate_hz = float(self.get_parameter("rate_hz").value)
         if not rate_hz > 0:
             raise ValueError(f"parameter 'rate_hz' must be > 0, got {rate_hz}")
@@ -64,37 +93,52 @@ class RetargetNode(Node):
         self.latency_ms = 0.0
         self.latencies_ms: deque[float] = deque(maxlen=10000)
         self.commands_published = 0
-        live_filter = ("min_cutoff_hz", "beta", "d_cutoff_hz", "hold_s", "ease_velocity_fraction",
-                       "max_dt_s")  # read per step by the command filter
+        self.hand_model_error: str | None = None
+        """Why hand states are not retargeted (the IK node's hand model differs), or None."""
+        self.ik_params = AsyncParameterClient(self, IK_NODE)
+        self._ik_hand_model_pending = False
+        self.hand_model_timer = self.create_timer(
+            HAND_MODEL_CHECK_PERIOD_S, self.guard.wrap(self.ask_ik_hand_model))  # fmt: skip
         self.add_on_set_parameters_callback(live_parameters_callback(
-            ("robot", "urdf", "hand_model", "rate_hz",
-             *(f"filter.{n}" for n in FILTER_FIELDS if n not in live_filter)),
-            {"hand_lost_timeout_s": in_range(0.0, 60.0),
-             **{f"filter.{n}": self._filter_check(n) for n in live_filter}},
+            STARTUP_REASONS, {"hand_lost_timeout_s": in_range(0.0, 60.0),
+                              "rate_hz": in_range(0.1, 1000.0)},
             self.apply_parameters))  # fmt: skip
-        self.get_logger().info(f"robot {self.get_parameter('robot').value}: "
+        self.get_logger().info(f"robot {self.stage.config.robot}: "
                                f"{len(self.joint_names)} joints from {self.stage.urdf_path}")
 
-    def _filter_check(self, name: str):
-        """A check of a new ``filter.<name>``: the config's own validation gives the reason."""
+    def ask_ik_hand_model(self) -> None:
+        """Ask the IK node for its hand model (once it is up and until it answers)."""
+        if self._ik_hand_model_pending or not self.ik_params.services_are_ready():
+            return
+        self._ik_hand_model_pending = True
+        self.ik_params.get_parameters(["hand_model"]).add_done_callback(self._on_ik_hand_model)
 
-        def check(value) -> str | None:
-            try:
-                dataclasses.replace(self.stage.filter.config, **{name: float(value)})
-            except (TypeError, ValueError) as exc:
-                return str(exc)
-            return None
-
-        return check
+    def _on_ik_hand_model(self, future) -> None:
+        self._ik_hand_model_pending = False
+        response = future.result()
+        if response is None or not response.values:
+            return  # asked again at the next tick
+        self.hand_model_timer.cancel()
+        theirs, ours = response.values[0].string_value, self.stage.config.hand_model
+        if same_hand_model(theirs, ours):
+            self.hand_model_error = None
+            return
+        self.hand_model_error = (f"hand_model {ours!r} differs from {IK_NODE}'s {theirs!r}: "
+                                 "hand states are not retargeted; give both nodes the same "
+                                 "hand_model and restart")  # fmt: skip
+        self.get_logger().error(self.hand_model_error)
 
     def apply_parameters(self, params) -> None:
-        """Live changes (checked by the callback): hand-lost timeout and filter settings."""
+        """Live changes: hand-lost timeout, timer rate and the command filter's smoothing
+        and hand-lost timing (validated together; ValueError names the parameter)."""
+        config = replace_config(self.stage.config, {p.name: p.value for p in params})
         for p in params:
             if p.name == "hand_lost_timeout_s":
                 self.timeout_s = float(p.value)
-            elif p.name.startswith("filter."):
-                self.stage.filter.config = dataclasses.replace(
-                    self.stage.filter.config, **{p.name.removeprefix("filter."): float(p.value)})
+            elif p.name == "rate_hz":
+                self.timer.timer_period_ns = int(1e9 / float(p.value))
+        self.stage.config = config
+        self.stage.filter.config = config.filter
 
     def _now(self) -> float:
         return time.monotonic() - self.t0
@@ -105,6 +149,8 @@ class RetargetNode(Node):
         self.commands_published += 1
 
     def on_state(self, msg: HandState) -> None:
+        if self.hand_model_error is not None:
+            return  # posed with the wrong model: the hand-lost policy drives the robot
         try:
             betas, bio = hand_state_from_msg(msg)
         except ValueError as exc:
@@ -130,8 +176,8 @@ class RetargetNode(Node):
             {"retarget_ms": self.stage.last_retarget_ms, "rate_hz": self.rate.hz,
              "latency_image_to_command_ms": self.latency_ms,
              "hand_lost_s": -1.0 if lost_s is None else float(lost_s), **errors},
-            level=max(level, 1 if lost else 0),
-            message="hand lost" if lost else "tracking"))  # fmt: skip
+            level=2 if self.hand_model_error else max(level, 1 if lost else 0),
+            message=self.hand_model_error or ("hand lost" if lost else "tracking")))  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> None:

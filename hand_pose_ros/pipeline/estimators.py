@@ -8,10 +8,12 @@ track id).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from hand_pose_ros.estimation.detections import KeypointDetection
+from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
+from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
 Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 
@@ -25,39 +27,73 @@ Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 ESTIMATOR_NAMES = ("auto", "handtrack", "mediapipe", "ours")
 DEFAULT_ESTIMATOR = "handtrack"
 
+#: EstimatorConfig fields the estimator is built from (the others are read per image).
+BUILD_FIELDS = ("estimator", "backend", "device", "landmark_model", "max_hands",
+                "mirrored_input", "hand_side")  # fmt: skip
 
-def create_estimator(name: str = "auto", max_hands: int = 2, mirrored_input: bool = False,
-                     hand_side: str = "auto", backend: str = "onnx", device: str = "cpu",
-                     landmark_model: str = "landmark_full") -> Estimator:  # fmt: skip
-    """Build a full-frame estimator.
 
-    Args:
-        name: one of :data:`ESTIMATOR_NAMES`.
-        max_hands: hands followed at once.
-        mirrored_input: images are mirrored (selfie view); sides are reported physically.
-        hand_side: ``auto`` (the estimator's handedness) or the operator's ``right`` /
-            ``left`` hand (one hand reported per frame).
-        backend: runtime of our networks (``onnx``, ``torch``, ``tensorrt``); the
-            ``mediapipe`` reference runs its own.
-        device: ``cpu`` or ``cuda`` (ONNX Runtime, torch; TensorRT is always CUDA).
-        landmark_model: handtrack's landmark network, ``landmark_full`` or the faster
-            ``landmark_lite``.
+@dataclass
+class EstimatorConfig:
+    """Parameters of the image estimator stage (ROS parameters of ``estimator_node``)."""
+
+    estimator: str = DEFAULT_ESTIMATOR
+    """One of :data:`ESTIMATOR_NAMES` (``auto`` = ``handtrack``)."""
+    backend: str = "onnx"
+    """Runtime of our networks: onnx | torch | tensorrt (the mediapipe reference runs its own)."""
+    device: str = "cpu"
+    """cpu | cuda (ONNX Runtime, torch; TensorRT is always CUDA)."""
+    landmark_model: str = "landmark_full"
+    """handtrack's landmark network: landmark_full or the faster landmark_lite."""
+    max_hands: int = 2
+    """Hands followed at once."""
+    min_score: float = 0.5
+    """Hands scored below this are not published, in [0, 1]."""
+    mirrored_input: bool = False
+    """Images are mirrored (selfie view); sides are reported physically."""
+    hand_side: str = "auto"
+    """auto: the estimator's handedness; right | left: the operator's hand (best hand only)."""
+    hfov_deg: float = DEFAULT_HFOV_DEG
+    """Horizontal field of view, degrees, for the intrinsics until a camera_info arrives."""
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATOR_NAMES:
+            raise ValueError(f"unknown estimator {self.estimator!r}; valid: {ESTIMATOR_NAMES}")
+        if self.max_hands < 1:
+            raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
+        if self.hand_side not in HAND_SIDES:
+            raise ValueError(f"hand_side must be one of {HAND_SIDES}, got {self.hand_side!r}")
+        if not 0.0 < self.hfov_deg < 180.0:
+            raise ValueError(f"hfov_deg must be in (0, 180) degrees, got {self.hfov_deg}")
+
+
+def create_estimator(name: str = DEFAULT_ESTIMATOR, **overrides) -> Estimator:
+    """Build a full-frame estimator: ``EstimatorConfig(estimator=name, **overrides)``.
+
+    See :class:`EstimatorConfig` for the keywords (max_hands, mirrored_input, hand_side,
+    backend, device, landmark_model); unknown names raise ValueError listing the valid ones.
     """
-    if name not in ESTIMATOR_NAMES:
-        raise ValueError(f"unknown estimator {name!r}; valid: {ESTIMATOR_NAMES}")
-    if name in ("auto", "handtrack"):
+    return build_estimator(EstimatorConfig(estimator=name, **overrides))
+
+
+def build_estimator(config: EstimatorConfig) -> Estimator:
+    """The estimator a config describes (its :data:`BUILD_FIELDS`)."""
+    c = config
+    if c.estimator in ("auto", "handtrack"):
         from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
 
-        config = HandTrackConfig(max_hands=max_hands, mirrored_input=mirrored_input,
-                                 hand_side=hand_side, landmark_model=landmark_model)  # fmt: skip
-        return create_hand_tracker(config, backend=backend, device=device)
-    if name == "ours":
+        track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
+                                hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
+        return create_hand_tracker(track, backend=c.backend, device=c.device)
+    if c.estimator == "ours":
         from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
 
-        return create_detector_mesh_estimator(max_hands=max_hands, backend=backend,
-                                              device=device, mirrored_input=mirrored_input,
-                                              hand_side=hand_side)  # fmt: skip
+        return create_detector_mesh_estimator(max_hands=c.max_hands, backend=c.backend,
+                                              device=c.device, mirrored_input=c.mirrored_input,
+                                              hand_side=c.hand_side)  # fmt: skip
     from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
 
-    return MediaPipeHands(max_hands=max_hands, mirrored_input=mirrored_input,
-                          hand_side=hand_side)  # fmt: skip
+    return MediaPipeHands(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
+                          hand_side=c.hand_side)  # fmt: skip
+

@@ -8,6 +8,7 @@ optional post-optimization, operator shape, warm start from the previous frame).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -15,23 +16,32 @@ import numpy as np
 
 from hand_ik.command_filter import CommandFilter, CommandFilterConfig
 from hand_ik.hand_state import HandState
+from hand_ik.ik.post_opt import PostOptConfig
 from hand_ik.plausibility import PlausibilityConfig, check_fit_error, check_hand_keypoints
+from hand_pose_ros.pipeline.defaults import DEFAULT_HAND_MODEL, DEFAULT_ROBOT
+
+#: Pull toward the previous frame's DoF (per radian) while a hand is tracked; PostOptConfig
+#: leaves it off for single frames.
+TRACKING_TEMPORAL_WEIGHT = 2.0
+
+
+def _tracking_post_opt() -> PostOptConfig:
+    """PostOptConfig's defaults with the temporal pull of a tracked stream."""
+    return PostOptConfig(temporal_weight=TRACKING_TEMPORAL_WEIGHT)
 
 
 @dataclass
 class IKStageConfig:
-    """Parameters of the IK stage (YAML ``ik:``, ROS parameters of ``ik_node``)."""
+    """Parameters of the IK stage (ROS parameters of ``ik_node``)."""
 
-    hand_model: str = "open"
+    hand_model: str = DEFAULT_HAND_MODEL
     """'open' or a MANO_RIGHT.pkl / model .npz path."""
     weights: str = "default"
     """IK net weights file, 'default', or 'none' (post-optimization alone, from a flat hand)."""
-    post_opt: bool = True
-    """Run the post-optimization."""
-    post_opt_iterations: int = 3
-    """Levenberg-Marquardt steps per frame."""
-    temporal_weight: float = 2.0
-    """Pull toward the previous frame's DoF while tracking (per radian)."""
+    post_opt_enabled: bool = True
+    """Run the post-optimization (``post_opt``) after the IK net."""
+    post_opt: PostOptConfig = field(default_factory=_tracking_post_opt)
+    """Post-optimization steps and term weights (hand_ik/ik/post_opt.py)."""
     operator_profile: str = ""
     """Operator profile YAML (hand-teleop calibrate); empty: estimate the shape per frame."""
     plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
@@ -40,10 +50,12 @@ class IKStageConfig:
     def __post_init__(self) -> None:
         if isinstance(self.plausibility, dict):
             self.plausibility = PlausibilityConfig(**self.plausibility)
-        if self.post_opt_iterations < 0:
-            raise ValueError(f"post_opt_iterations must be >= 0, got {self.post_opt_iterations}")
-        if self.temporal_weight < 0:
-            raise ValueError(f"temporal_weight must be >= 0, got {self.temporal_weight}")
+        if isinstance(self.post_opt, dict):
+            self.post_opt = PostOptConfig(**self.post_opt)
+
+
+#: IKStageConfig fields an IKStage is built from; the others it reads per frame.
+IK_BUILD_FIELDS = ("hand_model", "weights", "operator_profile")
 
 
 class IKStage:
@@ -52,15 +64,13 @@ class IKStage:
     def __init__(self, config: IKStageConfig | None = None) -> None:
         from hand_ik.hand_model import load_hand_model
         from hand_ik.ik.calibration import load_operator_profile
-        from hand_ik.ik.post_opt import PostOptConfig
         from hand_ik.ik.solver import IKSolver
 
         self.config = config or IKStageConfig()
         c = self.config
         self.model = load_hand_model(c.hand_model)
         weights = None if c.weights in ("", "none") else c.weights
-        self.solver = IKSolver(self.model, weights=weights, post_opt=PostOptConfig(
-            iterations=c.post_opt_iterations, temporal_weight=c.temporal_weight))  # fmt: skip
+        self.solver = IKSolver(self.model, weights=weights, post_opt=c.post_opt)
         self.betas = (load_operator_profile(c.operator_profile, self.model)
                       if c.operator_profile else None)  # fmt: skip
         self._previous: dict[int, HandState] = {}
@@ -69,6 +79,22 @@ class IKStage:
 
     def reset(self) -> None:
         self._previous.clear()
+
+    def reconfigure(self, config: IKStageConfig) -> None:
+        """Take a new config's post-optimization and plausibility settings from the next
+        frame on.
+
+        Raises:
+            ValueError: a field in :data:`IK_BUILD_FIELDS` differs (build a new stage).
+        """
+        for name in IK_BUILD_FIELDS:
+            if getattr(config, name) != getattr(self.config, name):
+                raise ValueError(f"{name}: the stage is built from it; build a new IKStage")
+        post_opt = config.post_opt
+        if self.solver.net is None:  # as IKSolver: without the net there is no start prior
+            post_opt = dataclasses.replace(post_opt, start_weight=0.0)
+        self.config = config
+        self.solver.post_optimizer.config = post_opt
 
     def solve(self, joints_cam: np.ndarray, handedness: str = "right",
               track_id: int = -1) -> HandState:  # fmt: skip
@@ -89,8 +115,9 @@ class IKStage:
         previous = self._previous.get(track_id)
         if previous is not None and previous.handedness != handedness:
             previous = None
-        state = self.solver.solve(joints_cam[None], betas=self.betas, post_opt=self.config.post_opt,
-                                  handedness=handedness, previous=previous)  # fmt: skip
+        state = self.solver.solve(joints_cam[None], betas=self.betas,
+                                  post_opt=self.config.post_opt_enabled, handedness=handedness,
+                                  previous=previous)  # fmt: skip
         if state.valid[0]:
             self.last_rejection = check_fit_error(float(state.fit_error[0]),
                                                   self.config.plausibility)  # fmt: skip
@@ -105,11 +132,11 @@ class IKStage:
 
 @dataclass
 class RobotStageConfig:
-    """Parameters of the robot stage (YAML ``robot:``, ROS parameters of ``retarget_node``)."""
+    """Parameters of the robot stage (ROS parameters of ``retarget_node``)."""
 
-    robot: str = "hand_pose_ros_hand"
+    robot: str = DEFAULT_ROBOT
     """Robot config name in config/robots/ or a YAML path."""
-    hand_model: str = "open"
+    hand_model: str = DEFAULT_HAND_MODEL
     """Hand model that poses the human hand from (betas, bio); the IK stage's model."""
     urdf: str = ""
     """Override the config's URDF path (or a dex-urdf robots folder)."""
