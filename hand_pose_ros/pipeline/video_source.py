@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 
 from hand_pose_ros.graph_plan import parse_source
+from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
 
-def default_intrinsics(width: int, height: int, hfov_deg: float = 65.0) -> np.ndarray:
+def default_intrinsics(width: int, height: int,
+                       hfov_deg: float = DEFAULT_HFOV_DEG) -> np.ndarray:  # fmt: skip
     """Pinhole K for an uncalibrated camera from its horizontal field of view."""
     f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
     return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
@@ -29,7 +31,7 @@ class VideoSource:
             every frame in order; a live camera keeps only the newest frame.
     """
 
-    def __init__(self, spec: str, hfov_deg: float = 65.0, loop: bool = False,
+    def __init__(self, spec: str, hfov_deg: float = DEFAULT_HFOV_DEG, loop: bool = False,
                  prefetch: bool = False) -> None:  # fmt: skip
         kind, arg = parse_source(spec)
         if kind == "video":
