@@ -115,7 +115,7 @@ class RetargetNode(Node):
 
     def _on_ik_hand_model(self, future) -> None:
         self._ik_hand_model_pending = False
-        response = future.result()
+        response = None if future.exception() is not None else future.result()
         if response is None or not response.values:
             return  # asked again at the next tick
         self.hand_model_timer.cancel()
