@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import roma
 import torch
 
+from hand_ik._autodiff import numpy_residuals
 from hand_ik.biomech import BioKinematics, bio_kinematics_for
 from hand_ik.hand_model_data import NUM_POSE_JOINTS
-from hand_ik.optim import levenberg_marquardt
+from hand_ik.optim import LMConfig, least_squares
 
 
 @dataclass
@@ -90,12 +91,15 @@ def _fit_chunk(model, kin, pose, betas, iterations, vertex_weight, vertex_stride
         rotmats = torch.cat([eye[:1].expand(len(bio), 1, 3, 3), kin.bio_to_rotmats(bio)], dim=1)
         return (weights[:, None] * (layer(betas_, rotmats) - target_)).flatten(1)
 
-    result = levenberg_marquardt(
-        residual_fn, kin.pose_to_bio_closed_form(pose), (betas, target), iterations=iterations
+    result = least_squares(
+        numpy_residuals(residual_fn, (betas, target), pose.dtype),
+        kin.pose_to_bio_closed_form(pose).double().numpy(),
+        LMConfig(max_iterations=iterations),
     )
+    bio = torch.as_tensor(result.x, dtype=pose.dtype)
     with torch.no_grad():
-        fit = model(betas=betas, pose=kin.bio_to_pose(result.x))
+        fit = model(betas=betas, pose=kin.bio_to_pose(bio))
         full = model(betas=betas, pose=pose)
     keypoint_error = (fit.joints - full.joints).norm(dim=-1).mean(-1)
     vertex_error = (fit.vertices - full.vertices).norm(dim=-1).mean(-1)
-    return result.x, keypoint_error, vertex_error
+    return bio, keypoint_error, vertex_error

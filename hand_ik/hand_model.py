@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 from torch import nn
 
@@ -25,7 +26,7 @@ from hand_ik.hand_model_data import (
     NUM_JOINTS16,
     NUM_POSE_JOINTS,
 )
-from hand_ik.lbs import lbs_rotmat, rotvec_to_rotmat, vertices_to_joints
+from hand_ik.lbs import lbs_rotmat, vertices_to_joints
 from hand_ik.mano_io import ASSET_DIR, load_model_file, mirror_model_arrays
 
 SIDES = ("right", "left")
@@ -160,7 +161,7 @@ class HandModel(nn.Module):
         pose = self._as(pose, (3 * NUM_POSE_JOINTS,), batch, "pose")
         global_orient = self._as(global_orient, (3,), batch, "global_orient")
         full = torch.cat([global_orient, pose], dim=1).reshape(batch, NUM_JOINTS16, 3)
-        return self._skin(self._betas(betas, batch), rotvec_to_rotmat(full), transl, batch)
+        return self._skin(self._betas(betas, batch), roma.rotvec_to_rotmat(full), transl, batch)
 
     def forward_rotmat(
         self,

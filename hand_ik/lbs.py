@@ -11,11 +11,6 @@ import roma
 import torch
 
 
-def rotvec_to_rotmat(rotvec: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) radians -> rotation matrices (..., 3, 3) (roma, stable at 0)."""
-    return roma.rotvec_to_rotmat(rotvec)
-
-
 def blend_shapes(betas: torch.Tensor, shapedirs: torch.Tensor) -> torch.Tensor:
     """Shape offsets (B, V, 3) from betas (B, K) and shapedirs (V, 3, K)."""
     # A plain matmul: einsum's path for this contraction is many times slower at B = 1.
@@ -119,7 +114,7 @@ def lbs_rotvec(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``lbs_rotmat`` with the pose as axis-angle ``full_pose`` (B, J * 3), radians."""
     batch = full_pose.shape[0]
-    rot_mats = rotvec_to_rotmat(full_pose.reshape(batch, -1, 3))
+    rot_mats = roma.rotvec_to_rotmat(full_pose.reshape(batch, -1, 3))
     return lbs_rotmat(
         betas, rot_mats, v_template, shapedirs, posedirs, j_regressor, parents, weights
     )

@@ -17,8 +17,9 @@ import roma
 import torch
 import yaml
 
+from hand_ik._autodiff import numpy_residuals
 from hand_ik.ik.weights import model_fingerprint
-from hand_ik.optim import levenberg_marquardt
+from hand_ik.optim import LMConfig, least_squares
 
 
 @dataclass
@@ -76,7 +77,9 @@ def _fit_shared_shape(layer, rot: torch.Tensor, transl: torch.Tensor, betas: tor
         prior = 0.3 * x  # a weak pull toward the mean shape
         return torch.cat([1e3 * (keypoints - target).reshape(1, -1), prior], dim=1)
 
-    return levenberg_marquardt(residual_fn, betas[None], iterations=10).x[0].double().numpy()
+    fit = least_squares(numpy_residuals(residual_fn, (), betas.dtype),
+                        betas.double().numpy()[None], LMConfig(max_iterations=10))
+    return fit.x[0]
 
 
 def save_operator_profile(path: str | Path, result: ShapeCalibration, model, name: str) -> None:

@@ -17,19 +17,13 @@ correctives (our open model); ``supports`` tells.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from hand_ik.biomech import BioKinematics
 from hand_ik.ik.keypoint_layer import KeypointLayer
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
-    out = np.zeros((*v.shape[:-1], 3, 3))
-    out[..., 0, 1], out[..., 0, 2] = -v[..., 2], v[..., 1]
-    out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]
-    out[..., 2, 0], out[..., 2, 1] = -v[..., 1], v[..., 0]
-    return out
+from hand_ik.rotations import axis_angle_to_rotmat, skew
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,26 +33,14 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
-def axis_angle_matrices(axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Rodrigues: unit axes (..., 3), angles (...) -> rotations (..., 3, 3)."""
-    k = _skew(axes)
-    s, c = np.sin(angles)[..., None, None], np.cos(angles)[..., None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
+class _Pose(NamedTuple):
+    """Intermediate results of :meth:`FastKeypointKinematics._pose` (world frame)."""
 
-
-def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """(3,) axis-angle -> (3, 3); exact at zero."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3) + _skew(rotvec)
-    return axis_angle_matrices(rotvec / angle, np.array(angle))
-
-
-def matrix_to_rotvec(rotation: np.ndarray) -> np.ndarray:
-    """(3, 3) -> (3,) axis-angle (via the quaternion, stable near 0 and pi)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(rotation).as_rotvec()
+    keypoints: np.ndarray  # (21, 3)
+    world: np.ndarray  # (16, 3, 3) joint rotations
+    pos: np.ndarray  # (16, 3) joint positions
+    world_axes: np.ndarray  # (15, 3, 3) world axes of the elementary rotations
+    per_joint: np.ndarray  # (5, 16, 3) each joint's transform of each rest fingertip
 
 
 class FastKeypointKinematics:
@@ -111,11 +93,24 @@ class FastKeypointKinematics:
             keypoints (21, 3) and, with ``jacobians``, a dict of (63, n) arrays:
             ``bio`` (n=23), ``rot`` (3, left perturbation), ``transl`` (3), ``betas`` (K).
         """
+        pose = self._pose(betas, bio, rotation, transl)
+        keypoints = pose.keypoints
+        if not jacobians:
+            return keypoints, None
+        return keypoints, {
+            "bio": self._dof_jacobian(pose),
+            "rot": -skew(keypoints - pose.pos[0]).reshape(63, 3),  # left perturbation
+            "transl": np.tile(np.eye(3), (21, 1)),
+            "betas": self._shape_jacobian(pose.world),
+        }
+
+    def _pose(self, betas, bio, rotation, transl) -> _Pose:
+        """Forward kinematics of the joints and the skinned fingertips."""
         rest = self.joint_template + self.joint_dirs @ betas  # (16, 3)
         tips_rest = self.tip_template + self.tip_dirs @ betas  # (5, 3)
         internal = bio * self.signs
         angles = np.where(self.slot_valid, internal[self.slot_index], 0.0)  # (15, 3)
-        elementary = axis_angle_matrices(self.axes, angles)  # (15, 3, 3, 3)
+        elementary = axis_angle_to_rotmat(self.axes, angles)  # (15, 3, 3, 3)
         n = len(self.parents)
         world = np.empty((n, 3, 3))
         pos = np.empty((n, 3))
@@ -139,10 +134,11 @@ class FastKeypointKinematics:
         per_joint = np.einsum("jab,tjb->tja", world, tips_rest[:, None] - rest[None]) + pos[None]
         tips = np.einsum("tj,tja->ta", self.tip_weights, per_joint)
         keypoints = np.concatenate([pos, tips])[self.gather]
-        if not jacobians:
-            return keypoints, None
+        return _Pose(keypoints, world, pos, world_axes, per_joint)
 
-        # --- DoF: 45 elementary columns (joint j, kind k) ---------------------------------
+    def _dof_jacobian(self, pose: _Pose) -> np.ndarray:
+        """(63, 23) d keypoints / d bio, from the 45 elementary columns (joint j, kind k)."""
+        pos, world_axes = pose.pos, pose.world_axes
         # Joint points: u x (p_m - p_j) for m in j's subtree.
         diff = pos[None, :, :] - pos[1:, None, :]  # (15, 16, 3): p_m - p_j
         mask = self.subtree[1:]  # (15, 16)
@@ -150,7 +146,8 @@ class FastKeypointKinematics:
         d_joints *= mask[:, None, :, None]
         # Tips: u x (sum_m w_tm S_jm X_tm - (sum_m w_tm S_jm) p_j).
         ws = self.tip_weights[None, :, :] * mask[:, None, :]  # (15, 5, 16)
-        blend = np.einsum("jtm,tma->jta", ws, per_joint) - ws.sum(-1)[..., None] * pos[1:, None]
+        blend = (np.einsum("jtm,tma->jta", ws, pose.per_joint)
+                 - ws.sum(-1)[..., None] * pos[1:, None])  # fmt: skip
         d_tips = cross(world_axes[:, :, None, :], blend[:, None, :, :])  # (15, 3, 5, 3)
         d_all = np.concatenate([d_joints, d_tips], axis=2)[:, :, self.gather]  # (15, 3, 21, 3)
         cols = d_all.reshape(45, 63).T  # (63, 45)
@@ -158,10 +155,10 @@ class FastKeypointKinematics:
         valid = self.slot_valid.reshape(-1)
         np.add.at(j_bio.T, self.slot_index.reshape(-1)[valid], cols.T[valid])
         j_bio *= self.signs[None, :]
-        # --- global rotation (left perturbation) and translation ---------------------------
-        j_rot = -_skew(keypoints - pos[0]).reshape(63, 3)
-        j_transl = np.tile(np.eye(3), (21, 1))
-        # --- shape: forward kinematics of the shape directions -----------------------------
+        return j_bio
+
+    def _shape_jacobian(self, world: np.ndarray) -> np.ndarray:
+        """(63, K) d keypoints / d betas: forward kinematics of the shape directions."""
         d_rest = self.joint_dirs  # (16, 3, K)
         d_pos = np.empty_like(d_rest)
         d_pos[0] = d_rest[0]
@@ -171,5 +168,4 @@ class FastKeypointKinematics:
         d_tip_joint = np.einsum("jab,tjbk->tjak", world,
                                 self.tip_dirs[:, None] - d_rest[None]) + d_pos[None]  # fmt: skip
         d_tips_beta = np.einsum("tj,tjak->tak", self.tip_weights, d_tip_joint)
-        j_betas = np.concatenate([d_pos, d_tips_beta])[self.gather].reshape(63, -1)
-        return keypoints, {"bio": j_bio, "rot": j_rot, "transl": j_transl, "betas": j_betas}
+        return np.concatenate([d_pos, d_tips_beta])[self.gather].reshape(63, -1)

@@ -64,6 +64,8 @@ class IKSolver:
             )
         with torch.no_grad():
             self._rest_keypoints = model(betas=None).joints[0]  # (21, 3) mean shape, flat
+        #: x -> -x: a left hand's input into right-hand form, and its re-posed hand back.
+        self._mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=self.dtype)
 
     # ------------------------------------------------------------------------------------
     def _validate(self, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,15 +110,42 @@ class IKSolver:
             betas: known operator shape (10,) or (N, 10), or None to estimate it.
             post_opt: run the post-optimization.
             handedness: ``"left"`` mirrors the input into right-hand form (x -> -x) and
-                the results back.
+                the re-posed joints and vertices back.
             previous: the previous frame's result, for warm start / temporal smoothing.
 
         Returns:
-            A HandState in the input frame. Invalid rows (degenerate input) hold the
-            flat hand at the origin with ``valid=False``; no field is ever NaN.
+            A HandState (see its docstring for the frame of each field). Invalid rows
+            (degenerate input) hold the flat hand at the origin with ``valid=False``; no
+            field is ever NaN.
         """
         if handedness not in ("right", "left"):
             raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
+        joints, vertices = self._inputs(joints, vertices)
+        if handedness == "left":
+            joints = joints * self._mirror
+            vertices = None if vertices is None else vertices * self._mirror
+        observed, valid = self._validate(joints)
+        canonical, rotation, translation = self.canonicalize(joints, observed, valid)
+        fix_betas = betas is not None
+        prev_bio = None
+        if previous is not None and len(previous) == len(joints):
+            prev_bio = torch.as_tensor(previous.bio, dtype=self.dtype)
+        bio, betas_t = self._initial_shape_and_dofs(canonical, betas, prev_bio)
+        global_rotvec, transl = self._global_pose(bio, betas_t, joints, observed, rotation,
+                                                  translation)  # fmt: skip
+        weights = observed.to(self.dtype)
+        if post_opt:
+            bio, betas_t, global_rotvec, transl = self.post_optimizer.refine(
+                torch.where(observed[..., None], joints, torch.zeros_like(joints)),
+                weights, bio, betas_t, global_rotvec, transl, fix_betas=fix_betas,
+                target_vertices=vertices, previous_bio=prev_bio,
+            )  # fmt: skip
+            bio = self.kinematics.clamp(bio)
+        return self._hand_state(joints, observed, valid, weights, bio, betas_t, global_rotvec,
+                                transl, handedness)  # fmt: skip
+
+    def _inputs(self, joints, vertices) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Validated (N, 21, 3) joints and (N, V, 3) vertices (None if absent or partial)."""
         joints = torch.as_tensor(np.asarray(joints), dtype=self.dtype)
         if joints.ndim == 2:
             joints = joints[None]
@@ -133,32 +162,36 @@ class IKSolver:
                 )
             if not torch.isfinite(vertices).all():
                 vertices = None  # a partial mesh is not used; keypoints still are
-        mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=self.dtype)
-        if handedness == "left":
-            joints = joints * mirror
-            vertices = None if vertices is None else vertices * mirror
-        n = len(joints)
-        observed, valid = self._validate(joints)
-        canonical, rotation, translation = self.canonicalize(joints, observed, valid)
+        return joints, vertices
 
-        fix_betas = betas is not None
-        if fix_betas:
-            betas_t = torch.as_tensor(np.asarray(betas), dtype=self.dtype).reshape(-1, 10)
-            betas_t = betas_t.expand(n, -1).clone()
+    def _initial_shape_and_dofs(
+        self, canonical: torch.Tensor, betas, prev_bio: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The start: (N, 23) DoF and (N, 10) shape from the IK net (or flat / warm start).
+
+        A known ``betas`` ((10,) or (N, 10)) replaces the net's shape estimate.
+        """
+        n = len(canonical)
         if self.net is not None:
             with torch.no_grad():
                 pred_betas, pred_bio = self.net(bone_features(canonical).to(self.dtype))
             bio = self.kinematics.clamp(pred_bio)
-            if not fix_betas:
-                betas_t = pred_betas
         else:
-            bio = torch.zeros(n, 23, dtype=self.dtype)
-            if not fix_betas:
-                betas_t = torch.zeros(n, 10, dtype=self.dtype)
-        if previous is not None and len(previous) == n and self.net is None:
-            bio = torch.as_tensor(previous.bio, dtype=self.dtype)  # warm start
+            pred_betas = torch.zeros(n, 10, dtype=self.dtype)
+            # Without the net, the previous frame is the best start (warm start).
+            bio = prev_bio if prev_bio is not None else torch.zeros(n, 23, dtype=self.dtype)
+        if betas is None:
+            return bio, pred_betas
+        known = torch.as_tensor(np.asarray(betas), dtype=self.dtype).reshape(-1, 10)
+        return bio, known.expand(n, -1).clone()
 
-        # Global pose: align the fitted hand's palm (with its own shape) onto the input.
+    def _global_pose(self, bio, betas_t, joints, observed, rotation, translation):
+        """Global rotation vector (N, 3) and translation (N, 3) of the fitted hand.
+
+        Aligns the fitted hand's palm (with its own shape) onto the input palm; the
+        model rotates about its wrist joint J0: ``x' = R (x - J0) + J0 + transl``.
+        """
+        n = len(bio)
         with torch.no_grad():
             rotmats = torch.cat(
                 [torch.eye(3, dtype=self.dtype).expand(n, 1, 3, 3),
@@ -168,24 +201,14 @@ class IKSolver:
         target = torch.where(observed[..., None], joints, fitted @ rotation.transpose(1, 2)
                              + translation[:, None])  # fmt: skip
         rot2, shift2 = rigid_align(fitted[:, palm], target[:, palm])
-        global_rotvec = roma.rotmat_to_rotvec(rot2)
-        # The model rotates about its wrist joint J0: x' = R (x - J0) + J0 + transl.
         layer = self.keypoint_layer
         wrist = layer.joint_template[0] + betas_t @ layer.joint_dirs[0].T
         transl = shift2 + (rot2 @ wrist[..., None])[..., 0] - wrist
+        return roma.rotmat_to_rotvec(rot2), transl
 
-        weights = observed.to(self.dtype)
-        if post_opt:
-            prev_bio = None
-            if previous is not None and len(previous) == n:
-                prev_bio = torch.as_tensor(previous.bio, dtype=self.dtype)
-            bio, betas_t, global_rotvec, transl = self.post_optimizer.refine(
-                torch.where(observed[..., None], joints, torch.zeros_like(joints)),
-                weights, bio, betas_t, global_rotvec, transl, fix_betas=fix_betas,
-                target_vertices=vertices, previous_bio=prev_bio,
-            )  # fmt: skip
-            bio = self.kinematics.clamp(bio)
-
+    def _hand_state(self, joints, observed, valid, weights, bio, betas_t, global_rotvec,
+                    transl, handedness: str) -> HandState:  # fmt: skip
+        """Re-pose the model, neutralise invalid rows, mirror left hands back: a HandState."""
         with torch.no_grad():
             # Rotation matrices straight from the DoF (no axis-angle round trip).
             out = self.model.forward_rotmat(betas_t, self.kinematics.bio_to_rotmats(bio),
@@ -207,7 +230,7 @@ class IKSolver:
             fit_error[inv] = 0.0
         joints_out, verts_out = out.joints, out.vertices
         if handedness == "left":
-            joints_out, verts_out = joints_out * mirror, verts_out * mirror
+            joints_out, verts_out = joints_out * self._mirror, verts_out * self._mirror
         return HandState(
             betas=betas_t.detach().double().numpy(),
             bio=bio.detach().double().numpy(),

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hand_ik.optim import LMResult
+
 
 @dataclass
 class RobotCommand:
@@ -14,10 +16,14 @@ class RobotCommand:
     Attributes:
         names: URDF joint names (all movable joints, mimic joints included).
         positions: (n,) radians (metres for prismatic joints), same order.
+        solve: the task-space optimizer's result for this frame, or None (joint mapping
+            alone, or a pose not solved for). ``solve.reason == "stalled"``: no step
+            lowered the cost (the command holds the best point found).
     """
 
     names: tuple[str, ...]
     positions: np.ndarray
+    solve: LMResult | None = None
 
     def as_dict(self) -> dict[str, float]:
         """Joint name -> position."""

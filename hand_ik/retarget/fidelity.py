@@ -119,7 +119,7 @@ def pinch_reach(retargeter, finger_tip: str, starts: int = 8, seed: int = 0) -> 
     target = np.zeros((1, 3))
     best = np.inf
     for q0 in inits:
-        q = opt.solve(target, q0, q0, None)
+        q = opt.solve(target, q0, q0, None).x
         best = min(best, float(np.linalg.norm(opt.vectors_at(q)[0][0])))
     return best
 

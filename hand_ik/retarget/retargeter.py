@@ -6,6 +6,7 @@ import numpy as np
 
 from hand_ik.hand_state import HandState
 from hand_ik.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
+from hand_ik.optim import LMResult
 from hand_ik.retarget.command import RobotCommand
 from hand_ik.retarget.config import RetargetingConfig
 from hand_ik.retarget.joint_map import JointMap
@@ -118,11 +119,14 @@ class Retargeter:
             weights[self._pinch] *= 1.0 - ramp  # >= 0: the config's weights are
         return targets, weights
 
-    def command(self, q_free: np.ndarray) -> RobotCommand:
-        """Free joint positions -> command for all movable joints (mimic joints filled, clipped)."""
+    def command(self, q_free: np.ndarray, solve: LMResult | None = None) -> RobotCommand:
+        """Free joint positions -> command for all movable joints (mimic joints filled, clipped).
+
+        ``solve``: the optimizer result that gave ``q_free``, passed on in the command.
+        """
         robot = self.robot
         return RobotCommand(
-            robot.joint_names, np.clip(robot.full_q(q_free), robot.lower, robot.upper)
+            robot.joint_names, np.clip(robot.full_q(q_free), robot.lower, robot.upper), solve
         )
 
     def retarget(
@@ -136,7 +140,9 @@ class Retargeter:
             bio: (23,) biomechanical DoF in radians (``hand_ik.BIO_DOF_NAMES``), or None.
 
         Returns:
-            Robot command, within the URDF limits.
+            Robot command, within the URDF limits; ``command.solve`` holds the
+            optimizer's result (None without keypoints), so a caller can count frames
+            where it stalled or ran out of steps.
 
         Raises:
             ValueError: both inputs None, wrong shapes, or non-finite keypoints.
@@ -144,6 +150,7 @@ class Retargeter:
         if keypoints_hand_root is None and bio is None:
             raise ValueError("retarget needs keypoints_hand_root, bio, or both")
         q_map = self.joint_map(bio) if bio is not None else None
+        solve = None
         if keypoints_hand_root is None:
             q = q_map
         else:
@@ -151,27 +158,28 @@ class Retargeter:
             if not np.all(np.isfinite(targets)):
                 raise ValueError("keypoints_hand_root contains NaN or inf")
             if self._q_prev is None:
-                q = self._cold_start(targets, q_map, weights)
+                solve = self._cold_start(targets, q_map, weights)
             else:
-                q = self.optimizer.solve(
+                solve = self.optimizer.solve(
                     targets, self._q_prev, self._q_prev, q_map, weights=weights
                 )
+            q = solve.x
         self._q_prev = q
-        return self.command(q)
+        return self.command(q, solve)
 
     def _cold_start(
         self, targets: np.ndarray, q_map: np.ndarray | None, weights: np.ndarray
-    ) -> np.ndarray:
+    ) -> LMResult:
         """First frame: solve from several starts (the task is not convex) and keep the best fit."""
         robot = self.robot
         starts = [self.neutral_free, robot.free_lower + 0.5 * (robot.free_upper - robot.free_lower)]
         if q_map is not None:
             starts.insert(0, q_map)
         iterations = self.config.optimizer.cold_iterations
-        solutions = [
+        results = [
             self.optimizer.solve(targets, s, s, q_map, iterations, weights) for s in starts
         ]
-        return min(solutions, key=lambda q: self.optimizer.task_cost(q, targets, weights))
+        return min(results, key=lambda r: self.optimizer.task_cost(r.x, targets, weights))
 
     def retarget_state(self, state: HandState, index: int = -1) -> RobotCommand | None:
         """Adapter: one frame of a ``HandState`` (joints in the input frame) -> command.

@@ -1,4 +1,4 @@
-"""Task-space vector optimizer: damped Gauss-Newton on robot free joints with box limits.
+"""Task-space vector optimizer: Levenberg-Marquardt on robot free joints with box limits.
 
 Minimises, over the free joints ``q`` (mimic joints follow, limits respected)::
 
@@ -7,11 +7,12 @@ Minimises, over the free joints ``q`` (mimic joints follow, limits respected)::
 where ``v_k`` are robot link-to-link (or palm-point-to-link) vectors in the
 palm frame, ``t_k`` the scaled human vectors, ``s`` the residual scale. Each
 step solves the regularised normal equations with analytic pinocchio
-Jacobians (Levenberg-Marquardt: the damping grows until the step lowers the
-cost, so the solution never oscillates between frames); joints pinned at a
-bound by the step are removed and the step re-solved (a projected Newton
-step), the step is capped (trust region), then clipped to the box. Warm
-started from the previous frame, a few steps per frame suffice.
+Jacobians (``hand_ik.optim.least_squares``: the damping grows until the step
+lowers the cost, so the solution never oscillates between frames); joints
+pinned at a bound by the step are removed and the step re-solved (a projected
+Newton step), the step is capped (trust region), then clipped to the box. Warm
+started from the previous frame, a few steps per frame suffice. When no step
+lowers the cost the result says so (``reason == "stalled"``).
 """
 
 from __future__ import annotations
@@ -20,21 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dposv
 
+from hand_ik.optim import LMConfig, LMResult, least_squares
 from hand_ik.retarget.config import OptimizerConfig
 from hand_ik.robot import RobotModel
 
 #: Origin marker for vectors that start at the palm point (the robot's "wrist").
 PALM = "__palm__"
-
-
-def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``matrix @ x = rhs``, matrix symmetric positive definite (Cholesky, low overhead)."""
-    _, x, info = dposv(matrix, rhs)
-    if info != 0:  # not positive definite (should not happen with damping > 0): general solver
-        return np.linalg.solve(matrix, rhs)
-    return x
+#: Refused trial steps in a row (each with 10x the damping) before a frame counts as stalled.
+_MAX_REJECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -132,6 +127,36 @@ class VectorOptimizer:
         res = ((vecs - targets) * self._sqrt_weights(weights)[:, None]).reshape(-1)
         return float(res @ res)
 
+    def residuals(
+        self,
+        q_free: np.ndarray,
+        targets: np.ndarray,
+        sqrt_w: np.ndarray,
+        q_prev: np.ndarray,
+        q_map: np.ndarray | None,
+        jacobian: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Residuals of the module docstring's cost (its square roots) and d/dq.
+
+        Returns:
+            (3K + n [+ n],) residuals: the scaled vector errors, then the pulls toward
+            ``q_prev`` and ``q_map``; with ``jacobian``, their (R, n_free) Jacobian.
+        """
+        cfg = self.config
+        vecs, jac = self.vectors_at(q_free, jacobians=jacobian)
+        parts = [((vecs - targets) * sqrt_w[:, None]).reshape(-1),
+                 np.sqrt(cfg.prev_weight) * (q_free - q_prev)]  # fmt: skip
+        if q_map is not None:
+            parts.append(np.sqrt(cfg.map_weight) * (q_free - q_map))
+        res = np.concatenate(parts)
+        if not jacobian:
+            return res, None
+        n = len(q_free)
+        rows = [(jac * sqrt_w[:, None, None]).reshape(-1, n), np.sqrt(cfg.prev_weight) * np.eye(n)]
+        if q_map is not None:
+            rows.append(np.sqrt(cfg.map_weight) * np.eye(n))
+        return res, np.concatenate(rows)
+
     def solve(
         self,
         targets: np.ndarray,
@@ -140,77 +165,33 @@ class VectorOptimizer:
         q_map: np.ndarray | None,
         iterations: int | None = None,
         weights: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """A few damped Gauss-Newton steps from ``q_init``.
+    ) -> LMResult:
+        """Levenberg-Marquardt steps from ``q_init`` (see the module docstring).
 
         Args:
             targets: (K, 3) target vectors in palm axes, metres (finite).
             q_init: (n_free,) start (warm start: the previous solution).
             q_prev: (n_free,) previous solution (smoothness term).
             q_map: (n_free,) joint-mapping result, or None to skip that term.
-            iterations: step budget (default ``config.iterations``).
+            iterations: accepted-step budget (default ``config.iterations``).
             weights: (K,) this frame's vector weights (default: the vectors' own).
 
         Returns:
-            (n_free,) joint positions within ``robot.free_lower/upper``.
+            The solver's result: ``x`` (n_free,) joint positions within
+            ``robot.free_lower/upper``; ``reason == "stalled"`` when no step lowered the
+            cost (x is then the best point found, often the start).
         """
-        cfg, lo, hi = self.config, self.robot.free_lower, self.robot.free_upper
-        n = len(q_init)
-        q = np.clip(q_init, lo, hi)
-        reg = cfg.prev_weight + (cfg.map_weight if q_map is not None else 0.0)
-        eye = np.eye(n)
+        cfg = self.config
         sqrt_w = self._sqrt_weights(weights)
+        lm = LMConfig(
+            max_iterations=None, max_accepted=iterations or cfg.iterations,
+            max_rejections=_MAX_REJECTIONS, damping=cfg.damping, min_damping=cfg.damping,
+            max_damping=np.inf, damping_decrease=1.0 / 3.0, scaling="identity",
+            cost_tolerance=0.0, step_tolerance=cfg.tolerance_rad, max_step=cfg.max_step_rad,
+        )  # fmt: skip
 
-        def regulariser(x: np.ndarray) -> tuple[float, np.ndarray]:
-            d_prev = x - q_prev
-            cost = cfg.prev_weight * float(d_prev @ d_prev)
-            grad = cfg.prev_weight * d_prev
-            if q_map is not None:
-                d_map = x - q_map
-                cost += cfg.map_weight * float(d_map @ d_map)
-                grad = grad + cfg.map_weight * d_map
-            return cost, grad
+        def residuals(q: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
+            return self.residuals(q, targets, sqrt_w, q_prev, q_map, jacobian)
 
-        mu = cfg.damping
-        for _ in range(iterations or cfg.iterations):
-            vecs, jac = self.vectors_at(q, jacobians=True)
-            res = ((vecs - targets) * sqrt_w[:, None]).reshape(-1)
-            jw = (jac * sqrt_w[:, None, None]).reshape(-1, n)
-            reg_cost, reg_grad = regulariser(q)
-            cost = float(res @ res) + reg_cost
-            grad = jw.T @ res + reg_grad
-            gauss_newton = jw.T @ jw + reg * eye
-            accepted = False
-            # Levenberg-Marquardt: raise the damping until the step lowers the cost
-            # (a plain Gauss-Newton step can overshoot and oscillate frame to frame).
-            for _attempt in range(4):
-                hess = gauss_newton + mu * eye
-                step = -_spd_solve(hess, grad)
-                # Projected Newton: joints at a bound that the step pushes outward are
-                # held there and the step is re-solved on the remaining joints.
-                pinned = ((q <= lo) & (step < 0)) | ((q >= hi) & (step > 0))
-                if pinned.any():
-                    free = ~pinned
-                    step = np.zeros(n)
-                    if free.any():
-                        step[free] = -_spd_solve(hess[free][:, free], grad[free])
-                # Trust region: far from the solution a full step overshoots.
-                largest = float(np.abs(step).max())
-                if largest > cfg.max_step_rad:
-                    step *= cfg.max_step_rad / largest
-                q_new = np.clip(q + step, lo, hi)
-                new_vecs, _ = self.vectors_at(q_new)
-                new_res = ((new_vecs - targets) * sqrt_w[:, None]).reshape(-1)
-                new_cost = float(new_res @ new_res) + regulariser(q_new)[0]
-                if new_cost <= cost:
-                    accepted = True
-                    mu = max(mu / 3.0, cfg.damping)
-                    break
-                mu *= 10.0
-            if not accepted:
-                break
-            moved = float(np.abs(q_new - q).max())
-            q = q_new
-            if moved < cfg.tolerance_rad:
-                break
-        return q
+        return least_squares(residuals, q_init, lm, lower=self.robot.free_lower,
+                             upper=self.robot.free_upper)  # fmt: skip
