@@ -7,13 +7,12 @@ import pytest
 import torch
 from conftest import realdata_path
 
+from hand_pose_ros.crop import letterbox, unletterbox_points
 from hand_pose_ros.detection.data import (
     DetectorAugment,
     DetectorTrainSet,
     collate_detection,
-    letterbox,
     open_detection_eval_set,
-    unletterbox_points,
 )
 
 torch.set_num_threads(1)

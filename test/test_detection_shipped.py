@@ -76,7 +76,7 @@ def test_tracker_keeps_ids_on_a_moving_synthetic_sequence(detector, open_hand_fr
 def _separated_two_side_frames(items) -> list:
     """Frames whose two labelled hands are of different sides, do not overlap and lie in
     the frame (within 5 pixels)."""
-    from hand_pose_ros.detection.evaluate import box_iou
+    from hand_pose_ros.detection.postprocess import box_iou
 
     chosen = []
     for it in items:

@@ -164,7 +164,8 @@ def test_nms_keeps_the_right_boxes():
 
 
 def test_select_detections_maps_back_to_the_frame():
-    from hand_pose_ros.detection.postprocess import InputWarp, roi_input, select_detections
+    from hand_pose_ros.crop import InputWarp, roi_input
+    from hand_pose_ros.detection.postprocess import select_detections
 
     warp = InputWarp(0.5, (10.0, 20.0))
     boxes = np.array([[20.0, 30.0, 60.0, 70.0], [21.0, 31.0, 61.0, 71.0], [0, 0, 5, 5]])

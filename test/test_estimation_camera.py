@@ -9,7 +9,7 @@ import torch
 from hand_pose_ros.estimation import estimator_config
 from hand_pose_ros.estimation.camera import backproject, project, root_depth_from_bone
 from hand_pose_ros.estimation.lixel import depth_to_lixel, input_pixels_to_lixel
-from hand_pose_ros.estimation.runtime.prepost import postprocess
+from hand_pose_ros.estimation.prepost import postprocess
 
 K = np.array([[480.0, 0.0, 100.3], [0.0, 470.0, 95.7], [0.0, 0.0, 1.0]])
 

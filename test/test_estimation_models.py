@@ -15,7 +15,7 @@ from hand_pose_ros.estimation import (
     register_estimator,
 )
 from hand_pose_ros.estimation.lixel import lixel_to_depth
-from hand_pose_ros.estimation.runtime.prepost import postprocess
+from hand_pose_ros.estimation.prepost import postprocess
 
 ALL = list_estimators()
 

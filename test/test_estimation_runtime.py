@@ -20,10 +20,10 @@ import torch
 from _estimation_helpers import calibrated_model, one_torch_thread  # noqa: F401
 
 from hand_pose_ros.estimation import list_estimators
-from hand_pose_ros.estimation.runtime import MeshEstimator
-from hand_pose_ros.estimation.runtime.backends import OnnxRunner, TorchRunner
-from hand_pose_ros.estimation.runtime.export import export_onnx
-from hand_pose_ros.estimation.runtime.prepost import postprocess
+from hand_pose_ros.estimation.export import config_from_onnx_metadata, export_onnx
+from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
+from hand_pose_ros.estimation.prepost import postprocess
+from hand_pose_ros.runtime.backends import OnnxRunner, TorchRunner
 
 K = np.array([[250.0, 0.0, 111.5], [0.0, 250.0, 95.5], [0.0, 0.0, 1.0]])
 
@@ -35,7 +35,7 @@ def test_onnx_runtime_matches_torch(name, tmp_path):
     size = model.cfg.input_size
     batch = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(5)).numpy()
     ref = TorchRunner(model)(batch)
-    got = OnnxRunner(path, threads=1)(batch)
+    got = OnnxRunner(path, threads=1, read_config=config_from_onnx_metadata)(batch)
     assert ref[0].std(axis=1).min() > 0.3  # outputs spread over bins: a real comparison
     for r, g in zip(ref, got, strict=True):
         assert r.shape == g.shape
@@ -59,7 +59,7 @@ def test_fixed_and_dynamic_batch_exports(tmp_path):
     assert meta["estimator_config"]["name"] == "cpu_effb0_w05_128"
     size = model.cfg.input_size
     batch = np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
-    out = OnnxRunner(tmp_path / "dyn.onnx", threads=1)(batch)
+    out = OnnxRunner(tmp_path / "dyn.onnx", threads=1, read_config=config_from_onnx_metadata)(batch)
     assert out[1].shape == (3, 778, 3)
     with pytest.raises(ValueError, match="opset"):
         export_onnx(model, tmp_path / "old.onnx", opset=13)

@@ -112,7 +112,7 @@ def test_targets_decode_back_to_labels(samples):
     """Lixel targets (incl. mirrored left hands and a random similarity of the crop) decode
     through the runtime's postprocess to the labelled 2D keypoints and 3D joints."""
     from hand_pose_ros.estimation import estimator_config
-    from hand_pose_ros.estimation.runtime.prepost import postprocess
+    from hand_pose_ros.estimation.prepost import postprocess
     from hand_pose_ros.estimation.train_data import make_sample, project
 
     cfg = estimator_config("cpu_effb0_w05_128")
@@ -180,7 +180,7 @@ def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
 
     from hand_pose_ros.estimation import train
     from hand_pose_ros.estimation.evaluate import open_eval_set
-    from hand_pose_ros.estimation.runtime.estimator import build_network
+    from hand_pose_ros.estimation.mesh_estimator import build_network
 
     out = tmp_path / "fh.pt"
     args = _args([f"freihand:{freihand_dir}", str(synth_dir)], out, steps=2, batch_size=3,
@@ -247,7 +247,7 @@ def test_oracle_predictor_mirrors_left_hands(synth_dir):
     left hands included: the evaluation mirrors in and out consistently."""
     from hand_pose_ros.estimation import estimator_config
     from hand_pose_ros.estimation import evaluate as ev
-    from hand_pose_ros.estimation.runtime.prepost import postprocess
+    from hand_pose_ros.estimation.prepost import postprocess
     from hand_pose_ros.estimation.train_data import make_sample
 
     cfg = estimator_config("cpu_effb0_w05_128")
@@ -308,7 +308,7 @@ def test_shipped_weights_predict_fixture(manifest, synth_dir):
     if manifest is None:
         pytest.skip(f"no trained estimator weights shipped in {WEIGHTS}")
     from hand_pose_ros.estimation import evaluate as ev
-    from hand_pose_ros.estimation.runtime import MeshEstimator
+    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
     meta = json.loads(manifest.read_text())
     est = MeshEstimator(meta["model"], weights=manifest.with_suffix(".pt"))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hand_pose_ros.detection.evaluate import box_iou
+from hand_pose_ros.detection.postprocess import box_iou
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
 from hand_pose_ros.handtrack.palm_decode import Palm, decode_palms, weighted_nms
 from hand_pose_ros.handtrack.rois import (

@@ -140,7 +140,7 @@ def test_two_hands_of_both_sides(nets, two_hand_frames_dir):
     in 5 frames, 11 of 24 hands, side right for 10 of the 11. Small rendered hands are
     hard for the real-trained palm detector (real crops: 100 % found)."""
     from hand_pose_ros.detection.data import open_detection_eval_set
-    from hand_pose_ros.detection.evaluate import box_iou
+    from hand_pose_ros.detection.postprocess import box_iou
 
     frames = []
     for it in open_detection_eval_set(two_hand_frames_dir):

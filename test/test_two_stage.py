@@ -9,8 +9,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_crop_intrinsics_match_the_warp():
-    from hand_pose_ros.detection.postprocess import roi_input
-    from hand_pose_ros.pipeline.two_stage import crop_intrinsics
+    from hand_pose_ros.crop import crop_intrinsics, roi_input
 
     K = np.array([[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]])
     pts = np.random.default_rng(0).uniform([-0.2, -0.2, 0.4], [0.2, 0.2, 1.0], (20, 3))
@@ -25,7 +24,7 @@ def test_crop_intrinsics_match_the_warp():
 def test_two_stage_estimator_runs_end_to_end(tmp_path):
     from hand_pose_ros.detection.runtime import HandDetector
     from hand_pose_ros.detection.tracker import TrackerConfig
-    from hand_pose_ros.estimation.runtime.estimator import MeshEstimator
+    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
     from hand_pose_ros.pipeline.estimators import create_estimator
     from hand_pose_ros.pipeline.two_stage import DetectorMeshEstimator
 
@@ -60,6 +59,7 @@ def test_fixed_hand_side_keeps_the_best_hand_and_its_side(mirrored):
     from types import SimpleNamespace
 
     from hand_pose_ros.detection.tracker import TrackerConfig
+    from hand_pose_ros.estimation.observation import HandObservation
     from hand_pose_ros.pipeline.two_stage import DetectorMeshEstimator
 
     def det(x0, score, left):
@@ -77,7 +77,8 @@ def test_fixed_hand_side_keeps_the_best_hand_and_its_side(mirrored):
         crops.append(crop.copy())
         joints = np.tile([0.0, 0.0, 0.5], (21, 1)) + np.linspace(0, 0.02, 21)[:, None]
         uv = joints @ K.T
-        return SimpleNamespace(joints_cam=joints, uv=uv[:, :2] / uv[:, 2:])
+        return HandObservation(joints, joints.copy(), uv[:, :2] / uv[:, 2:], np.ones(21), 1.0,
+                               0.5, "given")  # fmt: skip
 
     mesh = SimpleNamespace(estimate=estimate)
     K = np.array([[300.0, 0.0, 159.5], [0.0, 300.0, 119.5], [0.0, 0.0, 1.0]])
@@ -89,7 +90,7 @@ def test_fixed_hand_side_keeps_the_best_hand_and_its_side(mirrored):
     assert hand.handedness == "right" and hand.score == pytest.approx(0.9)
     # The crop the mesh estimator got: the right hand seen unmirrored, or, in a mirrored
     # image, seen as a left hand and mirrored into right-hand form.
-    from hand_pose_ros.detection.postprocess import roi_input
+    from hand_pose_ros.crop import roi_input
     from hand_pose_ros.detection.tracker import roi_from_box
 
     roi = roi_from_box(det(200.0, 0.9, 1).box, fixed.crop_scale)

@@ -33,9 +33,9 @@ CROPS: dict[str, tuple[str, float]] = {
 
 def crop_errors(detector, mesh, spec: str, limit: int | None, crop_size: int = 256) -> dict:
     """One row per crop way on the matched hands of a labelled frames / crops set."""
+    from hand_pose_ros.crop import roi_input
     from hand_pose_ros.detection.data import open_detection_eval_set
     from hand_pose_ros.detection.evaluate import match_detections
-    from hand_pose_ros.detection.postprocess import roi_input
     from hand_pose_ros.detection.tracker import roi_from_box, roi_from_keypoints
 
     data = open_detection_eval_set(spec)

@@ -38,7 +38,7 @@ def _write_exports(args: argparse.Namespace, export, stem: str) -> dict[str, str
     written = {"dynamic_batch": str(export(out / f"{stem}.onnx", True)),
                "fixed_batch": str(export(out / f"{stem}_b1.onnx", False))}  # fmt: skip
     if args.format == "tensorrt":
-        from hand_pose_ros.estimation.runtime.tensorrt_engine import build_engine
+        from hand_pose_ros.runtime.tensorrt_engine import build_engine
 
         written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
     return written
@@ -63,8 +63,8 @@ def run_handnet(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.detection import list_detectors
-    from hand_pose_ros.estimation.runtime.export import model_hash
     from hand_pose_ros.handnets import list_networks
+    from hand_pose_ros.runtime.export import model_hash
 
     if args.model in list_networks():
         return run_handnet(args)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             OUTPUT_NAMES,
             build_handedness_network,
         )
-        from hand_pose_ros.estimation.runtime.export import export_image_model
+        from hand_pose_ros.runtime.export import export_image_model
 
         model = build_handedness_network(args.weights)
 
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         model = build_detector_network(args.model, args.weights)
         export = export_detector_onnx
     else:
-        from hand_pose_ros.estimation.runtime.estimator import build_network
-        from hand_pose_ros.estimation.runtime.export import export_onnx as export
+        from hand_pose_ros.estimation.export import export_onnx as export
+        from hand_pose_ros.estimation.mesh_estimator import build_network
 
         overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
         model = build_network(args.model, args.weights, **overrides)

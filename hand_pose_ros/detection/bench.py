@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shipped_weights() -> list[Path]:
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
+    from hand_pose_ros.runtime.weights import WEIGHTS_DIR
 
     return sorted(WEIGHTS_DIR.glob("detector_*.pt"))
 
@@ -311,7 +311,7 @@ class PalmHandDetector:
         self.images = self.palms = 0
 
     def detect(self, image: np.ndarray) -> list:
-        from hand_pose_ros.detection.evaluate import Detection
+        from hand_pose_ros.detection.postprocess import Detection
 
         found = self.graph.detect_hands(image)
         self.images += 1

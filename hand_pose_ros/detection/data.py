@@ -33,46 +33,13 @@ import cv2
 import numpy as np
 import torch
 
+from hand_pose_ros.crop import PAD_VALUE, letterbox
+
 NUM_KEYPOINTS = 21
-PAD_VALUE = 114
 #: A hand whose clipped box keeps less than this share of its warped box area is dropped.
 MIN_BOX_AREA_KEPT = 0.25
 #: ... or whose clipped box is shorter than this on a side (input pixels).
 MIN_BOX_SIDE = 4.0
-
-
-# --- letterbox ---------------------------------------------------------------------------------
-
-
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
-    """Resize ``image`` (H, W, 3) into a grey (``PAD_VALUE``) square keeping its aspect.
-
-    INTER_AREA when shrinking, INTER_LINEAR otherwise; the image is centred.
-
-    Returns:
-        out: (size, size, 3) uint8. scale: input pixels per frame pixel.
-        pad: (px, py) input pixels, such that frame point ``p`` -> ``p * scale + pad``
-        (pixel centres at integers; includes the resize's half-pixel offset).
-    """
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    if scale == 1.0:
-        resized = image
-    else:  # fx = fy = scale exactly: cv2 maps source u to u * scale + (scale - 1) / 2
-        interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (0, 0), fx=scale, fy=scale, interpolation=interp)
-    nh, nw = min(size, resized.shape[0]), min(size, resized.shape[1])
-    left, top = (size - nw) // 2, (size - nh) // 2
-    out = np.full((size, size, 3), PAD_VALUE, np.uint8)
-    out[top : top + nh, left : left + nw] = resized[:nh, :nw]
-    half = 0.5 * (scale - 1.0)
-    return out, float(scale), (float(left + half), float(top + half))
-
-
-def unletterbox_points(points: np.ndarray, scale: float, pad: tuple[float, float]) -> np.ndarray:
-    """Inverse of the letterbox map: input pixels (..., 2) -> frame pixels (..., 2)."""
-    p = np.asarray(points, np.float64)
-    return (p - np.asarray(pad, np.float64)) / scale
 
 
 # --- targets -----------------------------------------------------------------------------------

@@ -27,40 +27,15 @@ box itself (found, whatever the keypoints); it is NaN on sets with mesh boxes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
+from hand_pose_ros.detection.postprocess import Detection, box_iou
 from hand_pose_ros.estimation.evaluate import PCK_THRESHOLDS
 
 #: AUC thresholds: fractions of the GT box size.
 AUC_THRESHOLDS = np.linspace(0.0, 0.12, 121)
 IOU_THRESHOLD = 0.5
-
-
-@dataclass
-class Detection:
-    """One detected hand in frame pixels."""
-
-    box: np.ndarray  # (4,) xyxy
-    score: float
-    cls: int  # 0 right, 1 left
-    class_probs: np.ndarray  # (2,) P(right | hand), P(left | hand): sums to 1
-    keypoints: np.ndarray  # (21, 2)
-    kp_conf: np.ndarray  # (21,) in [0, 1]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M); 0 where a union is empty."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0.0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def detection_boxes(dets: list[Detection], from_keypoints: bool = False) -> np.ndarray:

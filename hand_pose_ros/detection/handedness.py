@@ -33,8 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.crop import roi_input
 from hand_pose_ros.detection.config import config_from_dict
-from hand_pose_ros.estimation.runtime.export import metadata_config_reader
+from hand_pose_ros.detection.postprocess import to_batch
+from hand_pose_ros.detection.tracker import roi_from_box
+from hand_pose_ros.runtime.backends import TorchRunner, exported_runner
+from hand_pose_ros.runtime.export import cached_export, export_image_model, metadata_config_reader
+from hand_pose_ros.runtime.weights import BACKENDS, default_cache_dir, seeded_network_with_weights
 
 OUTPUT_NAMES: tuple[str, ...] = ("left_prob",)
 METADATA_KEY = "handedness_config"
@@ -79,7 +84,6 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
     those weights, or a seeded random init when ``weights`` is None. A probe manifest
     (``hand-teleop train handedness-probe``) gives the probe."""
     from hand_pose_ros.detection.handedness_probe import PROBE_FORMAT, build_handedness_probe
-    from hand_pose_ros.estimation.runtime.estimator import seeded_network_with_weights
 
     cfg = HandednessConfig()
     if weights is not None and Path(weights).with_suffix(".json").is_file():
@@ -122,10 +126,6 @@ class HandednessClassifier:
     def __init__(self, weights: str | Path | None = "default", backend: str = "onnx",
                  device: str = "cpu", threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:  # fmt: skip
-        from hand_pose_ros.estimation.runtime.backends import TorchRunner, exported_runner
-        from hand_pose_ros.estimation.runtime.estimator import BACKENDS, default_cache_dir
-        from hand_pose_ros.estimation.runtime.export import cached_export, export_image_model
-
         if backend not in BACKENDS:
             raise ValueError(f"backend: one of {BACKENDS}, got {backend!r}")
         if weights == "default":
@@ -148,8 +148,6 @@ class HandednessClassifier:
     @classmethod
     def from_model(cls, model, device: str = "cpu") -> HandednessClassifier:
         """Wrap an in-memory torch network (e.g. at the end of training), same processing."""
-        from hand_pose_ros.estimation.runtime.backends import TorchRunner
-
         self = cls.__new__(cls)
         self.runner = TorchRunner(model, device)
         self.cfg = model.cfg
@@ -158,8 +156,6 @@ class HandednessClassifier:
     def left_probability(self, crops: list[np.ndarray]) -> np.ndarray:
         """(S', S', 3) uint8 RGB hand crops (any square size) -> (N,) P(left) in [0, 1]."""
         import cv2
-
-        from hand_pose_ros.detection.postprocess import to_batch
 
         if not crops:
             return np.zeros(0)
@@ -180,9 +176,6 @@ def crop_side_probability(classifier: HandednessClassifier, crop_scale: float):
     """A ``side_probability(image, detection) -> P(left)`` for
     :class:`~hand_pose_ros.detection.tracker.HandTracker`: the classifier on the square
     crop of ``crop_scale`` x the detection's box (the mesh estimator's crop)."""
-    from hand_pose_ros.detection.postprocess import roi_input
-    from hand_pose_ros.detection.tracker import roi_from_box
-
     def side_probability(image: np.ndarray, det) -> float:
         roi = roi_from_box(det.box, crop_scale)
         crop, _ = roi_input(image, roi, classifier.cfg.input_size)

@@ -9,7 +9,7 @@ from torch import nn
 
 from hand_pose_ros.detection.handedness import HandednessConfig
 from hand_pose_ros.detection.model import ConvBNAct
-from hand_pose_ros.estimation.runtime.prepost import IMAGENET_MEAN, IMAGENET_STD
+from hand_pose_ros.estimation.prepost import IMAGENET_MEAN, IMAGENET_STD
 
 
 def left_from_factors(p_clockwise: torch.Tensor, p_palm: torch.Tensor) -> torch.Tensor:

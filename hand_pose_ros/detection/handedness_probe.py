@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_ros.detection.config import config_from_dict
-from hand_pose_ros.estimation.runtime.estimator import SHIPPED_ESTIMATOR
+from hand_pose_ros.estimation.mesh_estimator import SHIPPED_ESTIMATOR, build_network
+from hand_pose_ros.runtime.weights import WEIGHTS_DIR
 
 #: Shipped probe weights (``{name}.pt`` and its ``{name}.json`` manifest in the weights folder).
 DEFAULT_PROBE = f"handedness_probe_{SHIPPED_ESTIMATOR}"
@@ -64,7 +65,6 @@ def create_handedness_probe(cfg: HandednessProbeConfig | None = None, net=None):
     """A probe around ``net`` (default: the mesh estimator ``cfg.estimator`` with its shipped
     weights), with zero weights (P(left) = 0.5) until fitted or loaded."""
     from hand_pose_ros.detection.handedness_model import HandednessProbe
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR, build_network
 
     cfg = cfg or HandednessProbeConfig()
     if net is None:
@@ -77,8 +77,6 @@ def file_sha256(path: str | Path) -> str:
 
 
 def default_probe_weights() -> Path:
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
-
     return WEIGHTS_DIR / f"{DEFAULT_PROBE}.pt"
 
 
@@ -87,8 +85,6 @@ def build_handedness_probe(weights: str | Path):
     the estimator weights the manifest names; ValueError if those are not the ones it was
     fitted on."""
     import torch
-
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
 
     weights = Path(weights)
     manifest_path = weights.with_suffix(".json")
@@ -201,7 +197,6 @@ def run(args: argparse.Namespace) -> int:
 
     from hand_pose_ros.detection.handedness import HandednessClassifier
     from hand_pose_ros.detection.handedness_train import HandednessTrainSet, evaluate_handedness
-    from hand_pose_ros.estimation.runtime.estimator import WEIGHTS_DIR
     from hand_pose_ros.synth.shards import synth_data_info
 
     torch.set_num_threads(args.threads)

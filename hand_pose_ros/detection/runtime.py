@@ -1,6 +1,6 @@
 """``HandDetector``: RGB frame -> hand detections, with the mesh estimator's backends.
 
-Backends (as :class:`~hand_pose_ros.estimation.runtime.estimator.MeshEstimator`): ``torch``
+Backends (as :class:`~hand_pose_ros.estimation.mesh_estimator.MeshEstimator`): ``torch``
 (eager, CPU or CUDA), ``onnx`` (ONNX Runtime; exported once to the cache, named by the
 model hash) and ``tensorrt`` (FP16 engine built from that ONNX). Pre- and post-processing
 (:mod:`~hand_pose_ros.detection.postprocess`) are shared; only the network call differs.
@@ -14,11 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.crop import letterbox_input, roi_input
 from hand_pose_ros.detection.config import OUTPUT_NAMES, DetectorConfig
-from hand_pose_ros.detection.postprocess import letterbox_input, roi_input, select_detections
-from hand_pose_ros.estimation.runtime.backends import TorchRunner, exported_runner
-from hand_pose_ros.estimation.runtime.estimator import BACKENDS, WEIGHTS_DIR, default_cache_dir
-from hand_pose_ros.estimation.runtime.export import metadata_config_reader
+from hand_pose_ros.detection.postprocess import select_detections, to_batch
+from hand_pose_ros.runtime.backends import TorchRunner, exported_runner
+from hand_pose_ros.runtime.export import cached_export, export_image_model, metadata_config_reader
+from hand_pose_ros.runtime.weights import (
+    BACKENDS,
+    WEIGHTS_DIR,
+    default_cache_dir,
+    seeded_network_with_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,6 @@ def build_detector_network(model_name: str, weights: str | Path | None = None, s
     """Registered detector with weights (state dict; the RLE flow may be absent) or seeded init.
     A manifest beside the weights gives the exact config (ablation variants)."""
     from hand_pose_ros.detection.model import create_detector
-    from hand_pose_ros.estimation.runtime.estimator import seeded_network_with_weights
 
     spec = manifest_config(weights) or model_name
     return seeded_network_with_weights(
@@ -62,8 +67,6 @@ def export_detector_onnx(model, path: str | Path, dynamic_batch: bool = True,
                          opset: int = 17) -> Path:  # fmt: skip
     """ONNX graph ``image`` (B, 3, S, S) in [0, 1] -> ``boxes``, ``scores``, ``keypoints``,
     with the config in the metadata (key ``detector_config``)."""
-    from hand_pose_ros.estimation.runtime.export import export_image_model
-
     return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch, opset)
 
 
@@ -136,8 +139,6 @@ class HandDetector:
 
     @staticmethod
     def _export(model_name: str, weights, folder: Path) -> Path:
-        from hand_pose_ros.estimation.runtime.export import cached_export
-
         model = build_detector_network(model_name, weights)
         return cached_export(model, folder, f"detector_{model_name}", export_detector_onnx)
 
@@ -148,7 +149,6 @@ class HandDetector:
     def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> list:
         """Hands in an RGB frame (or in the square ``roi``, xyxy frame pixels), best first,
         as :class:`~hand_pose_ros.detection.evaluate.Detection` in frame pixels."""
-        from hand_pose_ros.detection.postprocess import to_batch
 
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -8,7 +8,7 @@ the handedness is an exponential moving average of the left-hand probability.
 
 Pure numpy: the detector is passed in as a callable
 ``detect(image, roi=None) -> list[Detection]`` (see
-:class:`hand_pose_ros.detection.evaluate.Detection`); with ``roi`` a (4,) xyxy square in
+:class:`hand_pose_ros.detection.postprocess.Detection`); with ``roi`` a (4,) xyxy square in
 frame pixels (possibly extending beyond the frame) it runs on that crop only and returns
 detections in frame pixels. The tracker only reads the attributes of
 :class:`DetectionLike`, so any object with them works.
@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
+
+from hand_pose_ros.detection.postprocess import box_iou as pairwise_iou
 
 HANDEDNESS_NAMES: tuple[str, ...] = ("right", "left")
 ROI_SOURCES: tuple[str, ...] = ("keypoints", "box")
@@ -151,8 +153,6 @@ class TrackedHand:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two (4,) xyxy boxes; 0 for empty boxes."""
-    from hand_pose_ros.detection.evaluate import box_iou as pairwise_iou
-
     return float(pairwise_iou(a, b)[0, 0])
 
 

@@ -92,7 +92,7 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     import logging
 
     from hand_pose_ros.estimation import evaluate as ev
-    from hand_pose_ros.estimation.runtime import MeshEstimator
+    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
     data = ev.open_eval_set(args.data)
     rows, predictors, closers, pairs = [], {}, [], []
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from hand_pose_ros.bench_utils import machine_info
-    from hand_pose_ros.estimation.runtime import MeshEstimator
+    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
     if args.threads:
         torch.set_num_threads(args.threads)

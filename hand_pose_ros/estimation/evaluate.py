@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.crop import estimate_right_canonical
+
 #: PCK thresholds, fractions of the crop side.
 PCK_THRESHOLDS: tuple[float, ...] = (0.04, 0.06, 0.08, 0.10, 0.12)
 
@@ -123,14 +125,6 @@ def open_eval_set(spec: str | Path) -> EvalSet:
                    lambda i: _from_item(ds.numpy_item(i)))  # fmt: skip
 
 
-def mirror_crop(image: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontally flipped crop and its intrinsics: the view of the x -> -x mirrored scene."""
-    k = np.array(K, np.float64)
-    k[0, 2] = image.shape[1] - 1 - k[0, 2]
-    k[0, 1] = -k[0, 1]  # zero for ordinary cameras; keeps the identity exact otherwise
-    return np.ascontiguousarray(image[:, ::-1]), k
-
-
 def estimator_predictor(estimate: Callable, root_depth: str = "gt") -> Callable:
     """Wrap ``estimate(crop, K, root_depth) -> HandObservation`` (right-hand canonical) into
     ``predict(item) -> Prediction``: left hands are mirrored in and out.
@@ -143,14 +137,10 @@ def estimator_predictor(estimate: Callable, root_depth: str = "gt") -> Callable:
         raise ValueError(f"root_depth: 'gt' or 'estimate', got {root_depth!r}")
 
     def predict(item: EvalItem) -> Prediction | None:
-        img, K = (mirror_crop(item.image, item.K) if item.left else (item.image, item.K))
         depth = float(item.joints_cam[0, 2]) if root_depth == "gt" else None
-        obs = estimate(img, K, depth)
-        joints, verts, uv = obs.joints_cam.copy(), obs.verts_cam.copy(), obs.uv.copy()
-        if item.left:
-            joints[:, 0] *= -1.0
-            verts[:, 0] *= -1.0
-            uv[:, 0] = item.image.shape[1] - 1 - uv[:, 0]
+        obs = estimate_right_canonical(lambda crop, K: estimate(crop, K, depth),
+                                       item.image, item.K, item.left)  # fmt: skip
+        joints, verts, uv = obs.joints_cam, obs.verts_cam, obs.uv
         if not (np.isfinite(joints).all() and np.isfinite(uv).all()):
             return None
         return Prediction(joints, uv, verts)
@@ -162,7 +152,7 @@ def network_estimate(model) -> Callable:
     """``estimate(crop, K, root_depth)`` of a torch network (eval mode, no runtime wrapper)."""
     import torch
 
-    from hand_pose_ros.estimation.runtime.prepost import postprocess, preprocess
+    from hand_pose_ros.estimation.prepost import postprocess, preprocess
 
     cfg = model.cfg
     device = next(model.parameters()).device

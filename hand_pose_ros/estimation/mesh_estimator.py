@@ -14,23 +14,24 @@ for speed benchmarks and export tests only, and logged as a warning.
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from hand_pose_ros.estimation.camera import REFERENCE_BONE, REFERENCE_BONE_LENGTH_M
+from hand_pose_ros.estimation.export import OUTPUT_NAMES, config_from_onnx_metadata, export_onnx
 from hand_pose_ros.estimation.observation import HandObservation
-from hand_pose_ros.estimation.runtime.prepost import postprocess, preprocess
+from hand_pose_ros.estimation.prepost import postprocess, preprocess
+from hand_pose_ros.estimation.registry import create_estimator
+from hand_pose_ros.runtime.backends import TorchRunner, exported_runner
+from hand_pose_ros.runtime.export import cached_export
+from hand_pose_ros.runtime.weights import (
+    BACKENDS,
+    WEIGHTS_DIR,
+    default_cache_dir,
+    seeded_network_with_weights,
+)
 
-log = logging.getLogger(__name__)
-
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "tensorrt")
-
-
-#: Where the package's trained network weights ship (estimator and detector).
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: The mesh estimator variant whose weights ship in :data:`WEIGHTS_DIR`.
 SHIPPED_ESTIMATOR = "cpu_effb0_w05_128"
 
@@ -40,44 +41,13 @@ def shipped_estimator_weights() -> tuple[str, Path]:
     return SHIPPED_ESTIMATOR, WEIGHTS_DIR / f"{SHIPPED_ESTIMATOR}.pt"
 
 
-def default_cache_dir() -> Path:
-    """``$HAND_POSE_ROS_CACHE`` or ``~/.cache/hand_pose_ros`` (ONNX exports, TensorRT engines)."""
-    return Path(os.environ.get("HAND_POSE_ROS_CACHE", Path.home() / ".cache" / "hand_pose_ros"))
-
-
 def build_network(model_name: str, weights: str | Path | None = None, seed: int = 0, **overrides):
     """Registered network with weights loaded from ``weights`` (a state dict) or seeded init."""
-    from hand_pose_ros.estimation.registry import create_estimator
-
     return seeded_network_with_weights(
         lambda: create_estimator(model_name, **overrides), model_name, weights, seed,
         load=lambda model, state: model.load_state_dict(state.get("model", state)),
         hint="hand-teleop train meshnet",
     )  # fmt: skip
-
-
-def seeded_network_with_weights(create, model_name: str, weights, seed: int, load, hint: str):
-    """``create()`` under a fixed torch seed, then ``load(model, state)`` of the state dict at
-    ``weights`` (fp16 entries become fp32); None keeps the seeded init (logged)."""
-    import torch
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = create()
-    if weights is None:
-        log.warning("%s: no weights given, randomly initialised (seed %d)", model_name, seed)
-        return model.eval()
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights not found: {path} ({hint})")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v.float() if getattr(v, "is_floating_point", lambda: False)() else v
-             for k, v in state.items()}  # fmt: skip
-    try:
-        load(model, state)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match {model_name}: {exc}") from exc
-    return model.eval()
 
 
 class MeshEstimator:
@@ -114,21 +84,16 @@ class MeshEstimator:
         self.bone, self.bone_length = bone, bone_length
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         if backend == "torch":
-            from hand_pose_ros.estimation.runtime.backends import TorchRunner
-
             self.runner = TorchRunner(build_network(model_name, weights, **overrides), device)
         else:
             if onnx_path is None:
                 onnx_path = self._export(model_name, weights, cache / "onnx", overrides)
-            from hand_pose_ros.estimation.runtime.backends import exported_runner
-
-            self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt")
+            self.runner = exported_runner(backend, onnx_path, device, threads, cache / "tensorrt",
+                                          OUTPUT_NAMES, config_from_onnx_metadata)  # fmt: skip
         self.cfg = self.runner.cfg
 
     @staticmethod
     def _export(model_name: str, weights, folder: Path, overrides: dict) -> Path:
-        from hand_pose_ros.estimation.runtime.export import cached_export, export_onnx
-
         model = build_network(model_name, weights, **overrides)
         return cached_export(model, folder, model_name,
                              lambda m, path: export_onnx(m, path, dynamic_batch=True))  # fmt: skip

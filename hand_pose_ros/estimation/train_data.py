@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hand_pose_ros.estimation.runtime.prepost import IMAGENET_MEAN, IMAGENET_STD
+from hand_pose_ros.estimation.prepost import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass

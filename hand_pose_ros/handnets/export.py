@@ -15,11 +15,11 @@ import os
 import uuid
 from pathlib import Path
 
-from hand_pose_ros.estimation.runtime.estimator import default_cache_dir
-from hand_pose_ros.estimation.runtime.export import DEFAULT_OPSET, export_image_model
 from hand_pose_ros.handnets.config import CONVERTER_VERSION, HandNetConfig
 from hand_pose_ros.handnets.licence import write_notice
 from hand_pose_ros.handnets.registry import HandNetSpec, TfliteSource, get_spec, locate_tflite
+from hand_pose_ros.runtime.export import DEFAULT_OPSET, export_image_model
+from hand_pose_ros.runtime.weights import default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_pose_ros.detection.evaluate import box_iou
-from hand_pose_ros.detection.postprocess import to_batch
+from hand_pose_ros.detection.postprocess import box_iou, to_batch
 from hand_pose_ros.estimation.detections import KeypointDetection, place_in_camera
 from hand_pose_ros.handtrack.config import HandTrackConfig
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_pose_ros.detection.evaluate import box_iou
+from hand_pose_ros.detection.postprocess import box_iou
 
 #: Palm keypoint indices that give the hand's direction (wrist -> middle finger base).
 PALM_WRIST, PALM_MIDDLE_MCP = 0, 2

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_pose_ros.detection.postprocess import InputWarp, roi_input
+from hand_pose_ros.crop import crop_intrinsics, estimate_right_canonical, roi_input
+from hand_pose_ros.detection.handedness import HandednessClassifier, crop_side_probability
+from hand_pose_ros.detection.runtime import HandDetector
 from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig, roi_from_box
 from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
-from hand_pose_ros.estimation.evaluate import mirror_crop
+from hand_pose_ros.estimation.mesh_estimator import MeshEstimator, shipped_estimator_weights
 
 #: Mesh estimator crop side / the detected box's longer side. The detector's box is
 #: trained on the hand mesh's box, and the synthetic crops the mesh estimator learned on
@@ -29,17 +31,12 @@ from hand_pose_ros.estimation.evaluate import mirror_crop
 CROP_SCALE = 1.3
 
 
-def crop_intrinsics(K: np.ndarray, warp: InputWarp) -> np.ndarray:
-    """Intrinsics of a crop made by ``p_crop = p_frame * scale + pad``."""
-    return warp.matrix() @ np.asarray(K, np.float64)
-
-
 class DetectorMeshEstimator:
     """Full-frame hands -> :class:`KeypointDetection` list (camera frame, metres).
 
     Args:
         detector: a :class:`~hand_pose_ros.detection.runtime.HandDetector`.
-        mesh: a :class:`~hand_pose_ros.estimation.runtime.estimator.MeshEstimator`.
+        mesh: a :class:`~hand_pose_ros.estimation.mesh_estimator.MeshEstimator`.
         tracker_config: tracking options (max hands, re-detection period).
         crop_scale: crop side / the tracked box's longer side.
         crop_size: crop side given to the mesh estimator, pixels.
@@ -66,8 +63,6 @@ class DetectorMeshEstimator:
         self.hand_side = hand_side
         side = None
         if handedness is not None:
-            from hand_pose_ros.detection.handedness import crop_side_probability
-
             side = crop_side_probability(handedness, crop_scale)
         self.tracker = HandTracker(detector.detect, tracker_config, side_probability=side)
         self.crop_scale, self.crop_size = crop_scale, crop_size
@@ -87,13 +82,8 @@ class DetectorMeshEstimator:
             left = hand.handedness == "left"  # the side seen in the image
             if self.hand_side != "auto":
                 left = (self.hand_side == "left") != self.mirrored_input
-            if left:
-                crop, k_crop = mirror_crop(crop, k_crop)
-            obs = self.mesh.estimate(crop, k_crop)
-            joints, uv = obs.joints_cam.copy(), obs.uv.copy()
-            if left:  # back from the mirrored (right-hand) view
-                joints[:, 0] *= -1.0
-                uv[:, 0] = self.crop_size - 1 - uv[:, 0]
+            obs = estimate_right_canonical(self.mesh.estimate, crop, k_crop, left)
+            joints, uv = obs.joints_cam, obs.uv
             if not np.isfinite(joints).all():
                 continue
             side = "left" if left else "right"
@@ -107,12 +97,6 @@ def shipped_networks(backend: str = "onnx", device: str = "cpu", threads: int = 
                      detector_weights: str | Path = "default"):  # fmt: skip
     """The shipped detector (or ``detector_weights``) and mesh estimator on one backend:
     ``(HandDetector, MeshEstimator)``."""
-    from hand_pose_ros.detection.runtime import HandDetector
-    from hand_pose_ros.estimation.runtime.estimator import (
-        MeshEstimator,
-        shipped_estimator_weights,
-    )
-
     name, weights = shipped_estimator_weights()
     detector = HandDetector(backend=backend, weights=detector_weights, device=device,
                             threads=threads)  # fmt: skip
@@ -133,8 +117,6 @@ def create_detector_mesh_estimator(max_hands: int = 2, backend: str = "onnx",
     tracking = TrackerConfig(max_hands=max_hands, min_tracking_score=detector.score_threshold)
     handedness = None
     if hand_side == "auto":
-        from hand_pose_ros.detection.handedness import HandednessClassifier
-
         handedness = HandednessClassifier("default", backend=backend, device=device, threads=1)
     return DetectorMeshEstimator(detector, mesh, tracking, mirrored_input=mirrored_input,
                                  handedness=handedness, hand_side=hand_side)  # fmt: skip

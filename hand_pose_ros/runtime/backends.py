@@ -1,5 +1,6 @@
-"""Network runners: (B, 3, S, S) float32 batch -> the network's outputs as numpy
-(mesh estimator: joints, vertices, joint_confidence; detector: boxes, scores, keypoints)."""
+"""Network runners shared by every network: (B, 3, S, S) float32 batch -> the network's
+outputs as numpy (mesh estimator: joints, vertices, joint_confidence; detector: boxes,
+scores, keypoints; ...). Each network passes its own output names and config reader."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_pose_ros.estimation.runtime.export import INPUT_NAME, config_from_onnx_metadata
+from hand_pose_ros.runtime.export import INPUT_NAME
+from hand_pose_ros.runtime.tensorrt_engine import TensorRTRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,8 @@ class OnnxRunner:
     """ONNX Runtime (CPU; CUDA execution provider when asked for and installed)."""
 
     def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None,
-                 read_config=config_from_onnx_metadata):  # fmt: skip
-        """``read_config(metadata_map, source)`` gives the network's config (the detector
+                 *, read_config):  # fmt: skip
+        """``read_config(metadata_map, source)`` gives the network's config (each network
         passes its own)."""
         import onnxruntime as ort
 
@@ -56,21 +58,19 @@ class OnnxRunner:
         return tuple(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}))
 
 
-def exported_runner(backend: str, onnx_path: str | Path, device: str = "cpu",
-                    threads: int | None = None, engine_dir: str | Path | None = None,
-                    output_names: tuple[str, ...] | None = None, read_config=None):  # fmt: skip
+def exported_runner(backend: str, onnx_path: str | Path, device: str, threads: int | None,
+                    engine_dir: str | Path | None, output_names: tuple[str, ...],
+                    read_config) -> OnnxRunner | TensorRTRunner:  # fmt: skip
     """The ``"onnx"`` (ONNX Runtime) or ``"tensorrt"`` (FP16 engine cached in ``engine_dir``)
-    runner of an exported network. ``output_names`` and ``read_config`` default to the mesh
-    estimator's; the torch backend runs the module itself (:class:`TorchRunner`)."""
-    read_config = read_config or config_from_onnx_metadata
+    runner of an exported network with outputs ``output_names`` and config reader
+    ``read_config(metadata_map, source)``; the torch backend runs the module itself
+    (:class:`TorchRunner`)."""
     if backend == "onnx":
         return OnnxRunner(onnx_path, device, threads, read_config=read_config)
     if backend != "tensorrt":
         raise ValueError(f"backend: 'onnx' or 'tensorrt' for an exported network, got {backend!r}")
-    from hand_pose_ros.estimation.runtime.tensorrt_engine import OUTPUT_NAMES, TensorRTRunner
-
     if engine_dir is None:
         raise ValueError("engine_dir: the TensorRT engine cache folder is required")
-    return TensorRTRunner(onnx_path, engine_dir, output_names=output_names or OUTPUT_NAMES,
+    return TensorRTRunner(onnx_path, engine_dir, output_names=output_names,
                           read_config=read_config)  # fmt: skip
 

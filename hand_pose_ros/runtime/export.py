@@ -1,10 +1,10 @@
-"""ONNX export of an estimator network and the model hash that names caches.
+"""ONNX export of a square-image network, the model hash that names caches, and the
+config stored in the export's metadata (shared by every network: mesh estimator, detector,
+handedness, converted hand networks).
 
-The graph maps ``image`` (B, 3, S, S) float32, ImageNet-normalised, to ``joints``
-(B, J, 3), ``vertices`` (B, V, 3) (lixel units) and ``joint_confidence`` (B, J); see
-:mod:`~hand_pose_ros.estimation.runtime.prepost` for the processing around it. The
-estimator config is stored in the ONNX metadata (key ``estimator_config``) so a backend
-can decode outputs from the file alone.
+A network maps ``image`` (B, 3, S, S) float32 to its named outputs; its config is stored
+as JSON in the ONNX metadata under a per-network key, so a backend can decode outputs
+from the file alone.
 """
 
 from __future__ import annotations
@@ -14,13 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from hand_pose_ros.estimation.config import EstimatorConfig
-
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
-OUTPUT_NAMES = ("joints", "vertices", "joint_confidence")
-METADATA_KEY = "estimator_config"
 DEFAULT_OPSET = 17
 
 
@@ -31,23 +27,6 @@ def model_hash(model) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def export_onnx(
-    model, path: str | Path, dynamic_batch: bool = True, opset: int = DEFAULT_OPSET
-) -> Path:
-    """Export ``model`` (an :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet`) to ONNX.
-
-    Args:
-        model: the network (exported in eval mode, on CPU).
-        path: output ``.onnx`` file (parent folders are created).
-        dynamic_batch: batch axis symbolic (``batch``); else fixed at 1.
-        opset: ONNX opset, >= 17.
-
-    Returns:
-        The written path.
-    """
-    return export_image_model(model, path, OUTPUT_NAMES, METADATA_KEY, dynamic_batch, opset)
 
 
 def export_image_model(
@@ -88,15 +67,6 @@ def export_image_model(
         "exported %s (%s batch, opset %d)", path, "dynamic" if dynamic_batch else "fixed", opset
     )
     return path
-
-
-def config_from_onnx_metadata(metadata: dict[str, str], source: str) -> EstimatorConfig:
-    """EstimatorConfig stored by :func:`export_onnx` (``metadata``: the custom metadata map)."""
-    if METADATA_KEY not in metadata:
-        raise ValueError(
-            f"{source}: no '{METADATA_KEY}' metadata; re-export with hand-teleop export"
-        )
-    return EstimatorConfig(**json.loads(metadata[METADATA_KEY]))
 
 
 def metadata_config_reader(key: str, from_dict, what: str):

@@ -22,11 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_pose_ros.estimation.runtime.export import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
-    config_from_onnx_metadata,
-)
+from hand_pose_ros.runtime.export import INPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +100,13 @@ def build_engine(
 class TensorRTRunner:
     """Runs a cached engine: (B, 3, S, S) float32 numpy -> the outputs as numpy.
 
-    ``output_names`` and ``read_config`` (ONNX metadata map, source -> config) default to
-    the mesh estimator's; the detector passes its own.
+    ``output_names`` and ``read_config`` (ONNX metadata map, source -> config) are the
+    network's own.
     """
 
-    def __init__(self, onnx_path: str | Path, cache_dir: str | Path, fp16: bool = True,
-                 max_batch: int = 8, output_names: tuple[str, ...] = OUTPUT_NAMES,
-                 read_config=config_from_onnx_metadata) -> None:  # fmt: skip
+    def __init__(self, onnx_path: str | Path, cache_dir: str | Path, *,
+                 output_names: tuple[str, ...], read_config, fp16: bool = True,
+                 max_batch: int = 8) -> None:  # fmt: skip
         import onnx
         import torch
 
