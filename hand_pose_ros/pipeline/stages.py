@@ -20,15 +20,6 @@ from hand_ik.ik.post_opt import PostOptConfig
 from hand_ik.plausibility import PlausibilityConfig, check_fit_error, check_hand_keypoints
 from hand_pose_ros.pipeline.defaults import DEFAULT_HAND_MODEL, DEFAULT_ROBOT
 
-#: Pull toward the previous frame's DoF (per radian) while a hand is tracked; PostOptConfig
-#: leaves it off for single frames.
-TRACKING_TEMPORAL_WEIGHT = 2.0
-
-
-def _tracking_post_opt() -> PostOptConfig:
-    """PostOptConfig's defaults with the temporal pull of a tracked stream."""
-    return PostOptConfig(temporal_weight=TRACKING_TEMPORAL_WEIGHT)
-
 
 @dataclass
 class IKStageConfig:
@@ -40,7 +31,7 @@ class IKStageConfig:
     """IK net weights file, 'default', or 'none' (post-optimization alone, from a flat hand)."""
     post_opt_enabled: bool = True
     """Run the post-optimization (``post_opt``) after the IK net."""
-    post_opt: PostOptConfig = field(default_factory=_tracking_post_opt)
+    post_opt: PostOptConfig = field(default_factory=PostOptConfig)
     """Post-optimization steps and term weights (hand_ik/ik/post_opt.py)."""
     operator_profile: str = ""
     """Operator profile YAML (hand-teleop calibrate); empty: estimate the shape per frame."""
