@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+import traceback
+from pathlib import Path
 
 from hand_pose_ros import __version__
+
+#: Package folders whose ValueError / FileNotFoundError are deliberate user-input checks
+#: (found without importing them: ``hand_ik`` pulls in torch).
+FIRST_PARTY_ROOTS: tuple[Path, ...] = tuple(
+    Path(p).resolve() for name in ("hand_pose_ros", "hand_ik")
+    for p in importlib.util.find_spec(name).submodule_search_locations)  # fmt: skip
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -53,9 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as exc:
-        # User errors (bad path, bad value): one clear line, no traceback.
-        print(f"hand-teleop {args.command}: error: {exc}", file=sys.stderr)
+        if args.verbose or not is_user_error(exc):
+            raise  # -v, or a bug: the whole traceback
+        # A bad path or value, refused by our own checks: one clear line.
+        print(f"hand-teleop {args.command}: error: {exc} (-v: traceback)", file=sys.stderr)
         return 2
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of our deliberate refusals of user input, not a bug.
+
+    Our checks raise ``ValueError`` / ``FileNotFoundError`` from our own packages
+    (``hand_pose_ros``, ``hand_ik``) with a message naming the fix. The same exception
+    types raised inside numpy, torch or the standard library mean our code passed them
+    something wrong: an internal error, shown with its traceback.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return True
+    innermost = Path(frames[-1].filename).resolve()
+    return any(root in innermost.parents for root in FIRST_PARTY_ROOTS)
 
 
 if __name__ == "__main__":

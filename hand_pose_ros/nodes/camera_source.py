@@ -9,6 +9,7 @@ from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS
 from hand_pose_ros.nodes.spin import spin_node
+from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 from hand_pose_ros.pipeline.video_source import VideoSource
 
 
@@ -22,7 +23,7 @@ class CameraSource(Node):
         super().__init__("camera_source", **kwargs)
         self.declare_parameter("source", "webcam:0")
         self.declare_parameter("fps", 0.0)
-        self.declare_parameter("hfov_deg", 65.0)
+        self.declare_parameter("hfov_deg", DEFAULT_HFOV_DEG)
         self.declare_parameter("loop", False)
         self.declare_parameter("frame_id", "camera_optical_frame")
         self.declare_parameter("max_frames", 0)
