@@ -41,7 +41,7 @@ export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 stamp_dir="$venv/.hand_pose_ros"
 mkdir -p "$stamp_dir"
 
-# >>> synth: Debian EGL/Mesa libraries for headless OpenGL (hand_pose_ros.synth renderer) >>>
+# >>> synth: Debian EGL/Mesa libraries for headless OpenGL (hand_pose_ros.research.synth renderer) >>>
 # moderngl renders offscreen through EGL on Mesa's llvmpipe (CPU). Install the libraries
 # only when missing (dpkg check); as root (CI) with apt-get, otherwise print what to install.
 if command -v dpkg >/dev/null 2>&1; then

@@ -53,9 +53,9 @@ def _render_synth(tmp_path_factory, folder: str, count: int, seed: int, shard_si
     """A synthetic dataset (``SynthConfig(**config)``; ``source``: a hand source object)
     rendered into a fresh temp folder; skips without headless OpenGL."""
     pytest.importorskip("moderngl")
-    from hand_pose_ros.synth.dataset import generate_dataset
-    from hand_pose_ros.synth.generator import SynthConfig
-    from hand_pose_ros.synth.gl_renderer import create_egl_context
+    from hand_pose_ros.research.synth.dataset import generate_dataset
+    from hand_pose_ros.research.synth.generator import SynthConfig
+    from hand_pose_ros.research.synth.gl_renderer import create_egl_context
 
     try:
         create_egl_context().release()
@@ -71,7 +71,7 @@ def _render_synth(tmp_path_factory, folder: str, count: int, seed: int, shard_si
 @pytest.fixture(scope="session")
 def detection_frames_dir(tmp_path_factory):
     """A tiny synthetic frames set (procedural stand-in hand, 160 x 120, no masks)."""
-    from hand_pose_ros.synth.hand_source import StandinHandSource
+    from hand_pose_ros.research.synth.hand_source import StandinHandSource
 
     return _render_synth(tmp_path_factory, "det", 12, 0, 6, source=StandinHandSource(),
                          kind="frames", num_skin_textures=2, texture_size=128,

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from hand_pose_ros.cli.bench_soak import SOAK_NODES, _rows, rss_mb, rss_slope_mb_per_h
+from hand_pose_ros.benchmarks.soak import SOAK_NODES, _rows, rss_mb, rss_slope_mb_per_h
 
 
 def test_rss_of_this_process_and_of_an_ended_one():
@@ -60,4 +60,4 @@ def test_soak_graph_names_real_node_modules():
 def test_soak_is_a_registered_bench():
     from hand_pose_ros.cli.bench import BENCHMARKS
 
-    assert BENCHMARKS["soak"] == "hand_pose_ros.cli.bench_soak"
+    assert BENCHMARKS["soak"] == "hand_pose_ros.benchmarks.soak"

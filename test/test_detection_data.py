@@ -8,7 +8,7 @@ import torch
 from conftest import realdata_path
 
 from hand_pose_ros.crop import letterbox, unletterbox_points
-from hand_pose_ros.detection.data import (
+from hand_pose_ros.research.detection.data import (
     DetectorAugment,
     DetectorTrainSet,
     collate_detection,
@@ -137,7 +137,7 @@ def test_augmentation_is_deterministic(frames_dir):
 
 
 def test_no_augment_is_letterbox(frames_dir):
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     raw = SynthDataset(frames_dir).numpy_item(4)
     item = DetectorTrainSet([frames_dir], S, augment=False).numpy_item(4)

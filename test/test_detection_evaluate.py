@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import realdata_path
 
-from hand_pose_ros.detection.data import DetectionEvalItem, open_detection_eval_set
-from hand_pose_ros.detection.evaluate import (
+from hand_pose_ros.research.detection.data import DetectionEvalItem, open_detection_eval_set
+from hand_pose_ros.research.detection.evaluate import (
     Detection,
     average_precision,
     box_iou,
@@ -164,7 +164,7 @@ def test_track_video_counts_ids_gaps_and_extra_hands(tmp_path):
     track (3 ids); ``max_missed=1`` bridges it (2 ids)."""
     import cv2
 
-    from hand_pose_ros.detection.bench import track_video
+    from hand_pose_ros.benchmarks.detector import track_video
 
     path = tmp_path / "grey.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))

@@ -28,7 +28,7 @@ def detector():
 
 
 def _items(frames_dir):
-    from hand_pose_ros.detection.data import open_detection_eval_set
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
 
     return list(open_detection_eval_set(frames_dir))
 
@@ -40,7 +40,7 @@ def test_shipped_detector_finds_hands(detector, open_hand_frames_dir):
     0.42, 0.18, 0.5, 0.4). The floors
     below pin those levels with slack; the tracker's two-hand handedness logic is tested
     with scripted detections (test_detection_tracker.py)."""
-    from hand_pose_ros.detection.evaluate import evaluate_detections
+    from hand_pose_ros.research.detection.evaluate import evaluate_detections
 
     items = _items(open_hand_frames_dir)
     preds = [detector.detect(it.image) for it in items]
@@ -96,10 +96,10 @@ def test_shipped_detector_finds_a_left_and_a_right_hand(detector, two_hand_frame
     hands found in 7 frames, 19 of the 24 hands (run 2: 4 frames, 14 hands). The detector's
     own side class is at chance (docs/detector.md "Handedness"); the shipped handedness
     probe names the side of 14 of the 19 found hands, from one frame each."""
-    from hand_pose_ros.detection.evaluate import match_detections
     from hand_pose_ros.detection.handedness import HandednessClassifier, crop_side_probability
     from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig
     from hand_pose_ros.pipeline.two_stage import CROP_SCALE
+    from hand_pose_ros.research.detection.evaluate import match_detections
 
     frames = _separated_two_side_frames(_items(two_hand_frames_dir))
     assert len(frames) >= 8, len(frames)  # 12 with these seeds; the set must stay two-sided

@@ -15,7 +15,7 @@ from _estimation_helpers import one_torch_thread  # noqa: E402, F401
 
 # --- assignment ---------------------------------------------------------------------------
 def _assign_case(kpa: bool, kp_good_anchor: int):
-    from hand_pose_ros.detection.assign import assign
+    from hand_pose_ros.research.detection.assign import assign
 
     anchors = torch.tensor([[10.0, 10.0], [20.0, 20.0], [30.0, 30.0], [90.0, 90.0]])
     gt_box = torch.tensor([[[0.0, 0.0, 40.0, 40.0]]])
@@ -43,7 +43,7 @@ def test_assignment_uses_boxes_inside_and_kpa_prefers_good_keypoints():
 
 
 def test_centre_sampling_drops_far_anchors_inside_the_box():
-    from hand_pose_ros.detection.assign import assign
+    from hand_pose_ros.research.detection.assign import assign
 
     anchors = torch.tensor([[20.0, 20.0], [36.0, 20.0], [44.0, 20.0]])
     strides = torch.tensor([8.0, 8.0, 8.0])
@@ -57,7 +57,7 @@ def test_centre_sampling_drops_far_anchors_inside_the_box():
 
 
 def test_assignment_without_hands_is_all_background():
-    from hand_pose_ros.detection.assign import assign
+    from hand_pose_ros.research.detection.assign import assign
 
     a = assign(torch.rand(2, 5, 2), torch.rand(2, 5, 4), torch.rand(2, 5, 21, 2),
                torch.rand(5, 2), torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0, 4),
@@ -68,7 +68,7 @@ def test_assignment_without_hands_is_all_background():
 
 
 def test_giou_known_values():
-    from hand_pose_ros.detection.loss import giou
+    from hand_pose_ros.research.detection.loss import giou
 
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
     b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [2.0, 0.0, 3.0, 1.0]])
@@ -90,7 +90,7 @@ def _train_args(data: Path, out: Path, *extra: str) -> argparse.Namespace:
 
 @pytest.mark.parametrize("ablation", [(), ("--no-fla", "--no-kpa", "--no-rle")])
 def test_training_lowers_loss_on_a_fixed_batch(detection_frames_dir, tmp_path, ablation):
-    from hand_pose_ros.detection.train import DetectorTrainer
+    from hand_pose_ros.research.detection.train import DetectorTrainer
 
     torch.manual_seed(0)
     trainer = DetectorTrainer(_train_args(detection_frames_dir, tmp_path / "w.pt", *ablation))
@@ -114,7 +114,7 @@ def test_training_lowers_loss_on_a_fixed_batch(detection_frames_dir, tmp_path, a
 
 def test_checkpoint_resume_export_and_backends(detection_frames_dir, tmp_path):
     from hand_pose_ros.detection.runtime import HandDetector
-    from hand_pose_ros.detection.train import DetectorTrainer, write_weights
+    from hand_pose_ros.research.detection.train import DetectorTrainer, write_weights
 
     args = _train_args(detection_frames_dir, tmp_path / "w.pt", "--no-fla")
     trainer = DetectorTrainer(args)
@@ -217,7 +217,7 @@ def test_export_cli_writes_a_detector(tmp_path, capsys):
 
 
 def _tiny_weights(frames: Path, tmp_path: Path) -> Path:
-    from hand_pose_ros.detection.train import DetectorTrainer, write_weights
+    from hand_pose_ros.research.detection.train import DetectorTrainer, write_weights
 
     args = _train_args(frames, tmp_path / "tiny.pt", "--no-rle")
     trainer = DetectorTrainer(args)
@@ -230,7 +230,7 @@ def test_bench_detector_on_frames_and_video(detection_frames_dir, tmp_path, caps
     import cv2
 
     from hand_pose_ros.cli.main import main
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     weights = _tiny_weights(detection_frames_dir, tmp_path)
     video = tmp_path / "clip.avi"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hand_pose_ros.estimation.losses import (
+from hand_pose_ros.research.estimation.losses import (
     edge_length_loss,
     i2l_loss,
     normal_loss,

@@ -90,7 +90,7 @@ def test_wrong_input_size_raises():
 
 def test_baseline_table1_and_lite_table2_macs():
     """seed 002 Tables 1-2 at 256 px (paper's ptflops rule for transposed convs), within 10%."""
-    from hand_pose_ros.estimation.bench_flops import PAPER_TABLE1, PAPER_TABLE2, count_macs
+    from hand_pose_ros.benchmarks.flops import PAPER_TABLE1, PAPER_TABLE2, count_macs
 
     with torch.device("meta"):  # shapes are all ptflops needs
         baseline = create_estimator("i2l_baseline")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_pose_ros.synth.shards import HAND_FIELDS
+from hand_pose_ros.research.synth.shards import HAND_FIELDS
 
 DATA = Path(__file__).parent / "data"
 WEIGHTS = Path(__file__).resolve().parents[1] / "hand_pose_ros" / "weights"
@@ -53,7 +53,7 @@ def samples():
 @pytest.fixture(scope="module")
 def synth_dir(samples, tmp_path_factory):
     """The fixture samples as a synthetic crops dataset folder (two shards)."""
-    from hand_pose_ros.synth.shards import write_shard
+    from hand_pose_ros.research.synth.shards import write_shard
 
     root = tmp_path_factory.mktemp("meshnet") / "crops"
     root.mkdir()
@@ -113,7 +113,7 @@ def test_targets_decode_back_to_labels(samples):
     through the runtime's postprocess to the labelled 2D keypoints and 3D joints."""
     from hand_pose_ros.estimation import estimator_config
     from hand_pose_ros.estimation.prepost import postprocess
-    from hand_pose_ros.estimation.train_data import make_sample, project
+    from hand_pose_ros.research.estimation.train_data import make_sample, project
 
     cfg = estimator_config("cpu_effb0_w05_128")
     for s in samples:
@@ -146,7 +146,7 @@ def test_targets_decode_back_to_labels(samples):
 def test_training_lowers_loss_and_checkpoint_round_trips(synth_dir, tmp_path):
     import torch
 
-    from hand_pose_ros.estimation.train import Trainer
+    from hand_pose_ros.research.estimation.train import Trainer
 
     args = _args([str(synth_dir)], tmp_path / "w.pt", steps=12, batch_size=6, lr=2e-3,
                  no_augment=True)  # fmt: skip
@@ -179,8 +179,8 @@ def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
     import torch
 
     from hand_pose_ros.estimation import train
-    from hand_pose_ros.estimation.evaluate import open_eval_set
     from hand_pose_ros.estimation.mesh_estimator import build_network
+    from hand_pose_ros.research.estimation.evaluate import open_eval_set
 
     out = tmp_path / "fh.pt"
     args = _args([f"freihand:{freihand_dir}", str(synth_dir)], out, steps=2, batch_size=3,
@@ -215,7 +215,7 @@ def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
 
 
 def test_metrics_on_hand_made_cases():
-    from hand_pose_ros.estimation.evaluate import accuracy_metrics
+    from hand_pose_ros.research.estimation.evaluate import accuracy_metrics
 
     rng = np.random.default_rng(0)
     gt = rng.normal(0.0, 0.04, (2, 21, 3)) + np.array([0.0, 0.0, 0.5])
@@ -248,7 +248,7 @@ def test_oracle_predictor_mirrors_left_hands(synth_dir):
     from hand_pose_ros.estimation import estimator_config
     from hand_pose_ros.estimation import evaluate as ev
     from hand_pose_ros.estimation.prepost import postprocess
-    from hand_pose_ros.estimation.train_data import make_sample
+    from hand_pose_ros.research.estimation.train_data import make_sample
 
     cfg = estimator_config("cpu_effb0_w05_128")
     data = ev.open_eval_set(synth_dir)
@@ -277,7 +277,7 @@ def test_oracle_predictor_mirrors_left_hands(synth_dir):
 def test_real_crops_layout(tmp_path, samples):
     """A handgraph_dev-style folder (cm joints, 4-number crop K) loads in metres; the hand
     side comes from the joints' chirality."""
-    from hand_pose_ros.estimation.evaluate import open_eval_set
+    from hand_pose_ros.research.estimation.evaluate import open_eval_set
 
     (tmp_path / "images").mkdir()
     left = [s for s in samples if int(s["hands"][0]["handedness"]) == 1]
@@ -326,7 +326,7 @@ def test_ik_predictor_refits_exact_joints(left):
 
     from hand_ik import load_hand_model
     from hand_ik.ik.solver import IKSolver
-    from hand_pose_ros.estimation.evaluate import EvalItem, Prediction, ik_predictor
+    from hand_pose_ros.research.estimation.evaluate import EvalItem, Prediction, ik_predictor
 
     torch.set_num_threads(1)
     model = load_hand_model("open")

@@ -15,7 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from hand_pose_ros.cli.bench_soak import start_node_process, stop_node_processes
+from hand_pose_ros.benchmarks.soak import start_node_process, stop_node_processes
 from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_PUB_QOS, RESULT_SUB_QOS
 
 #: The demo graph on the demo's own keypoints (the estimator has its own tests).

@@ -160,7 +160,7 @@ def _args(**kwargs) -> argparse.Namespace:
 
 
 def test_bench_fidelity_rows(tmp_path):
-    assert BENCHMARKS["fidelity"] == "hand_pose_ros.bench_fidelity"
+    assert BENCHMARKS["fidelity"] == "hand_pose_ros.benchmarks.fidelity"
     args = build_parser().parse_args(["bench", "fidelity", "--robot", "shadow", "--json"])
     assert args.robot == "shadow" and args.json
     args = _args(robot="hand_pose_ros_hand", data=tmp_path, poses="flat,fist,pinch_index")

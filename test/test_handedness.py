@@ -17,12 +17,12 @@ from hand_pose_ros.detection.handedness import (  # noqa: E402
     HandednessClassifier,
     HandednessConfig,
 )
-from hand_pose_ros.detection.handedness_train import (  # noqa: E402
+from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig  # noqa: E402
+from hand_pose_ros.research.detection.handedness_train import (  # noqa: E402
     HandednessAugment,
     HandednessTrainSet,
     evaluate_handedness,
 )
-from hand_pose_ros.detection.tracker import HandTracker, TrackerConfig  # noqa: E402
 
 S = 64
 
@@ -48,7 +48,7 @@ def test_flip_mirrors_the_crop_and_swaps_the_label(open_hand_crops_dir):
 
 def test_side_is_the_xor_of_the_factors():
     from hand_pose_ros.detection.handedness_model import left_from_factors
-    from hand_pose_ros.detection.handedness_train import thumb_clockwise
+    from hand_pose_ros.research.detection.handedness_train import thumb_clockwise
 
     p = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.8])
     q = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.3])

@@ -20,9 +20,9 @@ from hand_pose_ros.detection.handedness_probe import (  # noqa: E402
     build_handedness_probe,
     create_handedness_probe,
     default_probe_weights,
-    fit_probe,
 )
-from hand_pose_ros.detection.handedness_train import evaluate_handedness  # noqa: E402
+from hand_pose_ros.research.detection.handedness_probe_fit import fit_probe  # noqa: E402
+from hand_pose_ros.research.detection.handedness_train import evaluate_handedness  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_product_calls_the_real_right_hand_right():
     """The two-stage estimator with ``hand_side="auto"`` (the probe decides the side) on the
     first 40 frames of the real video of a right hand. Measured 2026-12-02: all 40 frames
     say right (the detector's own class said right in 1 % of the video's frames)."""
-    from hand_pose_ros.detection.bench import video_frames
+    from hand_pose_ros.benchmarks.detector import video_frames
     from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
     from hand_pose_ros.pipeline.video_source import default_intrinsics
 

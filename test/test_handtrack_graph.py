@@ -139,8 +139,8 @@ def test_two_hands_of_both_sides(nets, two_hand_frames_dir):
     2026-12-07 on the 12 such 320 x 240 frames (hands 0.5-0.9 m away, ~40 px): both hands
     in 5 frames, 11 of 24 hands, side right for 10 of the 11. Small rendered hands are
     hard for the real-trained palm detector (real crops: 100 % found)."""
-    from hand_pose_ros.detection.data import open_detection_eval_set
     from hand_pose_ros.detection.postprocess import box_iou
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
 
     frames = []
     for it in open_detection_eval_set(two_hand_frames_dir):

@@ -29,7 +29,7 @@ def _args(**kwargs) -> argparse.Namespace:
 
 
 def test_registered_and_parses():
-    assert BENCHMARKS["retarget"] == "hand_pose_ros.bench_retarget"
+    assert BENCHMARKS["retarget"] == "hand_pose_ros.benchmarks.retarget"
     args = build_parser().parse_args(
         ["bench", "retarget", "--robot", "shadow", "--urdf", "x.urdf", "--json"]
     )

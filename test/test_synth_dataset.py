@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from hand_pose_ros.synth.augment import AugmentConfig
+from hand_pose_ros.research.synth.augment import AugmentConfig
 
 
 @pytest.fixture(scope="module")
 def egl():
     pytest.importorskip("moderngl")
-    from hand_pose_ros.synth.gl_renderer import create_egl_context
+    from hand_pose_ros.research.synth.gl_renderer import create_egl_context
 
     try:
         create_egl_context().release()
@@ -23,7 +23,7 @@ def egl():
 
 
 def _config(kind="crops"):
-    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.research.synth.generator import SynthConfig
 
     return SynthConfig(
         kind=kind,
@@ -36,8 +36,8 @@ def _config(kind="crops"):
 
 
 def _generate(out, config, count, seed):
-    from hand_pose_ros.synth.dataset import generate_dataset
-    from hand_pose_ros.synth.hand_source import StandinHandSource
+    from hand_pose_ros.research.synth.dataset import generate_dataset
+    from hand_pose_ros.research.synth.hand_source import StandinHandSource
 
     return generate_dataset(
         out, config, count=count, seed=seed, workers=0, shard_size=4, progress=False,
@@ -57,9 +57,9 @@ def crops_dir(egl, tmp_path_factory):
 def test_loader_round_trip(crops_dir):
     import torch
 
-    from hand_pose_ros.synth.generator import SynthGenerator
-    from hand_pose_ros.synth.hand_source import StandinHandSource
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.generator import SynthGenerator
+    from hand_pose_ros.research.synth.hand_source import StandinHandSource
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(crops_dir, with_masks=True)
     assert len(ds) == 6 and ds.meta["split"] == "train"
@@ -88,7 +88,7 @@ def test_loader_round_trip(crops_dir):
 def test_concatenated_folders_index_in_order(crops_dir, detection_frames_dir):
     """Two folders read as one: item i of the second is item len(first) + i of the whole,
     across shard boundaries; out-of-range indices and a folder of the wrong kind raise."""
-    from hand_pose_ros.synth.shards import ConcatSynthDataset, SynthDataset
+    from hand_pose_ros.research.synth.shards import ConcatSynthDataset, SynthDataset
 
     both = ConcatSynthDataset([crops_dir, crops_dir])
     single = SynthDataset(crops_dir)
@@ -107,7 +107,7 @@ def test_concatenated_folders_index_in_order(crops_dir, detection_frames_dir):
 
 
 def test_resume_skips_finished_shards(crops_dir, tmp_path):
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     out = tmp_path / "copy"
     shutil.copytree(crops_dir, out)
@@ -126,7 +126,7 @@ def test_resume_skips_finished_shards(crops_dir, tmp_path):
 
 
 def test_splits_are_disjoint_by_seed():
-    from hand_pose_ros.synth.dataset import TEST_SEEDS, TRAIN_SEEDS, split_for_seed
+    from hand_pose_ros.research.synth.dataset import TEST_SEEDS, TRAIN_SEEDS, split_for_seed
 
     assert split_for_seed(0) == "train" and split_for_seed(1_000_000) == "test"
     assert set(TRAIN_SEEDS[-3:]).isdisjoint(TEST_SEEDS)
@@ -136,8 +136,8 @@ def test_splits_are_disjoint_by_seed():
 
 
 def test_frames_dataset_and_contact_sheet(egl, tmp_path):
-    from hand_pose_ros.synth.preview import save_contact_sheet
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.preview import save_contact_sheet
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     out = tmp_path / "frames"
     _generate(out, _config("frames"), count=4, seed=1_000_000)
@@ -204,7 +204,7 @@ def test_bench_synth_reports_rates(egl, capsys):
 def test_backgrounds_from_user_folder_and_wheel(tmp_path):
     import cv2
 
-    from hand_pose_ros.synth.backgrounds import BackgroundBank, skimage_data_dir
+    from hand_pose_ros.research.synth.backgrounds import BackgroundBank, skimage_data_dir
 
     folder = tmp_path / "bg"
     (folder / "sub").mkdir(parents=True)

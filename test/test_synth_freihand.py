@@ -34,7 +34,7 @@ def freihand_root(tmp_path):
 def test_freihand_layout_to_sample_format(freihand_root):
     import torch
 
-    from hand_pose_ros.synth.freihand import FreiHANDDataset
+    from hand_pose_ros.research.synth.freihand import FreiHANDDataset
 
     root, xyz, K, mano, verts = freihand_root
     ds = FreiHANDDataset(root, with_masks=True)
@@ -54,13 +54,13 @@ def test_freihand_layout_to_sample_format(freihand_root):
     t = ds[0]
     assert t["image"].shape == (3, 224, 224) and t["image"].dtype == torch.float32
     # Same keys as the synthetic crops loader (plus nothing FreiHAND-only).
-    from hand_pose_ros.synth.shards import HAND_FIELDS
+    from hand_pose_ros.research.synth.shards import HAND_FIELDS
 
     assert set(HAND_FIELDS) | {"image", "K", "index", "mask"} == set(item)
 
 
 def test_freihand_missing_files_fail_clearly(tmp_path):
-    from hand_pose_ros.synth.freihand import FreiHANDDataset
+    from hand_pose_ros.research.synth.freihand import FreiHANDDataset
 
     with pytest.raises(FileNotFoundError, match=r"training_xyz\.json"):
         FreiHANDDataset(tmp_path)

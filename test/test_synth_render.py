@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_pose_ros.synth.augment import AugmentConfig
-from hand_pose_ros.synth.views import View, project
+from hand_pose_ros.research.synth.augment import AugmentConfig
+from hand_pose_ros.research.synth.views import View, project
 
 TIPS = (4, 8, 12, 16, 20)
 
 
 def _egl_or_skip():
     pytest.importorskip("moderngl")
-    from hand_pose_ros.synth.gl_renderer import create_egl_context
+    from hand_pose_ros.research.synth.gl_renderer import create_egl_context
 
     try:
         ctx = create_egl_context()
@@ -24,7 +24,7 @@ def _egl_or_skip():
 
 
 def _clean_config(kind: str = "crops", **kw):
-    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.research.synth.generator import SynthConfig
 
     quiet = AugmentConfig(
         occluder_prob=0,
@@ -41,8 +41,8 @@ def _clean_config(kind: str = "crops", **kw):
 @pytest.fixture(scope="module", params=["open", "standin"])
 def generator(request):
     _egl_or_skip()
-    from hand_pose_ros.synth.generator import SynthGenerator
-    from hand_pose_ros.synth.hand_source import StandinHandSource, create_hand_source
+    from hand_pose_ros.research.synth.generator import SynthGenerator
+    from hand_pose_ros.research.synth.hand_source import StandinHandSource, create_hand_source
 
     try:
         source = StandinHandSource() if request.param == "standin" else create_hand_source("open")
@@ -127,7 +127,7 @@ def test_visibility_flags(generator):
     # Palm to the camera, no pose: (nearly) every keypoint is visible.
     view = View(0.0, 0.0, 0.0)
     hand = generator.place(0, view, np.array([0.0, 0.0, 0.6]), left=False)
-    from hand_pose_ros.synth.scene import keypoint_visibility
+    from hand_pose_ros.research.synth.scene import keypoint_visibility
 
     K = np.array([[400.0, 0, 127.5], [0, 400.0, 127.5], [0, 0, 1]])
     out = generator.renderer.render(generator._draw_items(np.random.default_rng(0), [hand]), K)
@@ -143,7 +143,7 @@ def test_visibility_flags(generator):
 
 
 def test_deterministic_by_seed_and_order(generator):
-    from hand_pose_ros.synth.generator import SynthGenerator
+    from hand_pose_ros.research.synth.generator import SynthGenerator
 
     a = generator.sample(7)
     generator.sample(3)  # order does not matter: each sample has its own stream
@@ -181,8 +181,8 @@ def test_left_hand_mirrors_right(generator):
 
 def test_frames_have_zero_to_two_hands():
     _egl_or_skip()
-    from hand_pose_ros.synth.generator import SynthGenerator
-    from hand_pose_ros.synth.hand_source import StandinHandSource
+    from hand_pose_ros.research.synth.generator import SynthGenerator
+    from hand_pose_ros.research.synth.hand_source import StandinHandSource
 
     gen = SynthGenerator(
         _clean_config("frames", frame_size=(320, 240)), seed=5, hand_source=StandinHandSource()

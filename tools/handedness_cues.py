@@ -37,8 +37,8 @@ def _rate(flags: list[bool]) -> float | None:
 def crop_cues(mesh, spec: str, limit: int) -> dict:
     """Thumb side of the mesh estimator's keypoints on raw and mirrored synthetic crops."""
     from hand_pose_ros.crop import mirror_crop
-    from hand_pose_ros.detection.handedness_train import thumb_clockwise
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.detection.handedness_train import thumb_clockwise
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     data = SynthDataset(spec)
     hits: dict[str, list[bool]] = {f"{v}_{s}": [] for v in ("raw", "mirrored")
@@ -59,11 +59,11 @@ def crop_cues(mesh, spec: str, limit: int) -> dict:
 def frame_cues(detector, mesh, spec: str, limit: int) -> dict:
     """Thumb-side and side rules on the detector's matched hands in synthetic frames."""
     from hand_pose_ros.crop import crop_intrinsics, roi_input
-    from hand_pose_ros.detection.data import open_detection_eval_set
-    from hand_pose_ros.detection.evaluate import match_detections
-    from hand_pose_ros.detection.handedness_train import thumb_clockwise
     from hand_pose_ros.detection.tracker import roi_from_box
     from hand_pose_ros.pipeline.two_stage import CROP_SCALE
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
+    from hand_pose_ros.research.detection.evaluate import match_detections
+    from hand_pose_ros.research.detection.handedness_train import thumb_clockwise
 
     data = open_detection_eval_set(spec)
     k_frame = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])  # uv only: any K

@@ -18,7 +18,7 @@ import argparse
 import cv2
 import numpy as np
 
-from hand_pose_ros.detection.bench import video_frames
+from hand_pose_ros.benchmarks.detector import video_frames
 from hand_pose_ros.pipeline.video_source import default_intrinsics
 from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
 

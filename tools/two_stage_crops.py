@@ -34,9 +34,9 @@ CROPS: dict[str, tuple[str, float]] = {
 def crop_errors(detector, mesh, spec: str, limit: int | None, crop_size: int = 256) -> dict:
     """One row per crop way on the matched hands of a labelled frames / crops set."""
     from hand_pose_ros.crop import roi_input
-    from hand_pose_ros.detection.data import open_detection_eval_set
-    from hand_pose_ros.detection.evaluate import match_detections
     from hand_pose_ros.detection.tracker import roi_from_box, roi_from_keypoints
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
+    from hand_pose_ros.research.detection.evaluate import match_detections
 
     data = open_detection_eval_set(spec)
     k_crop = np.array([[500.0, 0, crop_size / 2], [0, 500.0, crop_size / 2], [0, 0, 1]])

@@ -24,7 +24,7 @@ def main() -> None:
 
     import torch
 
-    from hand_pose_ros.detection.bench import video_frames
+    from hand_pose_ros.benchmarks.detector import video_frames
     from hand_pose_ros.pipeline.estimators import create_estimator
     from hand_pose_ros.pipeline.video_source import default_intrinsics
 

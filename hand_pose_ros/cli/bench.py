@@ -15,15 +15,15 @@ from hand_pose_ros.cli._registry import add_registry_parsers
 
 #: Benchmark name -> module implementing it.
 BENCHMARKS: dict[str, str] = {}
-BENCHMARKS["retarget"] = "hand_pose_ros.bench_retarget"
-BENCHMARKS["fidelity"] = "hand_pose_ros.bench_fidelity"
-BENCHMARKS["flops"] = "hand_pose_ros.estimation.bench_flops"
-BENCHMARKS["estimator"] = "hand_pose_ros.estimation.bench_estimator"
-BENCHMARKS["ik"] = "hand_pose_ros.cli.bench_ik"
-BENCHMARKS["pipeline"] = "hand_pose_ros.cli.bench_pipeline"
-BENCHMARKS["synth"] = "hand_pose_ros.synth.bench_synth"
-BENCHMARKS["detector"] = "hand_pose_ros.detection.bench"
-BENCHMARKS["soak"] = "hand_pose_ros.cli.bench_soak"
+BENCHMARKS["retarget"] = "hand_pose_ros.benchmarks.retarget"
+BENCHMARKS["fidelity"] = "hand_pose_ros.benchmarks.fidelity"
+BENCHMARKS["flops"] = "hand_pose_ros.benchmarks.flops"
+BENCHMARKS["estimator"] = "hand_pose_ros.benchmarks.estimator"
+BENCHMARKS["ik"] = "hand_pose_ros.benchmarks.ik"
+BENCHMARKS["pipeline"] = "hand_pose_ros.benchmarks.pipeline"
+BENCHMARKS["synth"] = "hand_pose_ros.benchmarks.synth"
+BENCHMARKS["detector"] = "hand_pose_ros.benchmarks.detector"
+BENCHMARKS["soak"] = "hand_pose_ros.benchmarks.soak"
 
 
 def _json_flag(sub: argparse.ArgumentParser) -> None:

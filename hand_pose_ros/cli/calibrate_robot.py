@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hand_pose_ros.bench_retarget import DEFAULT_ROBOTS, robot_names_and_urdf
+from hand_pose_ros.benchmarks.retarget import DEFAULT_ROBOTS, robot_names_and_urdf
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[tuple[str, torch.Tensor]] = []
     if args.bio is not None:
         bio = torch.tensor([args.bio], dtype=torch.float64)
-        rows.append(("bio", _bio_to_pose(model, bio)[0]))
+        rows.append(("bio", hand_ik.bio_to_pose(bio, model=model)[0]))
     if args.pose is not None:
         rows.append(("pose", torch.tensor(args.pose, dtype=torch.float64)))
     for name in args.preset or ([] if rows else ["rest"]):
@@ -93,22 +93,3 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"could not write {args.out}")
     LOG.info("wrote %s (%d x %d)", args.out, image.shape[1], image.shape[0])
     return 0
-
-
-def _bio_to_pose(model, bio):
-    """23 DoF -> 45-DoF pose with the 23-DoF kinematics (``hand_ik.bio_to_pose``)."""
-    import hand_ik
-
-    bio_to_pose = getattr(hand_ik, "bio_to_pose", None)
-    if bio_to_pose is not None:
-        return bio_to_pose(bio, model=model)
-    try:
-        from hand_ik.biomech import bio_kinematics_for
-    except ImportError:
-        bio_kinematics_for = None
-    if bio_kinematics_for is None:
-        raise ValueError(
-            "--bio needs the 23-DoF kinematics (hand_ik.bio_to_pose), which this install "
-            "does not provide yet; use --pose or --preset"
-        )
-    return bio_kinematics_for(model).bio_to_pose(bio)

@@ -53,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_pose_ros.synth.dataset import generate_dataset
-    from hand_pose_ros.synth.generator import SynthConfig
+    from hand_pose_ros.research.synth.dataset import generate_dataset
+    from hand_pose_ros.research.synth.generator import SynthConfig
 
     data: dict = {}
     if args.config is not None:
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if args.preview is not None:
-        from hand_pose_ros.synth.preview import save_contact_sheet
-        from hand_pose_ros.synth.shards import SynthDataset
+        from hand_pose_ros.research.synth.preview import save_contact_sheet
+        from hand_pose_ros.research.synth.shards import SynthDataset
 
         save_contact_sheet(SynthDataset(args.out), args.preview, count=args.preview_count)
         stats["preview"] = str(args.preview)

@@ -13,10 +13,10 @@ from hand_pose_ros.cli._registry import add_registry_parsers
 #: Trainer name -> module implementing it.
 TRAINERS: dict[str, str] = {
     "ik": "hand_pose_ros.cli.train_ik",
-    "meshnet": "hand_pose_ros.estimation.train",
-    "detector": "hand_pose_ros.detection.train",
-    "handedness": "hand_pose_ros.detection.handedness_train",
-    "handedness-probe": "hand_pose_ros.detection.handedness_probe",
+    "meshnet": "hand_pose_ros.research.estimation.train",
+    "detector": "hand_pose_ros.research.detection.train",
+    "handedness": "hand_pose_ros.research.detection.handedness_train",
+    "handedness-probe": "hand_pose_ros.research.detection.handedness_probe_fit",
 }
 
 

@@ -35,6 +35,12 @@ import numpy as np
 
 from hand_pose_ros.crop import roi_input
 from hand_pose_ros.detection.config import config_from_dict
+from hand_pose_ros.detection.handedness_probe import (
+    PROBE_FORMAT,
+    HandednessProbeConfig,
+    build_handedness_probe,
+    default_probe_weights,
+)
 from hand_pose_ros.detection.postprocess import to_batch
 from hand_pose_ros.detection.tracker import roi_from_box
 from hand_pose_ros.runtime.backends import TorchRunner, exported_runner
@@ -83,8 +89,6 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
     """The classifier of the manifest beside ``weights`` (else the default config) with
     those weights, or a seeded random init when ``weights`` is None. A probe manifest
     (``hand-teleop train handedness-probe``) gives the probe."""
-    from hand_pose_ros.detection.handedness_probe import PROBE_FORMAT, build_handedness_probe
-
     cfg = HandednessConfig()
     if weights is not None and Path(weights).with_suffix(".json").is_file():
         manifest = json.loads(Path(weights).with_suffix(".json").read_text())
@@ -101,8 +105,6 @@ def build_handedness_network(weights: str | Path | None, seed: int = 0):
 def handedness_config_from_dict(data: dict):
     """A :class:`HandednessConfig`, or a probe's config (it names an ``estimator``)."""
     if "estimator" in data:
-        from hand_pose_ros.detection.handedness_probe import HandednessProbeConfig
-
         return HandednessProbeConfig.from_dict(data)
     return HandednessConfig.from_dict(data)
 
@@ -129,8 +131,6 @@ class HandednessClassifier:
         if backend not in BACKENDS:
             raise ValueError(f"backend: one of {BACKENDS}, got {backend!r}")
         if weights == "default":
-            from hand_pose_ros.detection.handedness_probe import default_probe_weights
-
             weights = default_probe_weights()
         model = build_handedness_network(weights)
         if backend == "torch":

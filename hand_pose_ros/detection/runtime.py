@@ -148,7 +148,7 @@ class HandDetector:
 
     def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> list:
         """Hands in an RGB frame (or in the square ``roi``, xyxy frame pixels), best first,
-        as :class:`~hand_pose_ros.detection.evaluate.Detection` in frame pixels."""
+        as :class:`~hand_pose_ros.detection.postprocess.Detection` in frame pixels."""
 
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

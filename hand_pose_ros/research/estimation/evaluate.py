@@ -93,7 +93,7 @@ def open_eval_set(spec: str | Path) -> EvalSet:
     """Evaluation set from a spec (see the module docstring)."""
     spec = str(spec)
     if spec.startswith("freihand:"):
-        from hand_pose_ros.synth.freihand import FreiHANDDataset
+        from hand_pose_ros.research.synth.freihand import FreiHANDDataset
 
         root = Path(spec.split(":", 1)[1])
         split = "evaluation" if (root / "evaluation_xyz.json").exists() else "training"
@@ -118,7 +118,7 @@ def open_eval_set(spec: str | Path) -> EvalSet:
             return EvalItem(np.ascontiguousarray(img[..., ::-1]), K, joints[i], None, left)
 
         return EvalSet(root.name, "real_crops", len(joints), get)
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(root)
     return EvalSet(root.name, f"synth_{ds.meta.get('split', '?')}", len(ds),
@@ -171,7 +171,7 @@ def network_estimate(model) -> Callable:
 def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
     """Seed 002 Table 5's last row: the estimator's joints (and mesh) through the IK net and
     the post-optimization; the prediction becomes the fitted hand model's joints and mesh."""
-    from hand_pose_ros.estimation.train_data import project
+    from hand_pose_ros.research.estimation.train_data import project
 
     def predict_ik(item: EvalItem) -> Prediction | None:
         pred = predict(item)
@@ -245,7 +245,7 @@ def accuracy_metrics(pred_j: np.ndarray, gt_j: np.ndarray, pred_uv: np.ndarray,
 def evaluate(predict: Callable[[EvalItem], Prediction | None], data: EvalSet,
              limit: int | None = None) -> dict:  # fmt: skip
     """Run ``predict`` on (the first ``limit``) items of ``data``; metrics + timing."""
-    from hand_pose_ros.estimation.train_data import project
+    from hand_pose_ros.research.estimation.train_data import project
 
     n = len(data) if limit is None else min(limit, len(data))
     pj, gj, pu, gu, size, pv, gv, times = [], [], [], [], [], [], [], []
@@ -293,7 +293,7 @@ def prediction_sheet(data: EvalSet, predictors: dict[str, Callable],
         (H, W, 3) uint8 RGB image.
     """
     from hand_ik import metrics as m
-    from hand_pose_ros.estimation.train_data import project
+    from hand_pose_ros.research.estimation.train_data import project
     from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
 
     picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)

@@ -198,7 +198,8 @@ class SynthDataset:
     uint8 when stored and ``with_masks``.
 
     Args:
-        root: dataset folder written by :func:`hand_pose_ros.synth.dataset.generate_dataset`.
+        root: dataset folder written by
+            :func:`hand_pose_ros.research.synth.dataset.generate_dataset`.
         with_masks: also decode the masks.
     """
 

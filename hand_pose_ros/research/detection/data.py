@@ -15,7 +15,7 @@ workers keep their copy, so do not use it with epoch-dependent augmentation).
 Evaluation (:func:`open_detection_eval_set`): full frames with per-hand boxes,
 classes and 2D keypoints, from a synthetic folder (amodal mesh boxes) or a
 ``handgraph_dev``-style folder of real 256 x 256 crops (one hand each, box = tight box
-of the 21 projected joints; see :mod:`hand_pose_ros.estimation.evaluate`).
+of the 21 projected joints; see :mod:`hand_pose_ros.research.estimation.evaluate`).
 
 Pixel convention: centres at integers. :func:`letterbox` maps a frame point ``p`` to
 ``p * scale + pad`` exactly for that convention (the half-pixel term of the resize is
@@ -267,7 +267,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         seed: int = 0,
         aug: DetectorAugment | None = None,
     ) -> None:
-        from hand_pose_ros.synth.shards import ConcatSynthDataset
+        from hand_pose_ros.research.synth.shards import ConcatSynthDataset
 
         self.source = ConcatSynthDataset(roots)
         self.input_size = int(input_size)
@@ -397,8 +397,8 @@ def _synth_eval_item(item: dict) -> DetectionEvalItem:
 
 
 def _crop_eval_item(item) -> DetectionEvalItem:
-    """A one-hand crop (:class:`hand_pose_ros.estimation.evaluate.EvalItem`) as a frame."""
-    from hand_pose_ros.estimation.train_data import project
+    """A one-hand crop (:class:`hand_pose_ros.research.estimation.evaluate.EvalItem`) as a frame."""
+    from hand_pose_ros.research.estimation.train_data import project
 
     kp = project(item.joints_cam, item.K)[None]
     return DetectionEvalItem(item.image, keypoint_boxes(kp), np.array([int(item.left)], np.int64),
@@ -412,7 +412,7 @@ def open_detection_eval_set(spec: str | Path) -> DetectionEvalSet:
     - a synthetic dataset folder (frames: 0-2 hands; crops: one): mesh boxes
       (``box_source = "mesh"``), classes from ``handedness``;
     - a ``handgraph_dev``-style folder (``labels.npz``) or ``freihand:PATH``: one hand
-      per crop, read with :func:`hand_pose_ros.estimation.evaluate.open_eval_set`;
+      per crop, read with :func:`hand_pose_ros.research.estimation.evaluate.open_eval_set`;
       keypoints = projection of the joints with the crop K, class from the set's
       chirality (left = 1), box = tight box of the 21 keypoints
       (``box_source = "keypoints"``).
@@ -420,12 +420,12 @@ def open_detection_eval_set(spec: str | Path) -> DetectionEvalSet:
     spec = str(spec)
     root = Path(spec)
     if spec.startswith("freihand:") or (root / "labels.npz").is_file():
-        from hand_pose_ros.estimation.evaluate import open_eval_set
+        from hand_pose_ros.research.estimation.evaluate import open_eval_set
 
         crops = open_eval_set(spec)
         return DetectionEvalSet(crops.name, crops.kind, len(crops),
                                 lambda i: _crop_eval_item(crops[i]), "keypoints")  # fmt: skip
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(root)
     kind = f"synth_{ds.meta.get('kind', '?')}_{ds.meta.get('split', '?')}"

@@ -1,7 +1,8 @@
 """A procedural stand-in hand: tubes along a 21-keypoint skeleton, with UVs.
 
 Used by tests (and as a fallback while no hand model is installed): it has the
-same interface as the real model wrapper (:class:`hand_pose_ros.synth.hand_source.HandSource`),
+same interface as the real model wrapper
+(:class:`hand_pose_ros.research.synth.hand_source.HandSource`),
 a fixed topology, an open wrist (one boundary loop) and fingertip keypoints
 on the surface (each finger ends in a cap whose apex is the tip keypoint).
 

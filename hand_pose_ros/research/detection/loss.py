@@ -2,7 +2,7 @@
 
 ``total = box_w * (1 - GIoU) + cls_w * BCE + keypoint terms``: box and keypoint terms
 averaged over the positive anchors, the class term (targets: each positive's IoU, see
-:mod:`~hand_pose_ros.detection.assign`) summed over all anchors and divided by the sum
+:mod:`~hand_pose_ros.research.detection.assign`) summed over all anchors and divided by the sum
 of the targets. With ``cfg.handedness_head`` that class term trains the hand logit alone
 and a separate ``handedness_w * BCE`` term, averaged over the positive anchors of hands
 with a known class, trains the left-vs-right logit:
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from hand_pose_ros.detection.assign import OKS_K, assign, box_inter_union
-from hand_pose_ros.training.loop import LossTerms
+from hand_pose_ros.research.detection.assign import OKS_K, assign, box_inter_union
+from hand_pose_ros.research.training.loop import LossTerms
 
 
 @dataclass

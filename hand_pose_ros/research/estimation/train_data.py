@@ -190,10 +190,10 @@ def open_dataset(spec: str):
     from pathlib import Path
 
     if spec.startswith("freihand:"):
-        from hand_pose_ros.synth.freihand import FreiHANDDataset
+        from hand_pose_ros.research.synth.freihand import FreiHANDDataset
 
         return FreiHANDDataset(spec.split(":", 1)[1])
-    from hand_pose_ros.synth.shards import SynthDataset
+    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(Path(spec))
     if ds.meta.get("kind") != "crops":

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from hand_ik.retarget.fidelity import evaluate_presets
-from hand_pose_ros.bench_retarget import add_robot_arguments, robot_names_and_urdf
-from hand_pose_ros.bench_utils import machine_info
+from hand_pose_ros.benchmarks.retarget import add_robot_arguments, robot_names_and_urdf
+from hand_pose_ros.benchmarks.utils import machine_info
 
 #: Fractions of GRAB frames taken as "open" and "closed".
 GRAB_TAIL = 0.02

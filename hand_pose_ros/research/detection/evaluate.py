@@ -7,7 +7,7 @@ Metrics of :func:`evaluate_detections` (all in frame pixels):
 - ``detection_rate``: share of GT hands matched (IoU >= 0.5) by a detection;
 - ``handedness_acc``: over matched GT hands with a known class, the share whose
   detection has the same class (right 0 / left 1);
-- ``pck_T`` for T in :data:`hand_pose_ros.estimation.evaluate.PCK_THRESHOLDS`: 2D PCK,
+- ``pck_T`` for T in :data:`hand_pose_ros.research.estimation.evaluate.PCK_THRESHOLDS`: 2D PCK,
   keypoint error / max(GT box width, height) <= T, over all labelled keypoints of ALL
   GT hands; keypoints of unmatched GT hands count as wrong (strict: PCK includes the
   misses of the detector); ``pck_matched_0.10`` is the same over matched hands only;
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from hand_pose_ros.detection.postprocess import Detection, box_iou
-from hand_pose_ros.estimation.evaluate import PCK_THRESHOLDS
+from hand_pose_ros.research.estimation.evaluate import PCK_THRESHOLDS
 
 #: AUC thresholds: fractions of the GT box size.
 AUC_THRESHOLDS = np.linspace(0.0, 0.12, 121)
@@ -125,7 +125,7 @@ def evaluate_detections(items, predictions: list[list[Detection]]) -> dict:
     """Seed 000 detection metrics (see the module docstring) of ``predictions[i]`` on item i.
 
     Args:
-        items: :class:`hand_pose_ros.detection.data.DetectionEvalItem` sequence (an eval
+        items: :class:`hand_pose_ros.research.detection.data.DetectionEvalItem` sequence (an eval
             set), each with ``boxes``, ``classes``, ``keypoints``, ``kp_valid``,
             ``box_source``.
         predictions: per item, its detections (frame pixels), e.g. after NMS.

@@ -7,11 +7,11 @@ horizontal flip that swaps the label (a mirrored right hand is a left hand), and
 detector's colour jitter. Loss: binary cross-entropy of the two handedness factors
 (:class:`~hand_pose_ros.detection.handedness_model.HandednessNet`), whose targets come
 from the labelled side and 2D keypoints (mapped through the same warp). The shared checkpointed
-loop (:mod:`hand_pose_ros.training.loop`) resumes, logs and stops cleanly.
+loop (:mod:`hand_pose_ros.research.training.loop`) resumes, logs and stops cleanly.
 
 Evaluation (:func:`evaluate_handedness`): accuracy on held-out crops; on a
 ``handgraph_dev``-style folder of real crops the label comes from the joints' chirality
-(:func:`hand_pose_ros.detection.data.open_detection_eval_set`).
+(:func:`hand_pose_ros.research.detection.data.open_detection_eval_set`).
 
 Example::
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_pose_ros.training.loop import (
+from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
     LossTerms,
     fp16_state_dict,
@@ -77,7 +77,7 @@ class HandednessTrainSet:
 
     def __init__(self, roots: list[str | Path], input_size: int, augment: bool = True,
                  seed: int = 0, aug: HandednessAugment | None = None) -> None:  # fmt: skip
-        from hand_pose_ros.synth.shards import ConcatSynthDataset
+        from hand_pose_ros.research.synth.shards import ConcatSynthDataset
 
         self.source = ConcatSynthDataset(roots, kind="crops")
         self.input_size = int(input_size)
@@ -94,7 +94,7 @@ class HandednessTrainSet:
         keypoints in crop pixels."""
         import cv2
 
-        from hand_pose_ros.detection.data import DetectorAugment, color_augment
+        from hand_pose_ros.research.detection.data import DetectorAugment, color_augment
 
         item = self.source.numpy_item(i)
         S = self.input_size
@@ -145,7 +145,7 @@ def add_crops_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.training.loop import add_loop_arguments
+    from hand_pose_ros.research.training.loop import add_loop_arguments
 
     add_crops_data_arguments(parser)
     parser.add_argument("--input-size", type=int, default=128,
@@ -162,7 +162,7 @@ class HandednessTrainer(CheckpointedTrainer):
         import torch
 
         from hand_pose_ros.detection.handedness import HandednessConfig, create_handedness_net
-        from hand_pose_ros.synth.shards import synth_data_info
+        from hand_pose_ros.research.synth.shards import synth_data_info
 
         super().__init__(args)
         torch.manual_seed(args.seed)
@@ -195,7 +195,7 @@ class HandednessTrainer(CheckpointedTrainer):
 def labelled_crops(spec: str | Path, limit: int | None = None):
     """(RGB crop, label 1 = left) pairs of a synthetic crops folder or a handgraph_dev-style
     folder (labels from the joints' chirality)."""
-    from hand_pose_ros.detection.data import open_detection_eval_set
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
 
     eval_set = open_detection_eval_set(spec)
     n = len(eval_set) if limit is None else min(limit, len(eval_set))

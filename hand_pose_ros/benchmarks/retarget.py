@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_pose_ros.bench_utils import machine_info, timing_row
+from hand_pose_ros.benchmarks.utils import machine_info, timing_row
 
 _REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = _REPO.parent / "shared" / "realdata" / "grab_dev"

@@ -1,6 +1,6 @@
 """Measure the converted networks against the TFLite reference interpreter (dev tool).
 
-    python -m hand_pose_ros.handnets.measure --images <folder of RGB crops> [--count 20]
+    python -m hand_pose_ros.benchmarks.handnets --images <folder of RGB crops> [--count 20]
 
 Prints one JSON row per network: max abs difference of torch and ONNX Runtime outputs to
 TFLite (``ai-edge-litert``, requirements/dev.txt) over the crops (area-resized to the

@@ -102,7 +102,7 @@ def generate_dataset(
 
     Args:
         out: output folder (created; finished shards are kept and skipped).
-        config: a :class:`hand_pose_ros.synth.generator.SynthConfig`.
+        config: a :class:`hand_pose_ros.research.synth.generator.SynthConfig`.
         count: number of samples. seed: dataset seed (fixes the split).
         workers: worker processes (0 = in this process).
         shard_size: samples per shard.

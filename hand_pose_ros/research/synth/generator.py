@@ -6,7 +6,7 @@ blocks of :data:`POSE_BLOCK` (finger swapping mixes poses within a block) seeded
 by ``(seed, block)``. So a dataset is reproducible whatever the worker count,
 and shards can be generated in any order (resume).
 
-Sample kinds (labels documented in :mod:`hand_pose_ros.synth.shards`):
+Sample kinds (labels documented in :mod:`hand_pose_ros.research.synth.shards`):
 
 - ``crops``: one hand, ``crop_size`` square, rendered directly with the crop's
   intrinsics (a square box around the hand with the margin and jitter of a
@@ -153,7 +153,7 @@ class SynthGenerator:
 
     Args:
         config: what to make.
-        seed: dataset seed (see :mod:`hand_pose_ros.synth.dataset` for the split ranges).
+        seed: dataset seed (see :mod:`hand_pose_ros.research.synth.dataset` for the split ranges).
         backgrounds_dir: optional folder of background photos.
         hand_source: override the configured hand source (tests pass the stand-in).
     """
@@ -389,7 +389,7 @@ class SynthGenerator:
 
         Returns:
             ``{"image": (H, W, 3) uint8, "mask": (H, W) uint8, "K": (3, 3), "hands": [dict]}``
-            with the per-hand labels of :data:`hand_pose_ros.synth.shards.HAND_FIELDS`.
+            with the per-hand labels of :data:`hand_pose_ros.research.synth.shards.HAND_FIELDS`.
         """
         return self._crop(index) if self.config.kind == "crops" else self._frame(index)
 

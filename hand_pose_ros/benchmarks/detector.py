@@ -6,7 +6,7 @@ seed 000 Table 5 ablation is one row per trained variant) and data set:
 - ``--data`` a synthetic frames folder or a ``handgraph_dev``-style crops folder:
   ``detection_rate``, ``ap50``, ``handedness_acc``, ``pck_0.04`` ... ``pck_0.12`` (2D, of the
   hand box side, strict: missed hands count as wrong), ``auc``, ``false_positives_per_image``
-  (:func:`hand_pose_ros.detection.evaluate.evaluate_detections`), ``ms_per_frame_median``
+  (:func:`hand_pose_ros.research.detection.evaluate.evaluate_detections`), ``ms_per_frame_median``
   (detector call on this CPU: letterbox, network, NMS).
 - ``--data video:PATH`` (no labels): the tracker on every frame: ``detection_rate`` (frames
   with a tracked hand), ``full_frame_detection_rate`` (detector alone, every frame),
@@ -83,8 +83,8 @@ def _time_ms(fn) -> tuple[object, float]:
 
 def evaluate_detector(detector, spec: str, limit: int | None = None) -> dict:
     """Metrics of a :class:`~hand_pose_ros.detection.runtime.HandDetector` on a labelled set."""
-    from hand_pose_ros.detection.data import open_detection_eval_set
-    from hand_pose_ros.detection.evaluate import evaluate_detections
+    from hand_pose_ros.research.detection.data import open_detection_eval_set
+    from hand_pose_ros.research.detection.evaluate import evaluate_detections
 
     eval_set = open_detection_eval_set(spec)
     n = len(eval_set) if limit is None else min(limit, len(eval_set))
@@ -243,7 +243,7 @@ def tracker_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
     from hand_pose_ros.detection.runtime import DEFAULT_DETECTOR, HandDetector, manifest_config
 
     torch.set_num_threads(max(1, args.threads))

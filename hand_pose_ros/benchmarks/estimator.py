@@ -7,7 +7,7 @@ speed does not depend on them. A row is keyed by ``name`` + ``backend``.
 
 With ``--data SPEC`` (a synthetic crops folder, ``freihand:PATH`` or a folder in the
 ``handgraph_dev`` layout) the rows are accuracy rows instead
-(:mod:`hand_pose_ros.estimation.evaluate`): one per ``--weights`` file (its model
+(:mod:`hand_pose_ros.research.estimation.evaluate`): one per ``--weights`` file (its model
 from the ``.json`` manifest beside it, else ``--models``), plus MediaPipe Hands on the
 same crops when ``mediapipe`` imports (``--no-mediapipe`` skips it), and our handtrack
 estimator (the real-trained palm + landmark networks on ``--backend``; ``--no-handtrack``
@@ -63,7 +63,7 @@ def speed_row(estimator, repeats: int, warmup: int) -> dict:
 
     import numpy as np
 
-    from hand_pose_ros.bench_utils import time_calls, timing_row
+    from hand_pose_ros.benchmarks.utils import time_calls, timing_row
 
     crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     k = np.array([[400.0, 0.0, 127.5], [0.0, 400.0, 127.5], [0.0, 0.0, 1.0]])
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
     from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
     if args.threads:

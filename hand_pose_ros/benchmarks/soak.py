@@ -94,7 +94,7 @@ def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | N
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
 
     if args.minutes <= 0 or args.sample_s <= 0:
         raise ValueError("--minutes and --sample-s must be positive")

@@ -11,7 +11,7 @@ Reads the public layout (FreiHAND_pub_v2)::
     ROOT/training_verts.json          N x 778 x 3 vertices, metres, camera frame (optional)
 
 Image ``i`` uses the labels of ``i % N``. Items match
-:class:`hand_pose_ros.synth.shards.SynthDataset` crops: ``pose`` is MANO's (not our
+:class:`hand_pose_ros.research.synth.shards.SynthDataset` crops: ``pose`` is MANO's (not our
 open model's) and ``bio`` is NaN (unknown); all keypoints count as visible.
 """
 
@@ -133,6 +133,6 @@ class FreiHANDDataset:
         return out
 
     def __getitem__(self, i: int) -> dict:
-        from hand_pose_ros.synth.shards import item_to_tensors
+        from hand_pose_ros.research.synth.shards import item_to_tensors
 
         return item_to_tensors(self.numpy_item(i))

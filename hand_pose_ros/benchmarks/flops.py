@@ -94,7 +94,7 @@ def count_macs(model, input_size: int, paper_rule: bool = True) -> tuple[int, di
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
     from hand_pose_ros.estimation.registry import (
         create_estimator,
         estimator_config,

@@ -1,9 +1,10 @@
 """``hand-teleop train detector``: train the hand detector on synthetic full frames.
 
-Adam with step decay on the shared checkpointed loop (:mod:`hand_pose_ros.training.loop`:
-resumable, tqdm bar, JSON-lines log, SIGTERM-safe). Loss: :mod:`hand_pose_ros.detection.loss`
-(YOLOv8-pose terms; RLE with a RealNVP flow when the variant has ``rle``). The flow is
-trained with the network and dropped from the shipped weights (inference does not use it).
+Adam with step decay on the shared checkpointed loop
+(:mod:`hand_pose_ros.research.training.loop`: resumable, tqdm bar, JSON-lines log,
+SIGTERM-safe). Loss: :mod:`hand_pose_ros.research.detection.loss` (YOLOv8-pose terms;
+RLE with a RealNVP flow when the variant has ``rle``). The flow is trained with the
+network and dropped from the shipped weights (inference does not use it).
 
 At the end ``OUT`` holds the fp16 inference state dict and ``OUT.json`` its manifest
 (variant, config, training data, steps, metrics on ``--test-data``).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hand_pose_ros.training.loop import (
+from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
     fp16_state_dict,
     print_summary,
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.training.loop import add_loop_arguments
+    from hand_pose_ros.research.training.loop import add_loop_arguments
 
     parser.add_argument("--model", required=True, help="registered detector variant")
     parser.add_argument("--data", action="append", required=True,
@@ -67,9 +68,9 @@ class DetectorTrainer(CheckpointedTrainer):
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
-        from hand_pose_ros.detection.data import DetectorTrainSet, collate_detection
         from hand_pose_ros.detection.model import create_detector
-        from hand_pose_ros.synth.shards import synth_data_info
+        from hand_pose_ros.research.detection.data import DetectorTrainSet, collate_detection
+        from hand_pose_ros.research.synth.shards import synth_data_info
 
         super().__init__(args)
         torch.manual_seed(args.seed)
@@ -84,7 +85,7 @@ class DetectorTrainer(CheckpointedTrainer):
         self.setup_optimizer()
 
     def loss(self, batch: dict):
-        from hand_pose_ros.detection.loss import detection_loss
+        from hand_pose_ros.research.detection.loss import detection_loss
 
         raw = self.model.forward_raw(batch["image"].to(self.device))
         return detection_loss(self.model, raw, batch)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     trainer, last = start_run(args, DetectorTrainer)
     metrics = None
     if args.test_data:
-        from hand_pose_ros.detection.bench import evaluate_model
+        from hand_pose_ros.benchmarks.detector import evaluate_model
 
         trainer.model.eval()
         metrics = {"test_data": args.test_data,

@@ -11,7 +11,7 @@ import argparse
 import os
 import time
 
-from hand_pose_ros.bench_utils import machine_info
+from hand_pose_ros.benchmarks.utils import machine_info
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

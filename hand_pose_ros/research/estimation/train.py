@@ -1,11 +1,12 @@
 """``hand-teleop train meshnet``: train an I2L MeshNet-family estimator (seed 002 recipe).
 
 Adam, lr 1e-4 with step decay (x ``--lr-gamma`` at the ``--lr-milestones`` fractions of
-the run), seed 002 eq. (4) loss in lixel units (:func:`~hand_pose_ros.estimation.losses.i2l_loss`:
-PoseNet joint L1 + MeshNet joint L1 through the hand model's 21-joint regressor + vertex L1 +
-edge + 0.1 normal). CPU-minded: ``torch.set_num_threads``, channels_last, a checkpoint every
-few minutes (``OUT.ckpt``, atomic) that ``--resume`` continues exactly (same batches, same
-augmentation), a tqdm bar with loss and samples/s, a JSON-lines log (``OUT.log.jsonl``).
+the run), seed 002 eq. (4) loss in lixel units
+(:func:`~hand_pose_ros.research.estimation.losses.i2l_loss`: PoseNet joint L1 + MeshNet
+joint L1 through the hand model's 21-joint regressor + vertex L1 + edge + 0.1 normal).
+CPU-minded: ``torch.set_num_threads``, channels_last, a checkpoint every few minutes
+(``OUT.ckpt``, atomic) that ``--resume`` continues exactly (same batches, same augmentation),
+a tqdm bar with loss and samples/s, a JSON-lines log (``OUT.log.jsonl``).
 SIGTERM / Ctrl-C stop the run cleanly after the current step: checkpoint, then weights.
 ``--export`` writes the weights of the last checkpoint without training.
 
@@ -27,7 +28,7 @@ import logging
 
 import numpy as np
 
-from hand_pose_ros.training.loop import (
+from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
     LossTerms,
     fp16_state_dict,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.training.loop import add_loop_arguments
+    from hand_pose_ros.research.training.loop import add_loop_arguments
 
     parser.add_argument("--model", required=True, help="registered estimator variant")
     parser.add_argument("--data", action="append", required=True,
@@ -92,7 +93,11 @@ class Trainer(CheckpointedTrainer):
 
         from hand_ik import load_hand_model
         from hand_pose_ros.estimation.registry import create_estimator
-        from hand_pose_ros.estimation.train_data import LixelTrainSet, TrainAugment, open_dataset
+        from hand_pose_ros.research.estimation.train_data import (
+            LixelTrainSet,
+            TrainAugment,
+            open_dataset,
+        )
 
         super().__init__(args)
         self.hand = load_hand_model(args.hand_model)
@@ -119,7 +124,7 @@ class Trainer(CheckpointedTrainer):
     def loss(self, batch: dict):
         import torch
 
-        from hand_pose_ros.estimation.losses import coord_l1, i2l_loss, regress_joints
+        from hand_pose_ros.research.estimation.losses import coord_l1, i2l_loss, regress_joints
 
         image = batch["image"].to(self.device).contiguous(memory_format=torch.channels_last)
         out = self.model(image)
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     trainer, last = start_run(args, Trainer)
     metrics = None
     if args.test_data:
-        from hand_pose_ros.estimation.evaluate import evaluate_network, open_eval_set
+        from hand_pose_ros.research.estimation.evaluate import evaluate_network, open_eval_set
 
         trainer.model.eval()
         metrics = evaluate_network(trainer.model.to(memory_format=torch.contiguous_format),

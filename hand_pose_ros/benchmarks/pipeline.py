@@ -151,7 +151,7 @@ def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = No
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
 
     torch.set_num_threads(1)
     rows = _stage_rows(args)

@@ -7,7 +7,7 @@ darker tones, low-frequency blotches and redness, flexion creases at the finger
 joints and on the palm, knuckle wrinkles, specular variation (texture alpha),
 modulated by the SSS map, and nails from the mask. Creases and the palm/back
 split use *geometry maps*: rest-pose positions and normals baked into UV space
-(:meth:`hand_pose_ros.synth.gl_renderer.MeshRenderer.bake_uv_maps`), in the
+(:meth:`hand_pose_ros.research.synth.gl_renderer.MeshRenderer.bake_uv_maps`), in the
 ``hand_root`` frame.
 """
 

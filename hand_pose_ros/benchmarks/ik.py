@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     from hand_ik.ik.post_opt import PostOptConfig
     from hand_ik.ik.weights import WEIGHTS_DIR
-    from hand_pose_ros.bench_utils import machine_info
+    from hand_pose_ros.benchmarks.utils import machine_info
 
     # Per-frame IK is small: one thread (two threads on a busy 2-core CPU stall for ~30 ms).
     torch.set_num_threads(1)
