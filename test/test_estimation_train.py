@@ -87,7 +87,7 @@ def freihand_dir(samples, tmp_path_factory):
 
 
 def _args(data: list[str], out: Path, **kw) -> argparse.Namespace:
-    from hand_pose_ros.estimation import train
+    from hand_pose_ros.research.estimation import train
 
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
@@ -178,8 +178,8 @@ def test_training_lowers_loss_and_checkpoint_round_trips(synth_dir, tmp_path):
 def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
     import torch
 
-    from hand_pose_ros.estimation import train
     from hand_pose_ros.estimation.mesh_estimator import build_network
+    from hand_pose_ros.research.estimation import train
     from hand_pose_ros.research.estimation.evaluate import open_eval_set
 
     out = tmp_path / "fh.pt"
@@ -199,7 +199,7 @@ def test_cli_freihand_and_weights_manifest(freihand_dir, synth_dir, tmp_path):
     item = fh[0]
     assert item.image.shape == (224, 224, 3) and not item.left and item.verts_cam is not None
     # `hand-teleop bench estimator --data ... --weights ...`: accuracy rows and a sheet.
-    from hand_pose_ros.estimation import bench_estimator
+    from hand_pose_ros.benchmarks import estimator as bench_estimator
 
     parser = argparse.ArgumentParser()
     bench_estimator.add_arguments(parser)
@@ -246,8 +246,8 @@ def test_oracle_predictor_mirrors_left_hands(synth_dir):
     """Feeding the lixel targets back as the 'network output' scores ~0 on every metric,
     left hands included: the evaluation mirrors in and out consistently."""
     from hand_pose_ros.estimation import estimator_config
-    from hand_pose_ros.estimation import evaluate as ev
     from hand_pose_ros.estimation.prepost import postprocess
+    from hand_pose_ros.research.estimation import evaluate as ev
     from hand_pose_ros.research.estimation.train_data import make_sample
 
     cfg = estimator_config("cpu_effb0_w05_128")
@@ -307,8 +307,8 @@ def test_shipped_weights_predict_fixture(manifest, synth_dir):
     predict joints within the error their manifest states (``fixture_check``)."""
     if manifest is None:
         pytest.skip(f"no trained estimator weights shipped in {WEIGHTS}")
-    from hand_pose_ros.estimation import evaluate as ev
     from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
+    from hand_pose_ros.research.estimation import evaluate as ev
 
     meta = json.loads(manifest.read_text())
     est = MeshEstimator(meta["model"], weights=manifest.with_suffix(".pt"))

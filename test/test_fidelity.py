@@ -28,7 +28,7 @@ from hand_ik.retarget.fidelity import (
     pinch_reach,
     preset_sequence,
 )
-from hand_pose_ros import bench_fidelity
+from hand_pose_ros.benchmarks import fidelity as bench_fidelity
 from hand_pose_ros.cli.bench import BENCHMARKS
 from hand_pose_ros.cli.main import build_parser
 

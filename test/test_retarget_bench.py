@@ -7,7 +7,7 @@ import argparse
 import pytest
 from conftest import realdata_path
 
-from hand_pose_ros import bench_retarget
+from hand_pose_ros.benchmarks import retarget as bench_retarget
 from hand_pose_ros.cli.bench import BENCHMARKS
 from hand_pose_ros.cli.main import build_parser
 

@@ -91,8 +91,8 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     """Accuracy rows on ``args.data``: each weights file, then MediaPipe Hands."""
     import logging
 
-    from hand_pose_ros.estimation import evaluate as ev
     from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
+    from hand_pose_ros.research.estimation import evaluate as ev
 
     data = ev.open_eval_set(args.data)
     rows, predictors, closers, pairs = [], {}, [], []
@@ -146,8 +146,8 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
 
 def handtrack_row(args: argparse.Namespace):
     """(row head, predictor) of the handtrack graph on ``args.backend`` / ``args.device``."""
-    from hand_pose_ros.estimation import evaluate as ev
     from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
+    from hand_pose_ros.research.estimation import evaluate as ev
 
     cfg = HandTrackConfig(max_hands=1, landmark_model=args.landmark_model)
     graph = create_hand_tracker(cfg, backend=args.backend, device=args.device,
@@ -165,7 +165,7 @@ def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[d
 
     from hand_ik import load_hand_model
     from hand_ik.ik.solver import IKSolver
-    from hand_pose_ros.estimation import evaluate as ev
+    from hand_pose_ros.research.estimation import evaluate as ev
 
     torch.set_num_threads(1)  # per-hand solves: one thread is faster on a busy CPU
     solver = IKSolver(load_hand_model("open"))

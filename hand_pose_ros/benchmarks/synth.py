@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> dict:
     import cv2
     import torch
 
-    from .generator import SynthConfig, SynthGenerator
+    from hand_pose_ros.research.synth.generator import SynthConfig, SynthGenerator
 
     torch.set_num_threads(1)
     rows = []

@@ -54,7 +54,8 @@ def create_estimator(name: str, **overrides):
 # --- seed 002 Table 2 ---------------------------------------------------------------------------
 #: seed 002's aggregator "with upsampling": its width and depth are not given in the paper;
 #: two x2 blocks of width 88 up to the input resolution, then a pointwise conv to the 3
-#: channels of the (complete) mesh EfficientNet, reproduce Table 2's GMACs (see bench_flops).
+#: channels of the (complete) mesh EfficientNet, reproduce Table 2's GMACs
+#: (see hand_pose_ros.benchmarks.flops).
 _LITE_AGG = dict(aggregator="upsample", aggregator_upsamples=2, aggregator_channels=88)
 
 
