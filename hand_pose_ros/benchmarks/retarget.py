@@ -25,7 +25,7 @@ import numpy as np
 
 from hand_pose_ros.benchmarks.utils import machine_info, timing_row
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = _REPO.parent / "shared" / "realdata" / "grab_dev"
 DEFAULT_ROBOTS = _REPO.parent / "shared" / "realdata" / "robots"
 FRAME_RATE_HZ = 120.0

@@ -18,7 +18,7 @@ from .standin_hand import posed_keypoints, standin_mesh
 
 logger = logging.getLogger(__name__)
 
-ASSET_DIR = Path(__file__).resolve().parents[2] / "hand_ik" / "assets"
+ASSET_DIR = Path(__file__).resolve().parents[3] / "hand_ik" / "assets"
 
 
 @dataclass
