@@ -9,12 +9,12 @@
 Which nodes start and which parameters the arguments set come from the graph plan
 (hand_pose_ros/graph_plan.py), the same one `hand-teleop run` uses: every graph argument
 here is a flag there with the same meaning. Every node reads config/teleop.yaml (or
-``params:=``); the arguments override single values. robot_state_publisher, the static transforms (tf2_ros) and RViz are optional parts
-of a ROS install: with ``auto`` they start where installed and are left out, with one log
-line, where not. If any process exits while the graph runs (a node failing at start-up,
-RViz closed), the whole launch shuts down: no node is left running on its own.
-The tables below are plain data, so tests and the README check them without ROS' launch
-package.
+``params:=``); the arguments override single values. robot_state_publisher, the static
+transforms (tf2_ros) and RViz are optional parts of a ROS install: with ``auto`` they
+start where installed and are left out, with one log line, where not. If any process
+exits while the graph runs (a node failing at start-up, RViz closed), the whole launch
+shuts down: no node is left running on its own. The tables below are plain data, so
+tests and the README check them without ROS' launch package.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def test_bad_options_are_refused_with_the_option_named(options, message):
 
 
 def test_a_missing_params_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.yaml"):
         plan_graph({"params": str(tmp_path / "nope.yaml")})
 
 
