@@ -107,20 +107,20 @@ class LMConfig:
 class LMResult:
     """Solution and diagnostics of :func:`least_squares`.
 
-    Fields are per problem: scalars (0-d arrays) for one problem, (B,) arrays batched.
+    Fields are per problem: scalars for one problem, (B,) arrays batched.
     """
 
     x: np.ndarray
     """(P,) or (B, P): the best parameters found (the cost never rises)."""
-    cost: np.ndarray
+    cost: float | np.ndarray
     """``0.5 * |r(x)|^2``."""
-    iterations: np.ndarray
+    iterations: int | np.ndarray
     """Trial steps taken."""
-    accepted: np.ndarray
+    accepted: int | np.ndarray
     """Trial steps kept (they did not raise the cost)."""
-    converged: np.ndarray
+    converged: bool | np.ndarray
     """True when a tolerance stopped the problem (not the budget, not a stall)."""
-    reason: np.ndarray
+    reason: str | np.ndarray
     """``cost_tolerance`` / ``step_tolerance`` (converged), ``max_iterations`` /
     ``max_accepted`` (budget spent), ``stalled`` (no step lowers the cost)."""
 
@@ -150,49 +150,82 @@ def least_squares(
     """
     cfg = config or LMConfig()
     single = np.ndim(x0) == 1
-    x = np.array(x0, dtype=float, copy=True).reshape(1, -1) if single else np.array(
-        x0, dtype=float, copy=True)  # fmt: skip
-    bounded = lower is not None or upper is not None
-    if bounded and retract is not None:
-        raise ValueError("box bounds need plain addition (retract=None)")
-    lo = np.broadcast_to(-np.inf if lower is None else lower, x.shape)
-    hi = np.broadcast_to(np.inf if upper is None else upper, x.shape)
-    if bounded:
+    x = np.array(x0, dtype=float, ndmin=2)  # (B, P), a copy
+    bounds = None
+    if lower is not None or upper is not None:
+        if retract is not None:
+            raise ValueError("box bounds need plain addition (retract=None)")
+        lo = np.asarray(-np.inf if lower is None else lower, dtype=float)
+        hi = np.asarray(np.inf if upper is None else upper, dtype=float)
+        bounds = (lo, hi)
         x = np.clip(x, lo, hi)
-
-    def evaluate(at: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        if not single:
-            return residuals(at, jacobian)
-        r, j = residuals(at[0], jacobian)
-        return r[None], None if j is None else j[None]
-
+    evaluate = residuals if not single else _as_batch_of_one(residuals)
     states = [_Problem(cfg) for _ in range(len(x))]
     res, jac = evaluate(x, True)
     for state, r in zip(states, res, strict=True):
         state.cost = 0.5 * float(r @ r)
     active = [i for i, state in enumerate(states) if state.active]
     while active:
-        lam = np.array([state.lam for state in states])
-        step = _damped_step(jac, res, lam, cfg, x if bounded else None, lo, hi)
-        if retract is None:
-            candidate = x + step
-            if bounded:
-                candidate = np.clip(candidate, lo, hi)
-            moved = np.abs(candidate - x).max(axis=1, initial=0.0)
-        else:
-            candidate = retract(x[0], step[0])[None] if single else retract(x, step)
-            moved = np.abs(step).max(axis=1, initial=0.0)
+        step = np.zeros((len(x), jac.shape[2]))
+        for i in active:
+            step[i] = _damped_step(jac[i], res[i], states[i].lam, cfg,
+                                   None if bounds is None else _bounds_of(x, bounds, i))
+        candidate, moved = _candidate(x, step, retract, single, bounds)
         res_c, _ = evaluate(candidate, False)
-        cost_c = 0.5 * np.einsum("br,br->b", res_c, res_c)
-        better = [i for i in active if states[i].update(float(cost_c[i]), float(moved[i]))]
+        better = [i for i in active
+                  if states[i].update(0.5 * float(res_c[i] @ res_c[i]), float(moved[i]))]
         active = [i for i in active if states[i].active]
-        if better:
+        if len(better) == len(x):
+            x = candidate
+            if active:
+                res, jac = evaluate(x, True)
+        elif better:
             x[better] = candidate[better]
             if any(states[i].active for i in better):
                 # Re-linearise where a step was kept (others' x, hence r and J, are unchanged).
                 res_n, jac_n = evaluate(x, True)
                 res[better], jac[better] = res_n[better], jac_n[better]
-    out = LMResult(
+    return _result(x, states, single)
+
+
+def _bounds_of(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], i: int) -> tuple:
+    """Problem i's (x, lower, upper), bounds given per problem (B, P) or shared (P,)."""
+    lo, hi = bounds
+    return x[i], lo if lo.ndim < 2 else lo[i], hi if hi.ndim < 2 else hi[i]
+
+
+def _as_batch_of_one(residuals: ResidualFn) -> ResidualFn:
+    """A one-problem residual function, called with (1, P) and returning batch shapes."""
+
+    def batched(x: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        r, j = residuals(x[0], jacobian)
+        return r[None], None if j is None else j[None]
+
+    return batched
+
+
+def _candidate(
+    x: np.ndarray,
+    step: np.ndarray,
+    retract: RetractFn | None,
+    single: bool,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The trial point (B, P) and how far it moves each problem (largest component)."""
+    if retract is not None:
+        candidate = retract(x[0], step[0])[None] if single else retract(x, step)
+        return candidate, np.abs(step).max(axis=1, initial=0.0)
+    candidate = x + step if bounds is None else np.clip(x + step, *bounds)
+    return candidate, np.abs(candidate - x).max(axis=1, initial=0.0)
+
+
+def _result(x: np.ndarray, states: list[_Problem], single: bool) -> LMResult:
+    if single:
+        state = states[0]
+        return LMResult(x=x[0], cost=state.cost, iterations=state.iterations,
+                        accepted=state.accepted, converged=state.reason in _CONVERGED,
+                        reason=state.reason)  # fmt: skip
+    return LMResult(
         x=x,
         cost=np.array([state.cost for state in states]),
         iterations=np.array([state.iterations for state in states]),
@@ -200,11 +233,6 @@ def least_squares(
         converged=np.array([state.reason in _CONVERGED for state in states]),
         reason=np.array([state.reason for state in states], dtype=object),
     )
-    if single:
-        out.x = out.x[0]
-        for name in ("cost", "iterations", "accepted", "converged", "reason"):
-            setattr(out, name, getattr(out, name)[0])
-    return out
 
 
 class _Problem:
@@ -254,46 +282,51 @@ class _Problem:
         self.reason, self.active = reason, False
 
 
-def _damped_step(jac: np.ndarray, res: np.ndarray, lam: np.ndarray, cfg: LMConfig,
-                 x: np.ndarray | None, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # fmt: skip
-    """(B, S) Levenberg-Marquardt steps, projected at the bounds and capped (see module)."""
-    jt = jac.transpose(0, 2, 1)
-    hess = jt @ jac
-    grad = (jt @ res[..., None])[..., 0]
-    diag = np.einsum("bii->bi", hess)
-    scale = np.maximum(diag, _MIN_SCALE) if cfg.scaling == "marquardt" else np.ones_like(diag)
-    idx = np.arange(hess.shape[1])
-    hess[:, idx, idx] += lam[:, None] * scale
+def _damped_step(
+    jac: np.ndarray,
+    res: np.ndarray,
+    lam: float,
+    cfg: LMConfig,
+    bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> np.ndarray:
+    """One problem's Levenberg-Marquardt step (S,), projected at the bounds and capped.
+
+    Args:
+        jac: (R, S); res: (R,); lam: the damping.
+        bounds: (x, lower, upper), each (S,), or None.
+    """
+    hess = jac.T @ jac
+    grad = jac.T @ res
+    size = len(grad)
+    diagonal = np.einsum("ii->i", hess)  # a writable view
+    if cfg.scaling == "marquardt":
+        diagonal += lam * np.maximum(diagonal, _MIN_SCALE)
+    else:
+        diagonal += lam
     step = -_solve(hess, grad)
-    if x is not None:
+    if bounds is not None:
         # Projected Newton: parameters at a bound that the step pushes outward are held
-        # there and the step is re-solved on the others (a decoupled unit block for the
-        # held ones leaves the others' system exactly as if they were removed).
+        # there and the step is re-solved on the others.
+        x, lo, hi = bounds
         pinned = ((x <= lo) & (step < 0)) | ((x >= hi) & (step > 0))
         if pinned.any():
-            keep = ~pinned
-            masked = hess * (keep[:, :, None] & keep[:, None, :])
-            masked[:, idx, idx] = np.where(pinned, 1.0, masked[:, idx, idx])
-            step = -_solve(masked, np.where(keep, grad, 0.0))
-    largest = np.abs(step).max(axis=1, initial=0.0)
-    over = largest > cfg.max_step
-    if over.any():
-        step[over] *= (cfg.max_step / largest[over])[:, None]
+            free = ~pinned
+            step = np.zeros(size)
+            if free.any():
+                step[free] = -_solve(hess[free][:, free], grad[free])
+    largest = float(np.abs(step).max(initial=0.0))
+    if largest > cfg.max_step:
+        step *= cfg.max_step / largest
     return step
 
 
 def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """(B, S, S) @ x = (B, S): damped normal equations (symmetric positive definite)."""
-    if len(matrix) == 1:
-        # One problem: LAPACK's Cholesky solver directly (numpy's batched solve costs
-        # tens of microseconds of overhead at this size, per iteration, per frame).
-        _, x, info = dposv(matrix[0], rhs[0])
-        if info == 0:
-            return x[None]
-    try:
-        return np.linalg.solve(matrix, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        # Exactly singular even with damping (e.g. a zero scale under identity damping
-        # with lam underflowing): the least-norm solution instead of an exception.
-        return np.stack([np.linalg.lstsq(m, b, rcond=None)[0] for m, b in zip(matrix, rhs,
-                                                                                strict=True)])
+    """``matrix @ x = rhs`` for the damped normal equations (symmetric positive definite)."""
+    # LAPACK's Cholesky solver directly: numpy's solve costs tens of microseconds of
+    # overhead at this size, per iteration, per frame.
+    _, x, info = dposv(matrix, rhs)
+    if info == 0:
+        return x
+    # Not positive definite in floating point (e.g. zero damping on a rank-deficient
+    # Jacobian): the least-norm solution instead of an exception or NaN.
+    return np.linalg.lstsq(matrix, rhs, rcond=None)[0]

@@ -74,8 +74,9 @@ def test_cost_never_increases(start, budget, scaling):
         return r, jac
 
     result = least_squares(recording, start, LMConfig(max_iterations=budget, scaling=scaling))
-    assert all(b <= a for a, b in itertools.pairwise(linearised))
-    assert result.cost <= linearised[0] and result.cost <= linearised[-1]
+    # (the solver sums the squares its own way: allow the last bit)
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(linearised))
+    assert result.cost <= linearised[-1] * (1 + 1e-12) <= linearised[0] * (1 + 1e-11)
     assert result.iterations <= budget and result.accepted <= result.iterations
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 from tqdm import tqdm
 
@@ -106,6 +107,24 @@ def canonical_inputs(model, joints: torch.Tensor) -> torch.Tensor:
     return (joints - translation[:, None]) @ rotation
 
 
+def _batch_loss(net, model, kin, layer, config: IKTrainConfig, noisy, target_rot, betas,
+                joints) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """Total, rotation, shape and joint (cm) losses of one batch of noisy joints."""
+    feats = bone_features(canonical_inputs(model, noisy))
+    pred_betas, pred_rot = net(feats)
+    if config.rotation == "bio":
+        rot_j = kin.bio_to_rotmats(pred_rot)
+    else:
+        rot_j = roma.rotvec_to_rotmat(pred_rot.unflatten(-1, (15, 3)))
+    eye = torch.eye(3, dtype=rot_j.dtype)
+    rotmats = torch.cat([eye.expand(len(noisy), 1, 3, 3), rot_j], dim=1)
+    keypoints = layer(pred_betas, rotmats)
+    loss_rot = (pred_rot - target_rot).abs().mean()
+    loss_beta = (pred_betas - betas).abs().mean()
+    loss_joint = 100.0 * (keypoints - joints).abs().mean()
+    return loss_rot + loss_beta + config.joint_loss_cm * loss_joint, loss_rot, loss_beta, loss_joint
+
+
 def train_ik(model, config: IKTrainConfig, data: dict[str, np.ndarray], log_path: Path | None = None
              ) -> tuple[IKNet, list[dict]]:  # fmt: skip
     """Train an IK net; returns it (eval mode) and the per-epoch log."""
@@ -122,7 +141,6 @@ def train_ik(model, config: IKTrainConfig, data: dict[str, np.ndarray], log_path
     joints = torch.as_tensor(data["joints"], dtype=dtype)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.lr_milestones, 0.1)
-    eye = torch.eye(3, dtype=dtype)
     history = []
     n = len(joints)
     for epoch in range(config.epochs):
@@ -138,20 +156,8 @@ def train_ik(model, config: IKTrainConfig, data: dict[str, np.ndarray], log_path
                 continue  # BatchNorm needs two samples
             sigma = torch.rand(len(idx), 1, 1, generator=gen) * config.noise_max_m
             noisy = joints[idx] + sigma * torch.randn(len(idx), 21, 3, generator=gen)
-            feats = bone_features(canonical_inputs(model, noisy))
-            pred_betas, pred_rot = net(feats)
-            if config.rotation == "bio":
-                rot_j = kin.bio_to_rotmats(pred_rot)
-            else:
-                import roma
-
-                rot_j = roma.rotvec_to_rotmat(pred_rot.unflatten(-1, (15, 3)))
-            rotmats = torch.cat([eye.expand(len(idx), 1, 3, 3), rot_j], dim=1)
-            keypoints = layer(pred_betas, rotmats)
-            loss_rot = (pred_rot - target_rot[idx]).abs().mean()
-            loss_beta = (pred_betas - betas[idx]).abs().mean()
-            loss_joint = 100.0 * (keypoints - joints[idx]).abs().mean()
-            loss = loss_rot + loss_beta + config.joint_loss_cm * loss_joint
+            loss, loss_rot, loss_beta, loss_joint = _batch_loss(
+                net, model, kin, layer, config, noisy, target_rot[idx], betas[idx], joints[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

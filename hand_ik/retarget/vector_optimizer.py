@@ -17,6 +17,7 @@ lowers the cost the result says so (``reason == "stalled"``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,8 @@ class VectorOptimizer:
             self._from_palm[:, None] * (self._palm_rot_t @ self._palm_point_root)
         ).reshape(-1)
         self._sqrt_w = np.sqrt(self.weights) / config.residual_scale_m
+        self._pull_jacobians: dict[tuple[float, ...], np.ndarray] = {}
+        self._lm_configs: dict[tuple, LMConfig] = {}
 
     def vectors_at(
         self, q_free: np.ndarray, jacobians: bool = False
@@ -142,20 +145,27 @@ class VectorOptimizer:
             (3K + n [+ n],) residuals: the scaled vector errors, then the pulls toward
             ``q_prev`` and ``q_map``; with ``jacobian``, their (R, n_free) Jacobian.
         """
-        cfg = self.config
         vecs, jac = self.vectors_at(q_free, jacobians=jacobian)
+        cfg = self.config
         parts = [((vecs - targets) * sqrt_w[:, None]).reshape(-1),
-                 np.sqrt(cfg.prev_weight) * (q_free - q_prev)]  # fmt: skip
+                 math.sqrt(cfg.prev_weight) * (q_free - q_prev)]  # fmt: skip
         if q_map is not None:
-            parts.append(np.sqrt(cfg.map_weight) * (q_free - q_map))
+            parts.append(math.sqrt(cfg.map_weight) * (q_free - q_map))
         res = np.concatenate(parts)
         if not jacobian:
             return res, None
         n = len(q_free)
-        rows = [(jac * sqrt_w[:, None, None]).reshape(-1, n), np.sqrt(cfg.prev_weight) * np.eye(n)]
-        if q_map is not None:
-            rows.append(np.sqrt(cfg.map_weight) * np.eye(n))
-        return res, np.concatenate(rows)
+        pulls = self._pulls(q_map is not None)
+        return res, np.concatenate([(jac * sqrt_w[:, None, None]).reshape(-1, n),
+                                    pulls.reshape(-1, n)])  # fmt: skip
+
+    def _pulls(self, with_map: bool) -> np.ndarray:
+        """(1 or 2, n, n) Jacobians of the pulls toward q_prev (and q_map): sqrt(w) I."""
+        cfg, n = self.config, self.robot.num_free
+        weights = (cfg.prev_weight, cfg.map_weight) if with_map else (cfg.prev_weight,)
+        if weights not in self._pull_jacobians:
+            self._pull_jacobians[weights] = np.stack([np.sqrt(w) * np.eye(n) for w in weights])
+        return self._pull_jacobians[weights]
 
     def solve(
         self,
@@ -181,17 +191,24 @@ class VectorOptimizer:
             ``robot.free_lower/upper``; ``reason == "stalled"`` when no step lowered the
             cost (x is then the best point found, often the start).
         """
-        cfg = self.config
         sqrt_w = self._sqrt_weights(weights)
-        lm = LMConfig(
-            max_iterations=None, max_accepted=iterations or cfg.iterations,
-            max_rejections=_MAX_REJECTIONS, damping=cfg.damping, min_damping=cfg.damping,
-            max_damping=np.inf, damping_decrease=1.0 / 3.0, scaling="identity",
-            cost_tolerance=0.0, step_tolerance=cfg.tolerance_rad, max_step=cfg.max_step_rad,
-        )  # fmt: skip
 
         def residuals(q: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
             return self.residuals(q, targets, sqrt_w, q_prev, q_map, jacobian)
 
+        lm = self._lm_config(iterations or self.config.iterations)
         return least_squares(residuals, q_init, lm, lower=self.robot.free_lower,
                              upper=self.robot.free_upper)  # fmt: skip
+
+    def _lm_config(self, iterations: int) -> LMConfig:
+        """The solver settings for an accepted-step budget (cached per budget and settings)."""
+        cfg = self.config
+        key = (iterations, cfg.damping, cfg.tolerance_rad, cfg.max_step_rad)
+        if key not in self._lm_configs:
+            self._lm_configs[key] = LMConfig(
+                max_iterations=None, max_accepted=iterations, max_rejections=_MAX_REJECTIONS,
+                damping=cfg.damping, min_damping=cfg.damping, max_damping=np.inf,
+                damping_decrease=1.0 / 3.0, scaling="identity", cost_tolerance=0.0,
+                step_tolerance=cfg.tolerance_rad, max_step=cfg.max_step_rad,
+            )  # fmt: skip
+        return self._lm_configs[key]

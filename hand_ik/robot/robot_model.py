@@ -52,6 +52,20 @@ def parse_mimic_joints(urdf_path: Path) -> dict[str, MimicJoint]:
     return mimics
 
 
+def _movable_joint_names(model, urdf_path: Path) -> list[str]:
+    """Names of the pinocchio model's joints, in q order (one coordinate each)."""
+    names, q_index = [], []
+    for jid in range(1, model.njoints):
+        kind = model.joints[jid].shortname().removeprefix("JointModel")
+        if kind not in _SUPPORTED_JOINTS:
+            raise ValueError(f"{urdf_path}: joint {model.names[jid]!r} has unsupported type {kind}")
+        names.append(model.names[jid])
+        q_index.append(model.idx_qs[jid])
+    if q_index != list(range(model.nq)):
+        raise ValueError(f"{urdf_path}: unexpected joint layout in the pinocchio model")
+    return names
+
+
 class RobotModel:
     """Kinematics of one robot hand: joint names, limits, mimic coupling, FK and Jacobians.
 
@@ -79,17 +93,7 @@ class RobotModel:
         model = self.model
         if model.nq != model.nv:
             raise ValueError(f"{urdf_path}: continuous/multi-DoF joints are not supported")
-        names, q_index = [], []
-        for jid in range(1, model.njoints):
-            kind = model.joints[jid].shortname().removeprefix("JointModel")
-            if kind not in _SUPPORTED_JOINTS:
-                raise ValueError(
-                    f"{urdf_path}: joint {model.names[jid]!r} has unsupported type {kind}"
-                )
-            names.append(model.names[jid])
-            q_index.append(model.idx_qs[jid])
-        if q_index != list(range(model.nq)):
-            raise ValueError(f"{urdf_path}: unexpected joint layout in the pinocchio model")
+        names = _movable_joint_names(model, urdf_path)
         self.joint_names: tuple[str, ...] = tuple(names)
         self.joint_index = {n: i for i, n in enumerate(names)}
         self.lower = model.lowerPositionLimit.copy()
@@ -111,15 +115,25 @@ class RobotModel:
         self.free_names: tuple[str, ...] = tuple(
             n for n in names if n not in self.mimics and n not in locked
         )
+        self.mimic_matrix, self.mimic_offset = self._free_to_full_map()
+        self.free_joint_index = np.array([self.joint_index[n] for n in self.free_names], dtype=int)
+        self.free_lower, self.free_upper = self._free_limits()
+
+    def _free_to_full_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n, n_free) matrix and (n,) offset with ``q_full = M @ q_free + offset``.
+
+        Free joints copy their value, locked joints hold theirs, mimic joints follow
+        their parent (``multiplier * parent + offset``).
+        """
+        names, locked, urdf_path = self.joint_names, self.locked_joints, self.urdf_path
         free_index = {n: k for k, n in enumerate(self.free_names)}
-        n, k = len(names), len(self.free_names)
-        self.mimic_matrix = np.zeros((n, k))
-        self.mimic_offset = np.zeros(n)
+        matrix = np.zeros((len(names), len(self.free_names)))
+        offset = np.zeros(len(names))
         for i, name in enumerate(names):
             if name in free_index:
-                self.mimic_matrix[i, free_index[name]] = 1.0
+                matrix[i, free_index[name]] = 1.0
             elif name in locked:
-                self.mimic_offset[i] = locked[name]
+                offset[i] = locked[name]
         for name, mimic in self.mimics.items():
             i = self.joint_index[name]
             if mimic.parent not in self.joint_index:
@@ -129,10 +143,9 @@ class RobotModel:
             if mimic.parent in self.mimics:
                 raise ValueError(f"{urdf_path}: chained mimic joints ({name!r}) are not supported")
             p = self.joint_index[mimic.parent]
-            self.mimic_matrix[i] = mimic.multiplier * self.mimic_matrix[p]
-            self.mimic_offset[i] = mimic.multiplier * self.mimic_offset[p] + mimic.offset
-        self.free_joint_index = np.array([self.joint_index[n] for n in self.free_names], dtype=int)
-        self.free_lower, self.free_upper = self._free_limits()
+            matrix[i] = mimic.multiplier * matrix[p]
+            offset[i] = mimic.multiplier * offset[p] + mimic.offset
+        return matrix, offset
 
     def _free_limits(self) -> tuple[np.ndarray, np.ndarray]:
         lower = self.lower[self.free_joint_index].copy()
