@@ -253,3 +253,30 @@ def test_config_paths_resolve_relative_to_the_yaml():
     config = load_retargeting_config("hand_pose_ros_hand")
     assert config.urdf == str(REPO_ROOT / "urdf" / "hand_pose_ros_hand_right.urdf")
     assert isinstance(config, RetargetingConfig)
+
+
+def test_commands_report_the_optimizer_result_and_stalls():
+    retargeter = load_config("hand_pose_ros_hand").build()
+    robot = retargeter.robot
+    keypoints = synthetic_keypoints(np.random.default_rng(3))
+    command = retargeter.retarget(keypoints)
+    assert command.solve is not None and command.solve.reason in (
+        "step_tolerance", "max_accepted", "stalled", "cost_tolerance")
+    np.testing.assert_allclose(robot.free_joint_values(command.positions), command.solve.x)
+    assert retargeter.retarget(None, np.zeros(NUM_BIO_DOFS)).solve is None  # joint map only
+
+    # A Jacobian pointing uphill: no step lowers the cost. The frame says so and holds
+    # the start, instead of returning it silently.
+    opt = retargeter.optimizer
+    true_vectors_at = opt.vectors_at
+
+    def uphill(q, jacobians=False):
+        vecs, jac = true_vectors_at(q, jacobians)
+        return vecs, None if jac is None else -jac
+
+    opt.vectors_at = uphill
+    targets, weights = retargeter.task(keypoints)
+    q0 = np.clip(command.solve.x + 0.2, robot.free_lower, robot.free_upper)
+    result = opt.solve(targets, q0, q0, None, weights=weights)
+    assert result.reason == "stalled" and not result.converged and result.accepted == 0
+    np.testing.assert_array_equal(result.x, q0)
