@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from hand_pose_ros.params import DEFAULT_PARAMS
+
 log = logging.getLogger(__name__)
 
 #: Environment variables Fast DDS reads its XML profile from (2.x name first).
@@ -19,8 +21,6 @@ PROFILE_ENV = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"
 
 def package_dds_profile() -> Path:
     """``config/fastdds.xml`` of this package (source tree or installed share folder)."""
-    from hand_pose_ros.params import DEFAULT_PARAMS
-
     return Path(DEFAULT_PARAMS).with_name("fastdds.xml")
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hand_pose_ros.estimation import create_estimator, estimator_config
+from hand_pose_ros.estimation import create_mesh_net, estimator_config
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,7 +45,7 @@ def calibrated_model(name: str) -> nn.Module:
     lixel heads are scaled x20 so heatmaps are peaked. No training, no data.
     """
     torch.manual_seed(0)
-    model = create_estimator(name, input_size=small_input_size(name))
+    model = create_mesh_net(name, input_size=small_input_size(name))
     norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     for norm in norms:
         norm.momentum = None

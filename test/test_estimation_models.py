@@ -9,7 +9,7 @@ from _estimation_helpers import calibrated_model, one_torch_thread, small_input_
 
 from hand_pose_ros.estimation import (
     EstimatorConfig,
-    create_estimator,
+    create_mesh_net,
     estimator_config,
     list_estimators,
     register_estimator,
@@ -29,7 +29,7 @@ def test_registry_lists_paper_and_cpu_variants():
 
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match="lite_effb0_dwse"):
-        create_estimator("no_such_model")
+        create_mesh_net("no_such_model")
 
 
 def test_duplicate_registration_rejected():
@@ -76,7 +76,7 @@ def test_forward_and_decode_shapes(name):
 
 
 def test_vertex_and_joint_counts_follow_the_hand_model():
-    model = create_estimator("cpu_effb0_w05_128", num_vertices=50).eval()
+    model = create_mesh_net("cpu_effb0_w05_128", num_vertices=50).eval()
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 128, 128))
     assert out.vertices.shape == (1, 50, 3)
@@ -93,7 +93,7 @@ def test_baseline_table1_and_lite_table2_macs():
     from hand_pose_ros.benchmarks.flops import PAPER_TABLE1, PAPER_TABLE2, count_macs
 
     with torch.device("meta"):  # shapes are all ptflops needs
-        baseline = create_estimator("i2l_baseline")
+        baseline = create_mesh_net("i2l_baseline")
     total, per_module = count_macs(baseline, 256)
     assert total / 1e9 == pytest.approx(PAPER_TABLE2["i2l_baseline"][0], rel=0.01)
     for module, gmacs in PAPER_TABLE1.items():
@@ -103,7 +103,7 @@ def test_baseline_table1_and_lite_table2_macs():
     del baseline
     for name in ("lite_effb0", "lite_effb0_dw", "lite_effb0_mbconv", "lite_effb0_dwse"):
         with torch.device("meta"):
-            model = create_estimator(name)
+            model = create_mesh_net(name)
         gmacs, params = PAPER_TABLE2[name]
         assert count_macs(model, 256)[0] / 1e9 == pytest.approx(gmacs, rel=0.10), name
         assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params, rel=0.10)

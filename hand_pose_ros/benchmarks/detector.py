@@ -30,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_pose_ros.benchmarks.utils import machine_info
+from hand_pose_ros.detection.config import create_detector_config
+from hand_pose_ros.runtime.weights import WEIGHTS_DIR
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", default=None,
@@ -70,8 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shipped_weights() -> list[Path]:
-    from hand_pose_ros.runtime.weights import WEIGHTS_DIR
-
     return sorted(WEIGHTS_DIR.glob("detector_*.pt"))
 
 
@@ -194,7 +196,6 @@ def ablation_rows(args: argparse.Namespace) -> list[dict]:
     import itertools
     import tempfile
 
-    from hand_pose_ros.detection.config import create_detector_config
     from hand_pose_ros.detection.model import HandDetectorNet
     from hand_pose_ros.detection.runtime import DEFAULT_DETECTOR, HandDetector
 
@@ -243,7 +244,6 @@ def tracker_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from hand_pose_ros.benchmarks.utils import machine_info
     from hand_pose_ros.detection.runtime import DEFAULT_DETECTOR, HandDetector, manifest_config
 
     torch.set_num_threads(max(1, args.threads))

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 
+from hand_pose_ros.benchmarks.utils import machine_info, time_calls, timing_row
+from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
+from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
+
 #: Default variants: the lite ones and the CPU candidates (the ResNet-50 baseline is slow).
 DEFAULT_MODELS: tuple[str, ...] = (
     "lite_effb0_dw",
@@ -63,8 +67,6 @@ def speed_row(estimator, repeats: int, warmup: int) -> dict:
 
     import numpy as np
 
-    from hand_pose_ros.benchmarks.utils import time_calls, timing_row
-
     crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     k = np.array([[400.0, 0.0, 127.5], [0.0, 400.0, 127.5], [0.0, 0.0, 1.0]])
     load_before = os.getloadavg()[0]
@@ -91,7 +93,6 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
     """Accuracy rows on ``args.data``: each weights file, then MediaPipe Hands."""
     import logging
 
-    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
     from hand_pose_ros.research.estimation import evaluate as ev
 
     data = ev.open_eval_set(args.data)
@@ -116,8 +117,6 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
         pairs.append((row, predict))
     if not args.no_mediapipe:
         try:
-            from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
-
             hands = MediaPipeHands(max_hands=1, static_image_mode=True)
         except ImportError as exc:
             logging.getLogger(__name__).warning("MediaPipe row skipped: %s", exc)
@@ -183,9 +182,6 @@ def run(args: argparse.Namespace) -> dict:
     import tempfile
 
     import torch
-
-    from hand_pose_ros.benchmarks.utils import machine_info
-    from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_ik.retarget.fidelity import evaluate_presets
 from hand_pose_ros.benchmarks.retarget import add_robot_arguments, robot_names_and_urdf
 from hand_pose_ros.benchmarks.utils import machine_info
 
@@ -149,7 +148,7 @@ def _detail_rows(name: str, flex: dict, pose_mm: dict) -> list[dict]:
 
 def _robot_rows(name: str, urdf: Path | None, poses: list[str], seqs: list[dict]) -> list[dict]:
     from hand_ik.retarget import load_retargeting_config
-    from hand_ik.retarget.fidelity import FlexionGauge, pinch_reach
+    from hand_ik.retarget.fidelity import FlexionGauge, evaluate_presets, pinch_reach
 
     config = load_retargeting_config(name, urdf=urdf)
     retargeter = config.build()
@@ -220,7 +219,7 @@ def _dex_rows(name: str, urdf_dir: Path, poses: list[str], seqs: list[dict]) -> 
     except ImportError:
         return [{"name": f"dexretargeting_{name}", "skipped": "dex-retargeting is not installed"}]
     from hand_ik.retarget import load_retargeting_config
-    from hand_ik.retarget.fidelity import FlexionGauge
+    from hand_ik.retarget.fidelity import FlexionGauge, evaluate_presets
 
     if name not in DEX_CONFIGS:
         return []  # left configs: dex-retargeting expects a left-hand input, ours is right form

@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import io
 
+from hand_pose_ros.benchmarks.utils import machine_info
+from hand_pose_ros.estimation.registry import create_mesh_net, estimator_config, list_estimators
+
 #: seed 002 Table 2 (GMACs, M params) of the variants that reproduce it.
 PAPER_TABLE2: dict[str, tuple[float, float]] = {
     "i2l_baseline": (29.06, 136.63),
@@ -94,18 +97,11 @@ def count_macs(model, input_size: int, paper_rule: bool = True) -> tuple[int, di
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from hand_pose_ros.benchmarks.utils import machine_info
-    from hand_pose_ros.estimation.registry import (
-        create_estimator,
-        estimator_config,
-        list_estimators,
-    )
-
     names = args.models or list_estimators()
     rows = []
     for name in names:
         with torch.device("meta"):  # shapes only: no weight init, no arithmetic
-            model = create_estimator(
+            model = create_mesh_net(
                 name, input_size=args.input_size, num_vertices=args.num_vertices
             )
         macs, per_module = count_macs(model, args.input_size, paper_rule=True)
@@ -124,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
         native = estimator_config(name).input_size
         if native != args.input_size:  # the variant's own input size (CPU candidates)
             with torch.device("meta"):
-                native_model = create_estimator(name, num_vertices=args.num_vertices)
+                native_model = create_mesh_net(name, num_vertices=args.num_vertices)
             row["native_input_size_px"] = native
             row["gmacs_native"] = count_macs(native_model, native, paper_rule=True)[0] / 1e9
             row["params_m_native"] = sum(p.numel() for p in native_model.parameters()) / 1e6

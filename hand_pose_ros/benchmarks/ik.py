@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from hand_pose_ros.benchmarks.utils import machine_info
+
 log = logging.getLogger(__name__)
 
 DEFAULT_GRAB = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "grab_dev"
@@ -52,7 +54,6 @@ def run(args: argparse.Namespace) -> dict:
     )
     from hand_ik.ik.post_opt import PostOptConfig
     from hand_ik.ik.weights import WEIGHTS_DIR
-    from hand_pose_ros.benchmarks.utils import machine_info
 
     # Per-frame IK is small: one thread (two threads on a busy 2-core CPU stall for ~30 ms).
     torch.set_num_threads(1)

@@ -10,7 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hand_pose_ros.benchmarks.utils import machine_info
 from hand_pose_ros.pipeline.defaults import DEFAULT_ROBOT
+from hand_pose_ros.pipeline.estimators import create_estimator
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hand_video"
                  / "human_hand_video.mp4")  # fmt: skip
@@ -100,8 +102,6 @@ def _estimator_row(name: str, images: list, source: str) -> dict:
     """One image estimator over ``images`` as a stream (tracking on), per frame."""
     import time
 
-    from hand_pose_ros.pipeline.estimators import create_estimator
-
     try:
         estimator = create_estimator(name, max_hands=2)
     except ImportError as exc:
@@ -150,8 +150,6 @@ def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = No
 
 def run(args: argparse.Namespace) -> dict:
     import torch
-
-    from hand_pose_ros.benchmarks.utils import machine_info
 
     torch.set_num_threads(1)
     rows = _stage_rows(args)

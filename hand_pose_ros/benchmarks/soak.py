@@ -22,6 +22,9 @@ import time
 
 import numpy as np
 
+from hand_pose_ros.benchmarks.utils import machine_info
+from hand_pose_ros.params import DEFAULT_PARAMS
+
 #: The demo graph through the image path: (node module, extra parameters).
 SOAK_NODES: tuple[tuple[str, dict], ...] = (
     ("demo_source", {"publish_keypoints": False}),
@@ -62,8 +65,6 @@ def rss_slope_mb_per_h(times_s: list[float], rss: list[float]) -> float | None:
 def start_node_process(name: str, params: dict, env: dict) -> subprocess.Popen:
     """``python -m hand_pose_ros.nodes.<name>`` with config/teleop.yaml and ``params`` on top
     (stdout discarded, stderr kept for the error message)."""
-    from hand_pose_ros.params import DEFAULT_PARAMS
-
     cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
            "--params-file", str(DEFAULT_PARAMS)]  # fmt: skip
     for key, value in params.items():
@@ -94,8 +95,6 @@ def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | N
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hand_pose_ros.benchmarks.utils import machine_info
-
     if args.minutes <= 0 or args.sample_s <= 0:
         raise ValueError("--minutes and --sample-s must be positive")
     env = dict(os.environ)

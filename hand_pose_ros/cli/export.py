@@ -10,6 +10,13 @@ import argparse
 import json
 from pathlib import Path
 
+from hand_pose_ros.detection import list_detectors
+from hand_pose_ros.estimation.export import export_onnx
+from hand_pose_ros.estimation.mesh_estimator import build_network
+from hand_pose_ros.handnets import export_network_onnx, list_networks, locate_tflite, write_notice
+from hand_pose_ros.runtime.export import export_image_model, model_hash
+from hand_pose_ros.runtime.tensorrt_engine import build_engine
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -38,8 +45,6 @@ def _write_exports(args: argparse.Namespace, export, stem: str) -> dict[str, str
     written = {"dynamic_batch": str(export(out / f"{stem}.onnx", True)),
                "fixed_batch": str(export(out / f"{stem}_b1.onnx", False))}  # fmt: skip
     if args.format == "tensorrt":
-        from hand_pose_ros.runtime.tensorrt_engine import build_engine
-
         written["tensorrt"] = str(build_engine(written["dynamic_batch"], out / "tensorrt"))
     return written
 
@@ -47,8 +52,6 @@ def _write_exports(args: argparse.Namespace, export, stem: str) -> dict[str, str
 def run_handnet(args: argparse.Namespace) -> int:
     """Export a converted hand network (dynamic and fixed batch, optional TensorRT engine)
     with LICENSE and NOTICE beside it."""
-    from hand_pose_ros.handnets import export_network_onnx, locate_tflite, write_notice
-
     source = locate_tflite(args.model, args.weights, args.allow_sha_mismatch)
     out = Path(args.out)
     written = _write_exports(args, lambda path, dynamic: export_network_onnx(
@@ -62,10 +65,6 @@ def run_handnet(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_pose_ros.detection import list_detectors
-    from hand_pose_ros.handnets import list_networks
-    from hand_pose_ros.runtime.export import model_hash
-
     if args.model in list_networks():
         return run_handnet(args)
 
@@ -75,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
             OUTPUT_NAMES,
             build_handedness_network,
         )
-        from hand_pose_ros.runtime.export import export_image_model
 
         model = build_handedness_network(args.weights)
 
@@ -88,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
         model = build_detector_network(args.model, args.weights)
         export = export_detector_onnx
     else:
-        from hand_pose_ros.estimation.export import export_onnx as export
-        from hand_pose_ros.estimation.mesh_estimator import build_network
-
+        export = export_onnx
         overrides = {} if args.num_vertices is None else {"num_vertices": args.num_vertices}
         model = build_network(args.model, args.weights, **overrides)
     written = _write_exports(args, lambda path, dynamic: export(model, path, dynamic, args.opset),

@@ -7,6 +7,8 @@ import importlib.util
 import json
 import platform
 
+from hand_pose_ros import __version__
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,8 +26,6 @@ def _version(module: str) -> str | None:
 
 def collect_info() -> dict:
     """Versions of the optional and required components; None where absent."""
-    from hand_pose_ros import __version__
-
     info: dict = {
         "hand_pose_ros": __version__,
         "python": platform.python_version(),

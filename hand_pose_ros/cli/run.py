@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from hand_pose_ros.dds_profile import use_package_dds_profile
 from hand_pose_ros.graph_plan import GRAPH_OPTIONS, GraphPlan, plan_graph
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hand_pose_ros.dds_profile import use_package_dds_profile
-
     plan = plan_graph({name: getattr(args, name) for name in GRAPH_OPTIONS})
     use_package_dds_profile()  # before rclpy loads Fast DDS: 720p images over shared memory
     import rclpy

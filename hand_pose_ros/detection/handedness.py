@@ -28,13 +28,12 @@ detector's backends (torch / ONNX / TensorRT) and feeds the tracker's handedness
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hand_pose_ros.crop import roi_input
-from hand_pose_ros.detection.config import config_from_dict
+from hand_pose_ros.detection.handedness_config import HandednessConfig
 from hand_pose_ros.detection.handedness_probe import (
     PROBE_FORMAT,
     HandednessProbeConfig,
@@ -49,33 +48,6 @@ from hand_pose_ros.runtime.weights import BACKENDS, default_cache_dir, seeded_ne
 
 OUTPUT_NAMES: tuple[str, ...] = ("left_prob",)
 METADATA_KEY = "handedness_config"
-DEFAULT_HANDEDNESS = "handedness_cpu_128"
-
-
-@dataclass
-class HandednessConfig:
-    """A handedness classifier variant: input side and stage widths."""
-
-    name: str = DEFAULT_HANDEDNESS
-    input_size: int = 128
-    """Square crop side, pixels (a multiple of 32)."""
-    widths: tuple[int, ...] = (16, 32, 64, 96, 128)
-    """Channels of the stride-2, -4, -8, -16 and -32 stages."""
-    dropout: float = 0.2
-
-    def __post_init__(self) -> None:
-        self.widths = tuple(int(w) for w in self.widths)
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input_size: a multiple of 32 >= 32, got {self.input_size}")
-        if len(self.widths) != 5 or min(self.widths) < 1:
-            raise ValueError(f"widths: 5 positive channel counts, got {self.widths}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HandednessConfig:
-        return config_from_dict(cls, data, "handedness")
 
 
 def create_handedness_net(cfg: HandednessConfig | None = None):

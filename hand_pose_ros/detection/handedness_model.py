@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hand_pose_ros.detection.handedness import HandednessConfig
+from hand_pose_ros.detection.handedness_config import HandednessConfig
 from hand_pose_ros.detection.model import ConvBNAct
 from hand_pose_ros.estimation.prepost import IMAGENET_MEAN, IMAGENET_STD
 

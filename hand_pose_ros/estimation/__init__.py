@@ -6,7 +6,7 @@ Import-light: torch is imported by the submodules that need it.
 from hand_pose_ros.estimation.config import EstimatorConfig
 from hand_pose_ros.estimation.observation import HandObservation
 from hand_pose_ros.estimation.registry import (
-    create_estimator,
+    create_mesh_net,
     estimator_config,
     list_estimators,
     register_estimator,
@@ -15,7 +15,7 @@ from hand_pose_ros.estimation.registry import (
 __all__ = [
     "EstimatorConfig",
     "HandObservation",
-    "create_estimator",
+    "create_mesh_net",
     "estimator_config",
     "list_estimators",
     "register_estimator",

@@ -22,7 +22,7 @@ from hand_pose_ros.estimation.camera import REFERENCE_BONE, REFERENCE_BONE_LENGT
 from hand_pose_ros.estimation.export import OUTPUT_NAMES, config_from_onnx_metadata, export_onnx
 from hand_pose_ros.estimation.observation import HandObservation
 from hand_pose_ros.estimation.prepost import postprocess, preprocess
-from hand_pose_ros.estimation.registry import create_estimator
+from hand_pose_ros.estimation.registry import create_mesh_net
 from hand_pose_ros.runtime.backends import TorchRunner, exported_runner
 from hand_pose_ros.runtime.export import cached_export
 from hand_pose_ros.runtime.weights import (
@@ -44,7 +44,7 @@ def shipped_estimator_weights() -> tuple[str, Path]:
 def build_network(model_name: str, weights: str | Path | None = None, seed: int = 0, **overrides):
     """Registered network with weights loaded from ``weights`` (a state dict) or seeded init."""
     return seeded_network_with_weights(
-        lambda: create_estimator(model_name, **overrides), model_name, weights, seed,
+        lambda: create_mesh_net(model_name, **overrides), model_name, weights, seed,
         load=lambda model, state: model.load_state_dict(state.get("model", state)),
         hint="hand-teleop train meshnet",
     )  # fmt: skip

@@ -40,8 +40,8 @@ def estimator_config(name: str, **overrides) -> EstimatorConfig:
     return EstimatorConfig(**kwargs)
 
 
-def create_estimator(name: str, **overrides):
-    """Build a registered variant: ``create_estimator("lite_effb0_dwse", num_vertices=V)``.
+def create_mesh_net(name: str, **overrides):
+    """Build a registered variant: ``create_mesh_net("lite_effb0_dwse", num_vertices=V)``.
 
     Returns:
         An :class:`~hand_pose_ros.estimation.i2l.I2LMeshNet` (randomly initialised).

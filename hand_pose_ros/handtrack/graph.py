@@ -23,6 +23,7 @@ import numpy as np
 
 from hand_pose_ros.detection.postprocess import box_iou, to_batch
 from hand_pose_ros.estimation.detections import KeypointDetection, place_in_camera
+from hand_pose_ros.handnets import network_runner
 from hand_pose_ros.handtrack.config import HandTrackConfig
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
 from hand_pose_ros.handtrack.palm_decode import decode_palms, weighted_nms
@@ -254,8 +255,6 @@ def create_hand_tracker(config: HandTrackConfig | None = None, backend: str = "o
                         device: str = "cpu", threads: int = 1) -> HandTrackGraph:  # fmt: skip
     """The graph on the real-trained networks converted from the installed wheel (first use
     converts and caches them; :mod:`hand_pose_ros.handnets`)."""
-    from hand_pose_ros.handnets import network_runner
-
     cfg = config or HandTrackConfig()
     palm = network_runner(cfg.palm_model, backend=backend, device=device, threads=threads)
     landmark = network_runner(cfg.landmark_model, backend=backend, device=device,

@@ -7,6 +7,8 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import JointState
 
+from hand_ik.bio_dofs import BIO_DOF_INDEX, BIO_DOF_NAMES
+from hand_ik.frames import hand_root_frame
 from hand_ik.keypoints import NUM_KEYPOINTS
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.msg import HandState as HandStateMsg
@@ -83,9 +85,6 @@ def hand_state_to_msg(state, *, header, track_id: int = -1, score: float = 1.0) 
     import roma
     import torch
 
-    from hand_ik.bio_dofs import BIO_DOF_NAMES
-    from hand_ik.frames import hand_root_frame
-
     msg = HandStateMsg()
     msg.header = header
     msg.handedness = state.handedness
@@ -117,8 +116,6 @@ def hand_state_from_msg(msg: HandStateMsg) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: DoF names that are not the 23 of ``hand_ik.BIO_DOF_NAMES``.
     """
-    from hand_ik.bio_dofs import BIO_DOF_INDEX
-
     names = list(msg.dof_names)
     if sorted(names) != sorted(BIO_DOF_INDEX):
         raise ValueError(f"HandState dof_names are not the 23 biomechanical DoF: {names}")

@@ -16,6 +16,7 @@ from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
+from hand_pose_ros.pipeline.demo import DemoHand
 
 
 class DemoSource(Node):
@@ -28,7 +29,6 @@ class DemoSource(Node):
         self.declare_parameter("keypoint_noise_m", 0.0)
         self.declare_parameter("frame_id", "camera_optical_frame")
         self.declare_parameter("max_frames", 0)
-        from hand_pose_ros.pipeline.demo import DemoHand
 
         fps = float(self.get_parameter("fps").value)
         if not fps > 0:

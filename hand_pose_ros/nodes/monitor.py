@@ -14,10 +14,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
+from hand_pose_ros.io.mcap_recorder import McapRecorder
 from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.conversions import keypoints_from_msg
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 from hand_pose_ros.nodes.qos import COMMAND_QOS, IMAGE_QOS, RESULT_SUB_QOS
+from hand_pose_ros.viz.overlay import draw_hand_keypoints
+from hand_pose_ros.viz.robot_render import RobotRenderer
+from hand_pose_ros.viz.video import SideBySideWriter
 
 RECORDED_TOPICS = (
     ("/camera/image_raw", Image, IMAGE_QOS),
@@ -52,17 +56,12 @@ class TeleopMonitor(Node):
         self._viz = None
         self._recorder = None
         if record_path is not None:
-            from hand_pose_ros.io.mcap_recorder import McapRecorder
-
             self._recorder = McapRecorder(record_path).__enter__()
             for topic, msg_type, qos in RECORDED_TOPICS:
                 if topic != "/hand/joint_states":
                     callback = self._recorder_callback(topic)
                     self.create_subscription(msg_type, topic, callback, qos)
         if viz_path is not None:
-            from hand_pose_ros.viz.robot_render import RobotRenderer
-            from hand_pose_ros.viz.video import SideBySideWriter
-
             self._renderer = RobotRenderer(urdf)
             self._viz = SideBySideWriter(viz_path, fps=15.0).__enter__()
             if record_path is None:
@@ -101,8 +100,6 @@ class TeleopMonitor(Node):
         if self._recorder is not None:
             self._recorder.write("/hand/joint_states", msg, self.get_clock().now().nanoseconds)
         if self._viz is not None and self._image is not None:
-            from hand_pose_ros.viz.overlay import draw_hand_keypoints
-
             left = self._image.copy()
             if self._uv is not None and np.abs(self._uv).sum() > 0:
                 left = draw_hand_keypoints(left, self._uv)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
+from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
 from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
 Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
@@ -92,8 +93,6 @@ def build_estimator(config: EstimatorConfig) -> Estimator:
         return create_detector_mesh_estimator(max_hands=c.max_hands, backend=c.backend,
                                               device=c.device, mirrored_input=c.mirrored_input,
                                               hand_side=c.hand_side)  # fmt: skip
-    from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
-
     return MediaPipeHands(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
                           hand_side=c.hand_side)  # fmt: skip
 

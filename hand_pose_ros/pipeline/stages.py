@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hand_ik.command_filter import CommandFilter, CommandFilterConfig
+from hand_ik.hand_model import load_hand_model
 from hand_ik.hand_state import HandState
+from hand_ik.ik.calibration import load_operator_profile
+from hand_ik.ik.keypoint_layer import HandRootPoser
 from hand_ik.ik.post_opt import PostOptConfig
+from hand_ik.ik.solver import IKSolver
 from hand_ik.plausibility import PlausibilityConfig, check_fit_error, check_hand_keypoints
+from hand_ik.retarget import Retargeter, load_retargeting_config
 from hand_pose_ros.pipeline.defaults import DEFAULT_HAND_MODEL, DEFAULT_ROBOT
 
 
@@ -53,10 +58,6 @@ class IKStage:
     """Solves one hand per call, warm-started from the previous frame of the same track."""
 
     def __init__(self, config: IKStageConfig | None = None) -> None:
-        from hand_ik.hand_model import load_hand_model
-        from hand_ik.ik.calibration import load_operator_profile
-        from hand_ik.ik.solver import IKSolver
-
         self.config = config or IKStageConfig()
         c = self.config
         self.model = load_hand_model(c.hand_model)
@@ -143,10 +144,6 @@ class RobotStage:
     """
 
     def __init__(self, config: RobotStageConfig | None = None) -> None:
-        from hand_ik.hand_model import load_hand_model
-        from hand_ik.ik.keypoint_layer import HandRootPoser
-        from hand_ik.retarget import Retargeter, load_retargeting_config
-
         self.config = config or RobotStageConfig()
         rc = load_retargeting_config(self.config.robot, urdf=self.config.urdf or None)
         self.retargeter = Retargeter(rc)

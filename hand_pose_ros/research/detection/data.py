@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 from hand_pose_ros.crop import PAD_VALUE, letterbox
+from hand_pose_ros.research.estimation.evaluate import open_eval_set
+from hand_pose_ros.research.estimation.train_data import project
+from hand_pose_ros.research.synth.shards import ConcatSynthDataset, SynthDataset
 
 NUM_KEYPOINTS = 21
 #: A hand whose clipped box keeps less than this share of its warped box area is dropped.
@@ -267,8 +270,6 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         seed: int = 0,
         aug: DetectorAugment | None = None,
     ) -> None:
-        from hand_pose_ros.research.synth.shards import ConcatSynthDataset
-
         self.source = ConcatSynthDataset(roots)
         self.input_size = int(input_size)
         self.augment = augment
@@ -398,8 +399,6 @@ def _synth_eval_item(item: dict) -> DetectionEvalItem:
 
 def _crop_eval_item(item) -> DetectionEvalItem:
     """A one-hand crop (:class:`hand_pose_ros.research.estimation.evaluate.EvalItem`) as a frame."""
-    from hand_pose_ros.research.estimation.train_data import project
-
     kp = project(item.joints_cam, item.K)[None]
     return DetectionEvalItem(item.image, keypoint_boxes(kp), np.array([int(item.left)], np.int64),
                              kp, _frame_inside(kp, item.image.shape[:2]),
@@ -420,13 +419,9 @@ def open_detection_eval_set(spec: str | Path) -> DetectionEvalSet:
     spec = str(spec)
     root = Path(spec)
     if spec.startswith("freihand:") or (root / "labels.npz").is_file():
-        from hand_pose_ros.research.estimation.evaluate import open_eval_set
-
         crops = open_eval_set(spec)
         return DetectionEvalSet(crops.name, crops.kind, len(crops),
                                 lambda i: _crop_eval_item(crops[i]), "keypoints")  # fmt: skip
-    from hand_pose_ros.research.synth.shards import SynthDataset
-
     ds = SynthDataset(root)
     kind = f"synth_{ds.meta.get('kind', '?')}_{ds.meta.get('split', '?')}"
     return DetectionEvalSet(root.name, kind, len(ds),

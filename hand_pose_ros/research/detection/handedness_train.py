@@ -31,6 +31,7 @@ import numpy as np
 from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
     LossTerms,
+    add_loop_arguments,
     fp16_state_dict,
     print_summary,
     start_run,
@@ -145,8 +146,6 @@ def add_crops_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.research.training.loop import add_loop_arguments
-
     add_crops_data_arguments(parser)
     parser.add_argument("--input-size", type=int, default=128,
                         help="crop side, pixels (a multiple of 32)")

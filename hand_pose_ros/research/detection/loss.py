@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hand_pose_ros.detection.flow import rle_loss
+from hand_pose_ros.detection.model import anchor_points
 from hand_pose_ros.research.detection.assign import OKS_K, assign, box_inter_union
 from hand_pose_ros.research.training.loop import LossTerms
 
@@ -65,9 +67,6 @@ def detection_loss(
         batch: ``collate_detection`` output (``boxes`` (B, M, 4), ``classes`` (B, M),
             ``keypoints`` (B, M, K, 2), ``kp_valid``/``kp_visible`` (B, M, K), ``gt_mask``).
     """
-    from hand_pose_ros.detection.flow import rle_loss
-    from hand_pose_ros.detection.model import anchor_points
-
     w = weights or LossWeights()
     cfg = model.cfg
     dev = raw["cls"].device

@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hand_pose_ros.benchmarks.detector import evaluate_model
 from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
+    add_loop_arguments,
     fp16_state_dict,
     print_summary,
     start_run,
@@ -33,8 +35,6 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.research.training.loop import add_loop_arguments
-
     parser.add_argument("--model", required=True, help="registered detector variant")
     parser.add_argument("--data", action="append", required=True,
                         help="synthetic frames folder (repeat to concatenate)")
@@ -104,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
     trainer, last = start_run(args, DetectorTrainer)
     metrics = None
     if args.test_data:
-        from hand_pose_ros.benchmarks.detector import evaluate_model
-
         trainer.model.eval()
         metrics = {"test_data": args.test_data,
                    **evaluate_model(trainer.model, args.test_data, limit=args.eval_count)}

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_ik import metrics
 from hand_pose_ros.crop import estimate_right_canonical
+from hand_pose_ros.estimation.prepost import postprocess, preprocess
+from hand_pose_ros.research.estimation.train_data import project
+from hand_pose_ros.research.synth.freihand import FreiHANDDataset
+from hand_pose_ros.research.synth.shards import SynthDataset
+from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
 
 #: PCK thresholds, fractions of the crop side.
 PCK_THRESHOLDS: tuple[float, ...] = (0.04, 0.06, 0.08, 0.10, 0.12)
@@ -93,8 +99,6 @@ def open_eval_set(spec: str | Path) -> EvalSet:
     """Evaluation set from a spec (see the module docstring)."""
     spec = str(spec)
     if spec.startswith("freihand:"):
-        from hand_pose_ros.research.synth.freihand import FreiHANDDataset
-
         root = Path(spec.split(":", 1)[1])
         split = "evaluation" if (root / "evaluation_xyz.json").exists() else "training"
         ds = FreiHANDDataset(root, split=split)
@@ -118,7 +122,6 @@ def open_eval_set(spec: str | Path) -> EvalSet:
             return EvalItem(np.ascontiguousarray(img[..., ::-1]), K, joints[i], None, left)
 
         return EvalSet(root.name, "real_crops", len(joints), get)
-    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(root)
     return EvalSet(root.name, f"synth_{ds.meta.get('split', '?')}", len(ds),
@@ -152,8 +155,6 @@ def network_estimate(model) -> Callable:
     """``estimate(crop, K, root_depth)`` of a torch network (eval mode, no runtime wrapper)."""
     import torch
 
-    from hand_pose_ros.estimation.prepost import postprocess, preprocess
-
     cfg = model.cfg
     device = next(model.parameters()).device
 
@@ -171,8 +172,6 @@ def network_estimate(model) -> Callable:
 def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
     """Seed 002 Table 5's last row: the estimator's joints (and mesh) through the IK net and
     the post-optimization; the prediction becomes the fitted hand model's joints and mesh."""
-    from hand_pose_ros.research.estimation.train_data import project
-
     def predict_ik(item: EvalItem) -> Prediction | None:
         pred = predict(item)
         if pred is None:
@@ -225,28 +224,24 @@ def accuracy_metrics(pred_j: np.ndarray, gt_j: np.ndarray, pred_uv: np.ndarray,
         crop_size: (N,) crop side in pixels (PCK thresholds are fractions of it).
         pred_v, gt_v: optional (N, V, 3) vertices, metres (same topology for PA-MPVPE).
     """
-    from hand_ik import metrics as m
-
     out: dict = {
-        "pa_mpjpe_mm": float(1e3 * m.pa_mpjpe(pred_j, gt_j).mean()),
-        "mpjpe_mm": float(1e3 * m.root_relative_mpjpe(pred_j, gt_j).mean()),
+        "pa_mpjpe_mm": float(1e3 * metrics.pa_mpjpe(pred_j, gt_j).mean()),
+        "mpjpe_mm": float(1e3 * metrics.root_relative_mpjpe(pred_j, gt_j).mean()),
     }
     if pred_v is not None and gt_v is not None:
-        aligned = m.procrustes_align(pred_v, gt_v)
-        out["pa_mpvpe_mm"] = float(1e3 * m.mpjpe(aligned, gt_v).mean())
-        out["f_5mm"] = float(m.f_score(aligned, gt_v, 0.005).mean())
-        out["f_15mm"] = float(m.f_score(aligned, gt_v, 0.015).mean())
-    for t, v in m.pck(pred_uv, gt_uv, PCK_THRESHOLDS, crop_size).items():
+        aligned = metrics.procrustes_align(pred_v, gt_v)
+        out["pa_mpvpe_mm"] = float(1e3 * metrics.mpjpe(aligned, gt_v).mean())
+        out["f_5mm"] = float(metrics.f_score(aligned, gt_v, 0.005).mean())
+        out["f_15mm"] = float(metrics.f_score(aligned, gt_v, 0.015).mean())
+    for t, v in metrics.pck(pred_uv, gt_uv, PCK_THRESHOLDS, crop_size).items():
         out[f"pck_{t:.2f}"] = v
-    out["auc"] = m.auc(pred_uv, gt_uv, crop_size, max_threshold=0.12)
+    out["auc"] = metrics.auc(pred_uv, gt_uv, crop_size, max_threshold=0.12)
     return out
 
 
 def evaluate(predict: Callable[[EvalItem], Prediction | None], data: EvalSet,
              limit: int | None = None) -> dict:  # fmt: skip
     """Run ``predict`` on (the first ``limit``) items of ``data``; metrics + timing."""
-    from hand_pose_ros.research.estimation.train_data import project
-
     n = len(data) if limit is None else min(limit, len(data))
     pj, gj, pu, gu, size, pv, gv, times = [], [], [], [], [], [], [], []
     has_mesh = True
@@ -292,10 +287,6 @@ def prediction_sheet(data: EvalSet, predictors: dict[str, Callable],
     Returns:
         (H, W, 3) uint8 RGB image.
     """
-    from hand_ik import metrics as m
-    from hand_pose_ros.research.estimation.train_data import project
-    from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
-
     picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)
     rows = []
     for name, predict in {"label": None, **predictors}.items():
@@ -313,7 +304,7 @@ def prediction_sheet(data: EvalSet, predictors: dict[str, Callable],
                     text = f"{name}: no hand"
                 else:
                     draw_hand_keypoints(tile, pred.uv, handedness=side)
-                    err = 1e3 * m.pa_mpjpe(pred.joints_cam[None], item.joints_cam[None])[0]
+                    err = 1e3 * metrics.pa_mpjpe(pred.joints_cam[None], item.joints_cam[None])[0]
                     text = f"{name}: PA {err:.1f} mm"
             put_label(tile, text)
             tiles.append(tile)

@@ -28,9 +28,11 @@ import logging
 
 import numpy as np
 
+from hand_pose_ros.estimation.registry import create_mesh_net
 from hand_pose_ros.research.training.loop import (
     CheckpointedTrainer,
     LossTerms,
+    add_loop_arguments,
     fp16_state_dict,
     print_summary,
     start_run,
@@ -41,8 +43,6 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_pose_ros.research.training.loop import add_loop_arguments
-
     parser.add_argument("--model", required=True, help="registered estimator variant")
     parser.add_argument("--data", action="append", required=True,
                         help="training set: a synthetic crops folder or freihand:PATH "
@@ -92,7 +92,6 @@ class Trainer(CheckpointedTrainer):
         from torch.utils.data import ConcatDataset
 
         from hand_ik import load_hand_model
-        from hand_pose_ros.estimation.registry import create_estimator
         from hand_pose_ros.research.estimation.train_data import (
             LixelTrainSet,
             TrainAugment,
@@ -105,7 +104,7 @@ class Trainer(CheckpointedTrainer):
         if args.input_size:
             overrides["input_size"] = args.input_size
         torch.manual_seed(args.seed)
-        self.model = create_estimator(args.model, **overrides).to(self.device)
+        self.model = create_mesh_net(args.model, **overrides).to(self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.cfg = self.model.cfg
         self.overrides = overrides

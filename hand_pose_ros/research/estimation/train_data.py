@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 
 from hand_pose_ros.estimation.prepost import IMAGENET_MEAN, IMAGENET_STD
+from hand_pose_ros.research.synth.freihand import FreiHANDDataset
+from hand_pose_ros.research.synth.shards import SynthDataset
 
 
 @dataclass
@@ -190,10 +192,7 @@ def open_dataset(spec: str):
     from pathlib import Path
 
     if spec.startswith("freihand:"):
-        from hand_pose_ros.research.synth.freihand import FreiHANDDataset
-
         return FreiHANDDataset(spec.split(":", 1)[1])
-    from hand_pose_ros.research.synth.shards import SynthDataset
 
     ds = SynthDataset(Path(spec))
     if ds.meta.get("kind") != "crops":

@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hand_pose_ros.research.synth.shards import item_to_tensors
+
 
 def _load_json(path: Path):
     if not path.exists():
@@ -133,6 +135,4 @@ class FreiHANDDataset:
         return out
 
     def __getitem__(self, i: int) -> dict:
-        from hand_pose_ros.research.synth.shards import item_to_tensors
-
         return item_to_tensors(self.numpy_item(i))

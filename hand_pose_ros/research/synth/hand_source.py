@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+import hand_ik
+from hand_ik.bio_dofs import BIO_DOF_INDEX
+from hand_ik.biomech import bio_kinematics_for
 from hand_ik.keypoints import FINGER_NAMES
 
 from .standin_hand import posed_keypoints, standin_mesh
@@ -75,8 +78,6 @@ class StandinHandSource(HandSource):
         return np.zeros((n, 45)), bio
 
     def forward(self, betas, pose, bio):
-        from hand_ik.bio_dofs import BIO_DOF_INDEX
-
         verts, joints = [], []
         for b in range(len(betas)):
             flex = np.zeros((5, 3))
@@ -124,8 +125,6 @@ class ModelHandSource(HandSource):
     def __init__(self, model_name: str = "open") -> None:
         import torch
 
-        import hand_ik
-
         self._torch = torch
         self.model = hand_ik.load_hand_model(model_name, side="right")
         self.model.eval()
@@ -135,7 +134,6 @@ class ModelHandSource(HandSource):
         self.uv = np.asarray(asset["vt"], np.float64)
         self.uv_faces = np.asarray(asset["ft"], np.int64)
         self.textures = _load_textures(ASSET_DIR / f"{model_name}_hand_textures.npz")
-        from hand_ik.biomech import bio_kinematics_for
 
         self.kinematics = bio_kinematics_for(self.model)
 
