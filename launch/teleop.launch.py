@@ -149,19 +149,14 @@ def _exit_handler(respawns: int):
     return on_exit
 
 
-def _launch_setup(context, *args, **kwargs):
+def _resolve_plan(value: dict[str, str], share: str) -> tuple:
+    """Graph plan and respawn settings from the performed launch arguments.
+
+    Returns ``(plan, respawn, respawn_delay)``: the GraphPlan, whether our nodes respawn,
+    and the delay before a restart, seconds. Raises LaunchConfigError on a bad value.
+    """
     import os
 
-    import launch.logging
-    from ament_index_python.packages import get_package_share_directory
-    from launch.actions import RegisterEventHandler
-    from launch.event_handlers import OnProcessExit
-    from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
-
-    logger = launch.logging.get_logger("teleop.launch")
-    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    share = get_package_share_directory("hand_pose_ros")
     graph_options = {name: value[name] for name in GRAPH_OPTIONS}
     graph_options["params"] = value["params"] or os.path.join(share, "config", "teleop.yaml")
     if not os.path.isfile(graph_options["params"]):
@@ -177,19 +172,29 @@ def _launch_setup(context, *args, **kwargs):
         respawn_delay = float(value["respawn_delay"])
     except ValueError:
         raise LaunchConfigError(f"respawn_delay:={value['respawn_delay']}: not a number") from None
-    # Resolve everything that can fail before the first process starts.
-    robot = plan.parameters("retarget_node")
-    urdf_path, root_link = _robot_urdf(robot["robot"], robot.get("urdf", ""))
-    parts = {arg: _wanted_part(arg, value[arg], logger) for arg in OPTIONAL_PARTS}
+    return plan, respawn == "true", respawn_delay
 
-    ours = [
+
+def _graph_nodes(plan, respawn: bool, respawn_delay: float) -> list:
+    """One launch_ros Node per node of the plan (our nodes), respawning if asked."""
+    from launch_ros.actions import Node
+
+    return [
         Node(package="hand_pose_ros", executable=node.executable, name=node.name,
              output="screen", parameters=[str(plan.params_file), node.overrides],
-             respawn=respawn == "true", respawn_delay=respawn_delay,
+             respawn=respawn, respawn_delay=respawn_delay,
              respawn_max_retries=MAX_RESPAWNS)
         for node in plan.nodes
     ]  # fmt: skip
-    processes = list(ours)
+
+
+def _optional_processes(parts: dict[str, bool], urdf_path, root_link: str, share: str) -> list:
+    """robot_state_publisher, the static transforms and RViz, as ``parts`` asks."""
+    import os
+
+    from launch_ros.actions import Node
+
+    processes = []
     if parts["use_robot_state_publisher"]:
         with open(urdf_path) as fh:
             description = fh.read()
@@ -211,13 +216,37 @@ def _launch_setup(context, *args, **kwargs):
     if parts["use_rviz"]:
         processes.append(Node(package="rviz2", executable="rviz2", output="screen",
                               arguments=["-d", os.path.join(share, "config", "teleop.rviz")]))
-    # No orphans: a process that exits (and will not respawn) ends the launch.
-    handlers = [
+    return processes
+
+
+def _exit_handlers(processes: list, ours: list, respawn: bool) -> list:
+    """No orphans: a process that exits (and will not respawn) ends the launch."""
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+
+    return [
         RegisterEventHandler(OnProcessExit(target_action=proc, on_exit=_exit_handler(
-            MAX_RESPAWNS if respawn == "true" and proc in ours else 0)))
+            MAX_RESPAWNS if respawn and proc in ours else 0)))
         for proc in processes
     ]  # fmt: skip
-    return [*handlers, *processes]
+
+
+def _launch_setup(context, *args, **kwargs):
+    import launch.logging
+    from ament_index_python.packages import get_package_share_directory
+    from launch.substitutions import LaunchConfiguration
+
+    logger = launch.logging.get_logger("teleop.launch")
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    share = get_package_share_directory("hand_pose_ros")
+    plan, respawn, respawn_delay = _resolve_plan(value, share)
+    # Resolve everything that can fail before the first process starts.
+    robot = plan.parameters("retarget_node")
+    urdf_path, root_link = _robot_urdf(robot["robot"], robot.get("urdf", ""))
+    parts = {arg: _wanted_part(arg, value[arg], logger) for arg in OPTIONAL_PARTS}
+    ours = _graph_nodes(plan, respawn, respawn_delay)
+    processes = ours + _optional_processes(parts, urdf_path, root_link, share)
+    return [*_exit_handlers(processes, ours, respawn), *processes]
 
 
 def generate_launch_description():
