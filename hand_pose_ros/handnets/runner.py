@@ -84,31 +84,14 @@ def network_runner(
     if backend not in BACKENDS:
         raise ValueError(f"backend: one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "torch":
-        import torch
-
-        from hand_pose_ros.handnets.converter import build_torch_network
-
-        if threads:
-            torch.set_num_threads(threads)
-        model = build_torch_network(name, tflite_path, allow_sha_mismatch)
-        return HandNetRunner(name, backend, TorchRunner(model, device), model.cfg)
+        return _torch_runner(name, device, threads, tflite_path, allow_sha_mismatch)
     source = locate_tflite(name, tflite_path, allow_sha_mismatch)
-    source_sha = source.sha256
     onnx_path = cached_source_onnx(source, cache_dir)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-
-    def read_config(metadata: dict[str, str], where: str) -> HandNetConfig:
-        cfg = read_handnet_config(metadata, where)
-        if cfg.name != name or cfg.source_sha256 != source_sha:  # guard against a swapped file
-            raise ValueError(
-                f"{where}: holds {cfg.name} from {cfg.source_sha256[:16]}..., "
-                f"expected {name} from {source_sha[:16]}...; delete it to rebuild"
-            )
-        return cfg
-
+    read_config = _config_guard(name, source.sha256)
     if backend == "onnx":
         runner = OnnxRunner(onnx_path, device, threads, read_config=read_config)
     else:
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         runner = exported_runner(
             "tensorrt",
             onnx_path,
@@ -119,3 +102,34 @@ def network_runner(
             read_config=read_config,
         )
     return HandNetRunner(name, backend, runner, runner.cfg)
+
+
+def _torch_runner(
+    name: str, device: str, threads: int | None, tflite_path: str | Path | None,
+    allow_sha_mismatch: bool,
+) -> HandNetRunner:  # fmt: skip
+    """The converted torch module of ``name`` (``threads`` sets torch's process-wide count)."""
+    import torch
+
+    from hand_pose_ros.handnets.converter import build_torch_network
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = build_torch_network(name, tflite_path, allow_sha_mismatch)
+    return HandNetRunner(name, "torch", TorchRunner(model, device), model.cfg)
+
+
+def _config_guard(name: str, source_sha: str):
+    """``read_config(metadata, where)`` of an export that refuses one converted from another
+    network or another ``.tflite`` file (guard against a swapped file in the cache)."""
+
+    def read_config(metadata: dict[str, str], where: str) -> HandNetConfig:
+        cfg = read_handnet_config(metadata, where)
+        if cfg.name != name or cfg.source_sha256 != source_sha:
+            raise ValueError(
+                f"{where}: holds {cfg.name} from {cfg.source_sha256[:16]}..., "
+                f"expected {name} from {source_sha[:16]}...; delete it to rebuild"
+            )
+        return cfg
+
+    return read_config

@@ -75,6 +75,19 @@ def draw_hand_keypoints(
         raise ValueError(f"uv must have shape ({NUM_KEYPOINTS}, 2), got {uv.shape}")
     if handedness not in ("right", "left"):
         raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
+    visible = _visible_keypoints(uv, confidence, min_confidence)
+    pts = _fixed_point_pixels(uv, image.shape)
+    if thickness is None:
+        thickness = max(1, round(min(image.shape[:2]) / 240))
+    radius = max(2, thickness + 1)
+    _draw_skeleton(image, pts, visible, thickness, radius)
+    if visible[0]:
+        _draw_side_tag(image, pts[0], radius, handedness)
+    return image
+
+
+def _visible_keypoints(uv: np.ndarray, confidence, min_confidence: float) -> np.ndarray:
+    """(21,) bool: keypoints to draw (finite, and confident enough when ``confidence`` is given)."""
     if confidence is None:
         visible = np.ones(NUM_KEYPOINTS, dtype=bool)
     else:
@@ -86,14 +99,21 @@ def draw_hand_keypoints(
         visible = confidence >= min_confidence
     # NaN / inf keypoints (a failed estimate) are skipped, never cast to int.
     visible &= np.isfinite(uv).all(axis=1)
-    # OpenCV draws with int32 coordinates: clamp far-away points so they cannot overflow.
-    limit = 4.0 * max(image.shape[:2])
-    fixed = np.round(np.clip(np.nan_to_num(uv), -limit, limit) * _ONE).astype(int)
-    pts = [tuple(p) for p in fixed.tolist()]
+    return visible
 
-    if thickness is None:
-        thickness = max(1, round(min(image.shape[:2]) / 240))
-    radius = max(2, thickness + 1)
+
+def _fixed_point_pixels(uv: np.ndarray, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``uv`` (pixels) as OpenCV fixed-point (``_SHIFT`` fractional bits) int tuples."""
+    # OpenCV draws with int32 coordinates: clamp far-away points so they cannot overflow.
+    limit = 4.0 * max(shape[:2])
+    fixed = np.round(np.clip(np.nan_to_num(uv), -limit, limit) * _ONE).astype(int)
+    return [tuple(p) for p in fixed.tolist()]
+
+
+def _draw_skeleton(image: np.ndarray, pts: list, visible: np.ndarray, thickness: int,
+                   radius: int) -> None:  # fmt: skip
+    """Bones (one colour per finger) between visible keypoints, then the keypoints (wrist
+    grey, fingertips one pixel larger); ``pts`` fixed-point, sizes in pixels."""
     for a, b in SKELETON_EDGES:
         if visible[a] and visible[b]:
             colour = FINGER_COLOURS_RGB[_FINGER_OF_KEYPOINT[b]]
@@ -105,13 +125,16 @@ def draw_hand_keypoints(
         r = radius + 1 if k in tips else radius
         cv2.circle(image, pts[k], r * _ONE, colour, -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(image, pts[k], r * _ONE, (20, 20, 20), 1, cv2.LINE_AA, _SHIFT)
-    if visible[0]:
-        scale = max(0.4, min(image.shape[:2]) / 900)
-        org = ((pts[0][0] >> _SHIFT) + 2 * radius, (pts[0][1] >> _SHIFT) + 4 * radius)
-        tag = "R" if handedness == "right" else "L"
-        cv2.putText(image, tag, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, tag, org, cv2.FONT_HERSHEY_SIMPLEX, scale, PALM_RGB, 1, cv2.LINE_AA)
-    return image
+
+
+def _draw_side_tag(image: np.ndarray, wrist: tuple[int, int], radius: int,
+                   handedness: str) -> None:  # fmt: skip
+    """The ``R`` / ``L`` tag below right of the wrist (``wrist`` fixed-point)."""
+    scale = max(0.4, min(image.shape[:2]) / 900)
+    org = ((wrist[0] >> _SHIFT) + 2 * radius, (wrist[1] >> _SHIFT) + 4 * radius)
+    tag = "R" if handedness == "right" else "L"
+    cv2.putText(image, tag, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, tag, org, cv2.FONT_HERSHEY_SIMPLEX, scale, PALM_RGB, 1, cv2.LINE_AA)
 
 
 def put_label(
