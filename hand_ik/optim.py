@@ -149,8 +149,7 @@ def least_squares(
         An :class:`LMResult` with the shape of ``x0``'s batch.
     """
     cfg = config or LMConfig()
-    single = np.ndim(x0) == 1
-    x = np.array(x0, dtype=float, ndmin=2)  # (B, P), a copy
+    x = np.array(x0, dtype=float)  # a copy
     bounds = None
     if lower is not None or upper is not None:
         if retract is not None:
@@ -158,10 +157,35 @@ def least_squares(
         lo = np.asarray(-np.inf if lower is None else lower, dtype=float)
         hi = np.asarray(np.inf if upper is None else upper, dtype=float)
         bounds = (lo, hi)
-        x = np.clip(x, lo, hi)
-    evaluate = residuals if not single else _as_batch_of_one(residuals)
+        x = np.minimum(np.maximum(x, lo), hi)  # (np.clip has more call overhead)
+    if x.ndim == 1:
+        return _solve_one(residuals, x, cfg, retract, bounds)
+    return _solve_batch(residuals, x, cfg, retract, bounds)
+
+
+def _solve_one(residuals: ResidualFn, x: np.ndarray, cfg: LMConfig, retract: RetractFn | None,
+               bounds: tuple[np.ndarray, np.ndarray] | None) -> LMResult:  # fmt: skip
+    """:func:`least_squares` for one problem (the per-frame case: lean bookkeeping)."""
+    state = _Problem(cfg)
+    res, jac = residuals(x, True)
+    state.cost = 0.5 * float(res @ res)
+    while state.active:
+        step = _damped_step(jac, res, state.lam, cfg, None if bounds is None else (x, *bounds))
+        candidate, moved = _candidate(x, step, retract, bounds)
+        res_c, _ = residuals(candidate, False)
+        if state.update(0.5 * float(res_c @ res_c), float(moved)):
+            x = candidate
+            if state.active:
+                res, jac = residuals(x, True)
+    return LMResult(x=x, cost=state.cost, iterations=state.iterations, accepted=state.accepted,
+                    converged=state.reason in _CONVERGED, reason=state.reason)  # fmt: skip
+
+
+def _solve_batch(residuals: ResidualFn, x: np.ndarray, cfg: LMConfig, retract: RetractFn | None,
+                 bounds: tuple[np.ndarray, np.ndarray] | None) -> LMResult:  # fmt: skip
+    """:func:`least_squares` for B independent problems evaluated together (x (B, P))."""
     states = [_Problem(cfg) for _ in range(len(x))]
-    res, jac = evaluate(x, True)
+    res, jac = residuals(x, True)
     for state, r in zip(states, res, strict=True):
         state.cost = 0.5 * float(r @ r)
     active = [i for i, state in enumerate(states) if state.active]
@@ -170,61 +194,17 @@ def least_squares(
         for i in active:
             step[i] = _damped_step(jac[i], res[i], states[i].lam, cfg,
                                    None if bounds is None else _bounds_of(x, bounds, i))
-        candidate, moved = _candidate(x, step, retract, single, bounds)
-        res_c, _ = evaluate(candidate, False)
+        candidate, moved = _candidate(x, step, retract, bounds)
+        res_c, _ = residuals(candidate, False)
         better = [i for i in active
                   if states[i].update(0.5 * float(res_c[i] @ res_c[i]), float(moved[i]))]
         active = [i for i in active if states[i].active]
-        if len(better) == len(x):
-            x = candidate
-            if active:
-                res, jac = evaluate(x, True)
-        elif better:
+        if better:
             x[better] = candidate[better]
             if any(states[i].active for i in better):
                 # Re-linearise where a step was kept (others' x, hence r and J, are unchanged).
-                res_n, jac_n = evaluate(x, True)
+                res_n, jac_n = residuals(x, True)
                 res[better], jac[better] = res_n[better], jac_n[better]
-    return _result(x, states, single)
-
-
-def _bounds_of(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], i: int) -> tuple:
-    """Problem i's (x, lower, upper), bounds given per problem (B, P) or shared (P,)."""
-    lo, hi = bounds
-    return x[i], lo if lo.ndim < 2 else lo[i], hi if hi.ndim < 2 else hi[i]
-
-
-def _as_batch_of_one(residuals: ResidualFn) -> ResidualFn:
-    """A one-problem residual function, called with (1, P) and returning batch shapes."""
-
-    def batched(x: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        r, j = residuals(x[0], jacobian)
-        return r[None], None if j is None else j[None]
-
-    return batched
-
-
-def _candidate(
-    x: np.ndarray,
-    step: np.ndarray,
-    retract: RetractFn | None,
-    single: bool,
-    bounds: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The trial point (B, P) and how far it moves each problem (largest component)."""
-    if retract is not None:
-        candidate = retract(x[0], step[0])[None] if single else retract(x, step)
-        return candidate, np.abs(step).max(axis=1, initial=0.0)
-    candidate = x + step if bounds is None else np.clip(x + step, *bounds)
-    return candidate, np.abs(candidate - x).max(axis=1, initial=0.0)
-
-
-def _result(x: np.ndarray, states: list[_Problem], single: bool) -> LMResult:
-    if single:
-        state = states[0]
-        return LMResult(x=x[0], cost=state.cost, iterations=state.iterations,
-                        accepted=state.accepted, converged=state.reason in _CONVERGED,
-                        reason=state.reason)  # fmt: skip
     return LMResult(
         x=x,
         cost=np.array([state.cost for state in states]),
@@ -233,6 +213,26 @@ def _result(x: np.ndarray, states: list[_Problem], single: bool) -> LMResult:
         converged=np.array([state.reason in _CONVERGED for state in states]),
         reason=np.array([state.reason for state in states], dtype=object),
     )
+
+
+def _bounds_of(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], i: int) -> tuple:
+    """Problem i's (x, lower, upper), bounds given per problem (B, P) or shared (P,)."""
+    lo, hi = bounds
+    return x[i], lo if lo.ndim < 2 else lo[i], hi if hi.ndim < 2 else hi[i]
+
+
+def _candidate(
+    x: np.ndarray,
+    step: np.ndarray,
+    retract: RetractFn | None,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The trial point(s) and how far each problem moves (largest component; last axis)."""
+    if retract is not None:
+        return retract(x, step), np.abs(step).max(axis=-1, initial=0.0)
+    candidate = x + step if bounds is None else np.minimum(np.maximum(x + step, bounds[0]),
+                                                           bounds[1])  # fmt: skip
+    return candidate, np.abs(candidate - x).max(axis=-1, initial=0.0)
 
 
 class _Problem:
@@ -314,7 +314,7 @@ def _damped_step(
             step = np.zeros(size)
             if free.any():
                 step[free] = -_solve(hess[free][:, free], grad[free])
-    largest = float(np.abs(step).max(initial=0.0))
+    largest = max(float(step.max(initial=0.0)), -float(step.min(initial=0.0)))
     if largest > cfg.max_step:
         step *= cfg.max_step / largest
     return step
