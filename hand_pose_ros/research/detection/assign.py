@@ -100,25 +100,10 @@ def assign(
     """
     B, A, C = pred_scores.shape
     M, K = gt_kpts.shape[1], gt_kpts.shape[2]
-    dev = pred_scores.device
     if M == 0:
-        z = torch.zeros
-        return Assignment(z(B, A, dtype=torch.bool, device=dev),
-                          z(B, A, dtype=torch.long, device=dev), z(B, A, C, device=dev),
-                          torch.full((B, A), -1, dtype=torch.long, device=dev),
-                          z(B, A, 4, device=dev), z(B, A, K, 2, device=dev),
-                          z(B, A, K, dtype=torch.bool, device=dev),
-                          z(B, A, K, dtype=torch.bool, device=dev))  # fmt: skip
-    # Candidates: anchor centres inside the hand's box.
-    ax, ay = anchors[:, 0].view(1, 1, A), anchors[:, 1].view(1, 1, A)
+        return _empty_assignment(B, A, C, K, pred_scores.device)
+    candidate = _candidates(anchors, gt_boxes, gt_mask, anchor_strides, center_radius)
     gb = gt_boxes[..., None, :]  # (B, M, 1, 4)
-    inside = (ax > gb[..., 0]) & (ax < gb[..., 2]) & (ay > gb[..., 1]) & (ay < gb[..., 3])
-    if anchor_strides is not None:
-        r = center_radius * anchor_strides.view(1, 1, A)
-        cx = (gb[..., 0] + gb[..., 2]) / 2
-        cy = (gb[..., 1] + gb[..., 3]) / 2
-        inside &= ((ax - cx).abs() < r) & ((ay - cy).abs() < r)
-    candidate = inside & gt_mask[..., None]  # (B, M, A)
     iou = box_iou_pairs(pred_boxes[:, None], gb).clamp(min=0)  # (B, M, A)
     cls_idx = gt_classes.clamp(min=0)[..., None].expand(B, M, A)
     score = pred_scores.permute(0, 2, 1).gather(1, cls_idx)  # (B, M, A)
@@ -129,13 +114,52 @@ def assign(
                            area[..., None])  # fmt: skip
         metric = metric * oks.pow(gamma)
     metric = metric * candidate
-    # Top-k candidates per hand (ties with zero metric are dropped).
+    chosen = _top_k_positives(metric, candidate, anchors, gt_boxes, gt_mask, topk)
+    return _targets(_one_hand_per_anchor(chosen, iou), iou, gt_classes, gt_boxes, gt_kpts,
+                    gt_kp_valid, gt_kp_visible, C)  # fmt: skip
+
+
+def _empty_assignment(B: int, A: int, C: int, K: int, dev: torch.device) -> Assignment:
+    """No hand in the batch: every anchor is background."""
+    z = torch.zeros
+    return Assignment(z(B, A, dtype=torch.bool, device=dev),
+                      z(B, A, dtype=torch.long, device=dev), z(B, A, C, device=dev),
+                      torch.full((B, A), -1, dtype=torch.long, device=dev),
+                      z(B, A, 4, device=dev), z(B, A, K, 2, device=dev),
+                      z(B, A, K, dtype=torch.bool, device=dev),
+                      z(B, A, K, dtype=torch.bool, device=dev))  # fmt: skip
+
+
+def _candidates(
+    anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_mask: torch.Tensor,
+    anchor_strides: torch.Tensor | None, center_radius: float,
+) -> torch.Tensor:  # fmt: skip
+    """(B, M, A) bool: anchor centres inside a real hand's box (and, with ``anchor_strides``,
+    within ``center_radius`` strides of its centre per axis)."""
+    A = anchors.shape[0]
+    ax, ay = anchors[:, 0].view(1, 1, A), anchors[:, 1].view(1, 1, A)
+    gb = gt_boxes[..., None, :]  # (B, M, 1, 4)
+    inside = (ax > gb[..., 0]) & (ax < gb[..., 2]) & (ay > gb[..., 1]) & (ay < gb[..., 3])
+    if anchor_strides is not None:
+        r = center_radius * anchor_strides.view(1, 1, A)
+        cx = (gb[..., 0] + gb[..., 2]) / 2
+        cy = (gb[..., 1] + gb[..., 3]) / 2
+        inside &= ((ax - cx).abs() < r) & ((ay - cy).abs() < r)
+    return inside & gt_mask[..., None]
+
+
+def _top_k_positives(
+    metric: torch.Tensor, candidate: torch.Tensor, anchors: torch.Tensor,
+    gt_boxes: torch.Tensor, gt_mask: torch.Tensor, topk: int,
+) -> torch.Tensor:  # fmt: skip
+    """(B, M, A) bool: each hand's top-k candidates by ``metric`` (ties with zero metric
+    are dropped); a hand whose candidates all score zero (untrained net) still gets its
+    nearest inside anchors, by centre distance."""
+    A = anchors.shape[0]
     k = min(topk, A)
     top_val, top_idx = metric.topk(k, dim=-1)
     chosen = torch.zeros_like(metric, dtype=torch.bool)
     chosen.scatter_(-1, top_idx, top_val > 0)
-    # Hands whose candidates all have zero metric (untrained net) still get their
-    # nearest inside anchors: fall back to the centre distance.
     empty = gt_mask & ~chosen.any(-1) & candidate.any(-1)
     if bool(empty.any()):
         centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
@@ -144,12 +168,23 @@ def assign(
         near = dist.topk(k, dim=-1, largest=False).indices
         fallback = torch.zeros_like(chosen).scatter_(-1, near, True) & candidate
         chosen = torch.where(empty[..., None], fallback, chosen)
-    chosen &= candidate
-    # An anchor claimed by several hands goes to the one it overlaps most.
+    return chosen & candidate
+
+
+def _one_hand_per_anchor(chosen: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    """An anchor claimed by several hands goes to the one it overlaps most (B, M, A)."""
     multi = chosen.sum(1) > 1  # (B, A)
     best = iou.masked_fill(~chosen, -1).argmax(1)  # (B, A)
     one_hot = torch.zeros_like(chosen).scatter_(1, best[:, None], True)
-    chosen = torch.where(multi[:, None], one_hot & chosen, chosen)
+    return torch.where(multi[:, None], one_hot & chosen, chosen)
+
+
+def _targets(chosen: torch.Tensor, iou: torch.Tensor, gt_classes: torch.Tensor,
+             gt_boxes: torch.Tensor, gt_kpts: torch.Tensor, gt_kp_valid: torch.Tensor,
+             gt_kp_visible: torch.Tensor, C: int) -> Assignment:  # fmt: skip
+    """Per-anchor targets of the chosen (B, M, A) positives."""
+    B, _, A = chosen.shape
+    dev = chosen.device
     fg = chosen.any(1)
     gt_index = chosen.to(torch.int64).argmax(1)  # (B, A)
     # Soft targets: each positive's own IoU (IoU-aware classification, as VarifocalNet).

@@ -116,40 +116,10 @@ def generate_dataset(
         "images_per_s_after_startup"}`` (the latter from the first worker report on, i.e.
         without process start-up and texture painting; None without workers).
     """
-    if count <= 0:
-        raise ValueError(f"count must be > 0, got {count}")
-    if shard_size <= 0:
-        raise ValueError(f"shard_size must be > 0, got {shard_size}")
-    if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
-    if hand_source is not None and workers > 0:
-        raise ValueError("hand_source overrides need workers=0")
-    split = split_for_seed(seed)
+    _check_arguments(count, shard_size, workers, hand_source)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     config_dict = dataclasses.asdict(config)
-    meta = {
-        "format": FORMAT,
-        "kind": config.kind,
-        "seed": int(seed),
-        "split": split,
-        "count": int(count),
-        "shard_size": int(shard_size),
-        "image_size": list(config.image_size),
-        "config": config_dict,
-        "backgrounds": str(backgrounds) if backgrounds else None,
-    }
-    if (out / "meta.json").exists():
-        old = read_meta(out)
-        for key in ("kind", "seed", "shard_size", "config"):
-            if json.loads(json.dumps(old[key])) != json.loads(json.dumps(meta[key])):
-                raise ValueError(
-                    f"{out} holds a dataset with another {key} ({old[key]!r}); use a new folder"
-                )
-    for stale in out.glob("shard_*.tmp-*"):  # partial shards of an interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-
+    meta = _start_meta(out, config, config_dict, count, seed, shard_size, backgrounds)
     n_shards = math.ceil(count / shard_size)
     jobs = []
     for k in range(n_shards):
@@ -166,26 +136,7 @@ def generate_dataset(
         for job in jobs:
             bar.update(_make_shard(job))
     elif jobs:
-        ctx = mp.get_context("spawn")  # a fresh process per worker: no inherited GL or torch state
-        q = ctx.Queue()
-        with ctx.Pool(
-            min(workers, len(jobs)),
-            initializer=_init_worker,
-            initargs=(config_dict, seed, backgrounds, q),
-        ) as pool:
-            pending = pool.map_async(_make_shard, jobs, chunksize=1)
-            while True:
-                try:
-                    n = q.get(timeout=0.25)
-                    if first is None:  # workers are up: start of the steady-state rate
-                        first = (time.perf_counter(), bar.n)
-                    bar.update(n)
-                except queue.Empty:
-                    if pending.ready():
-                        break
-            pending.get()  # re-raises a worker's exception
-            while not q.empty():
-                bar.update(q.get())
+        first = _run_pool(jobs, workers, (config_dict, seed, backgrounds), bar)
     bar.close()
     seconds = time.perf_counter() - t0
     meta["finished"] = all((out / shard_name(k)).is_dir() for k in range(n_shards))
@@ -201,3 +152,76 @@ def generate_dataset(
         "images_per_s": round(todo / seconds, 2) if todo and seconds > 0 else None,
         "images_per_s_after_startup": steady,
     }
+
+
+def _check_arguments(count: int, shard_size: int, workers: int, hand_source) -> None:
+    """ValueError naming the argument of :func:`generate_dataset` that is out of range."""
+    if count <= 0:
+        raise ValueError(f"count must be > 0, got {count}")
+    if shard_size <= 0:
+        raise ValueError(f"shard_size must be > 0, got {shard_size}")
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if hand_source is not None and workers > 0:
+        raise ValueError("hand_source overrides need workers=0")
+
+
+def _start_meta(
+    out: Path, config, config_dict: dict, count: int, seed: int, shard_size: int,
+    backgrounds: str | None,
+) -> dict:  # fmt: skip
+    """Create ``out``, refuse a folder holding another dataset, drop partial shards of an
+    interrupted run and write ``meta.json`` (unfinished); returns the meta dict."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "kind": config.kind,
+        "seed": int(seed),
+        "split": split_for_seed(seed),
+        "count": int(count),
+        "shard_size": int(shard_size),
+        "image_size": list(config.image_size),
+        "config": config_dict,
+        "backgrounds": str(backgrounds) if backgrounds else None,
+    }
+    if (out / "meta.json").exists():
+        old = read_meta(out)
+        for key in ("kind", "seed", "shard_size", "config"):
+            if json.loads(json.dumps(old[key])) != json.loads(json.dumps(meta[key])):
+                raise ValueError(
+                    f"{out} holds a dataset with another {key} ({old[key]!r}); use a new folder"
+                )
+    for stale in out.glob("shard_*.tmp-*"):  # partial shards of an interrupted run
+        shutil.rmtree(stale, ignore_errors=True)
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _run_pool(jobs: list, workers: int, worker_args: tuple, bar) -> tuple[float, int] | None:
+    """Shards ``jobs`` on ``workers`` spawned processes, counting images on ``bar``.
+
+    Returns ``(time, images done)`` at the first worker report (start of the steady-state
+    rate; ``time.perf_counter`` seconds), or None when no worker reported.
+    """
+    first = None
+    ctx = mp.get_context("spawn")  # a fresh process per worker: no inherited GL or torch state
+    q = ctx.Queue()
+    with ctx.Pool(
+        min(workers, len(jobs)),
+        initializer=_init_worker,
+        initargs=(*worker_args, q),
+    ) as pool:
+        pending = pool.map_async(_make_shard, jobs, chunksize=1)
+        while True:
+            try:
+                n = q.get(timeout=0.25)
+                if first is None:  # workers are up: start of the steady-state rate
+                    first = (time.perf_counter(), bar.n)
+                bar.update(n)
+            except queue.Empty:
+                if pending.ready():
+                    break
+        pending.get()  # re-raises a worker's exception
+        while not q.empty():
+            bar.update(q.get())
+    return first
