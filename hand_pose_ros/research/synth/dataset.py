@@ -121,10 +121,8 @@ def generate_dataset(
     config_dict = dataclasses.asdict(config)
     meta = _start_meta(out, config, config_dict, count, seed, shard_size, backgrounds)
     n_shards = math.ceil(count / shard_size)
-    jobs = []
-    for k in range(n_shards):
-        if not (out / shard_name(k)).is_dir():
-            jobs.append((k, k * shard_size, min(count, (k + 1) * shard_size), str(out), masks))
+    jobs = [(k, k * shard_size, min(count, (k + 1) * shard_size), str(out), masks)
+            for k in range(n_shards) if not (out / shard_name(k)).is_dir()]  # fmt: skip
     todo = sum(stop - start for _, start, stop, _, _ in jobs)
     from tqdm import tqdm
 
@@ -141,13 +139,19 @@ def generate_dataset(
     seconds = time.perf_counter() - t0
     meta["finished"] = all((out / shard_name(k)).is_dir() for k in range(n_shards))
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return _summary(todo, len(jobs), n_shards, seconds, t0, first)
+
+
+def _summary(todo: int, written: int, n_shards: int, seconds: float, t0: float,
+             first: tuple[float, int] | None) -> dict:  # fmt: skip
+    """:func:`generate_dataset`'s result: counts and rates (images per second)."""
     steady = None
     if first is not None and todo - first[1] > 0:
         steady = round((todo - first[1]) / max(t0 + seconds - first[0], 1e-9), 2)
     return {
         "samples_written": todo,
-        "shards_written": len(jobs),
-        "shards_skipped": n_shards - len(jobs),
+        "shards_written": written,
+        "shards_skipped": n_shards - written,
         "seconds": round(seconds, 3),
         "images_per_s": round(todo / seconds, 2) if todo and seconds > 0 else None,
         "images_per_s_after_startup": steady,
