@@ -150,6 +150,8 @@ def least_squares(
     """
     cfg = config or LMConfig()
     x = np.array(x0, dtype=float)  # a copy
+    if x.ndim not in (1, 2):
+        raise ValueError(f"x0 must be (P,) or (B, P), got shape {x.shape}")
     bounds = None
     if lower is not None or upper is not None:
         if retract is not None:
