@@ -83,21 +83,9 @@ def detection_loss(
         gt["classes"], gt["boxes"], gt["keypoints"], gt["kp_valid"], gt["kp_visible"],
         gt["gt_mask"], kpa=cfg.kpa, anchor_strides=strides,
     )  # fmt: skip
-    norm = a.scores.sum().clamp(min=1.0)
     fg = a.fg
     zero = raw["box"].sum() * 0.0
-    hand_loss = zero
-    if cfg.handedness_head:
-        hand_target = a.scores.sum(-1)
-        cls_loss = F.binary_cross_entropy_with_logits(raw["cls"][..., 0], hand_target,
-                                                      reduction="sum") / norm  # fmt: skip
-        known = fg & (a.classes >= 0)
-        if bool(known.any()):
-            hand_loss = F.binary_cross_entropy_with_logits(raw["cls"][..., 1][known],
-                                                           a.classes[known].float())  # fmt: skip
-    else:
-        cls_loss = F.binary_cross_entropy_with_logits(raw["cls"], a.scores,
-                                                      reduction="sum") / norm  # fmt: skip
+    cls_loss, hand_loss = _class_losses(cfg, raw["cls"], a, zero)
     cls_total = w.cls * cls_loss + w.handedness * hand_loss
     if not bool(fg.any()):
         return LossTerms(total=cls_total + zero, box=zero, cls=cls_loss, kpt=zero)
@@ -119,6 +107,26 @@ def detection_loss(
     total = w.box * box_loss + cls_total + w.pose * oks_loss + w.kobj * kobj
     return LossTerms(total=total, box=box_loss, cls=cls_loss, kpt=oks_loss, kobj=kobj,
                      **_handedness_term(cfg, hand_loss))  # fmt: skip
+
+
+def _class_losses(cfg, cls_logits: torch.Tensor, a, zero: torch.Tensor) -> tuple:
+    """``(cls_loss, hand_loss)``: the classification BCE against the soft assignment scores
+    (normalised by their sum) and, with a handedness head, the left/right BCE of the
+    positives whose side is known (``zero`` otherwise)."""
+    norm = a.scores.sum().clamp(min=1.0)
+    hand_loss = zero
+    if cfg.handedness_head:
+        hand_target = a.scores.sum(-1)
+        cls_loss = F.binary_cross_entropy_with_logits(cls_logits[..., 0], hand_target,
+                                                      reduction="sum") / norm  # fmt: skip
+        known = a.fg & (a.classes >= 0)
+        if bool(known.any()):
+            hand_loss = F.binary_cross_entropy_with_logits(cls_logits[..., 1][known],
+                                                           a.classes[known].float())  # fmt: skip
+    else:
+        cls_loss = F.binary_cross_entropy_with_logits(cls_logits, a.scores,
+                                                      reduction="sum") / norm  # fmt: skip
+    return cls_loss, hand_loss
 
 
 def _handedness_term(cfg, hand_loss: torch.Tensor) -> dict[str, torch.Tensor]:
