@@ -108,28 +108,39 @@ def write_shard(
             valid[i, h] = True
             for name in HAND_FIELDS:
                 arrays[name][i, h] = hand[name]
-        ok, buf = cv2.imencode(
-            ".jpg", s["image"][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-        )
-        if not ok:
-            raise RuntimeError(f"JPEG encoding failed for sample {indices[i]}")
-        blobs["images"].append(buf.tobytes())
-        if masks:
-            ok, buf = cv2.imencode(".png", s["mask"])
-            blobs["masks"].append(buf.tobytes())
-    for key, items in blobs.items():
-        if not items:
-            continue
-        offsets = np.zeros(len(items) + 1, np.int64)
-        offsets[1:] = np.cumsum([len(b) for b in items])
-        (tmp / f"{key}.bin").write_bytes(b"".join(items))
-        np.save(tmp / f"{key}.idx.npy", offsets)
+        _encode_sample(s, indices[i], jpeg_quality, masks, blobs)
+    _write_blobs(tmp, blobs)
     np.save(tmp / "index.npy", np.asarray(indices, np.int64))
     np.save(tmp / "K.npy", K)
     np.save(tmp / "hand_valid.npy", valid)
     for name, arr in arrays.items():
         np.save(tmp / f"{name}.npy", arr)
     os.replace(tmp, path)
+
+
+def _encode_sample(sample: dict, index: int, jpeg_quality: int, masks: bool,
+                   blobs: dict[str, list[bytes]]) -> None:  # fmt: skip
+    """Append the sample's JPEG image (and PNG label mask with ``masks``) to ``blobs``."""
+    ok, buf = cv2.imencode(
+        ".jpg", sample["image"][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    )
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for sample {index}")
+    blobs["images"].append(buf.tobytes())
+    if masks:
+        ok, buf = cv2.imencode(".png", sample["mask"])
+        blobs["masks"].append(buf.tobytes())
+
+
+def _write_blobs(folder: Path, blobs: dict[str, list[bytes]]) -> None:
+    """Each non-empty blob list as ``KEY.bin`` (concatenated) and ``KEY.idx.npy`` (offsets)."""
+    for key, items in blobs.items():
+        if not items:
+            continue
+        offsets = np.zeros(len(items) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(b) for b in items])
+        (folder / f"{key}.bin").write_bytes(b"".join(items))
+        np.save(folder / f"{key}.idx.npy", offsets)
 
 
 def read_meta(root: str | Path) -> dict:

@@ -123,23 +123,7 @@ def standin_mesh(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         coordinates in [0, 1] (each tube gets its own strip of the texture).
     """
     z = np.array([0.0, 0.0, 1.0])
-    parts = []
-    # Palm: a flattened tube from below the wrist to the knuckles, open at the wrist.
-    wrist = joints[0]
-    knuckle = joints[[5, 9, 13, 17]].mean(0)
-    ys = np.linspace(-0.015, 1.0, 6)
-    palm_rings = []
-    for t in ys:
-        c = wrist + t * (knuckle - wrist)
-        half_w = 0.03 + 0.015 * np.clip(t, 0, 1)
-        ang = np.linspace(0, 2 * np.pi, _RING, endpoint=False)
-        x_axis = joints[5] - joints[17]
-        x_axis = x_axis / np.linalg.norm(x_axis)
-        # (z, x) order: rings wind the same way around the bone as the finger tubes.
-        palm_rings.append(
-            c + 0.014 * np.cos(ang)[:, None] * z + half_w * np.sin(ang)[:, None] * x_axis
-        )
-    parts.append(np.stack(palm_rings))
+    parts = [_palm_rings(joints, z)]
     for name in FINGER_NAMES:
         ids = FINGER_KEYPOINTS[name]
         pts = joints[list(ids)]
@@ -162,7 +146,31 @@ def standin_mesh(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         offset += n_rings * _RING
     verts = np.concatenate(verts)
     faces = np.concatenate(faces)
-    # Orient faces outward: flip the whole mesh if the mean normal points inward.
+    return verts, _outward(verts, faces, parts), np.concatenate(uvs)
+
+
+def _palm_rings(joints: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(6, _RING, 3) rings of the palm: a flattened tube from below the wrist to the
+    knuckles, open at the wrist (hand_root frame, metres)."""
+    wrist = joints[0]
+    knuckle = joints[[5, 9, 13, 17]].mean(0)
+    ys = np.linspace(-0.015, 1.0, 6)
+    palm_rings = []
+    for t in ys:
+        c = wrist + t * (knuckle - wrist)
+        half_w = 0.03 + 0.015 * np.clip(t, 0, 1)
+        ang = np.linspace(0, 2 * np.pi, _RING, endpoint=False)
+        x_axis = joints[5] - joints[17]
+        x_axis = x_axis / np.linalg.norm(x_axis)
+        # (z, x) order: rings wind the same way around the bone as the finger tubes.
+        palm_rings.append(
+            c + 0.014 * np.cos(ang)[:, None] * z + half_w * np.sin(ang)[:, None] * x_axis
+        )
+    return np.stack(palm_rings)
+
+
+def _outward(verts: np.ndarray, faces: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+    """``faces``, flipped as a whole if their mean normal points into the parts (inward)."""
     tri = verts[faces]
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     centre = tri.mean(1)
@@ -174,4 +182,4 @@ def standin_mesh(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         start += n_f
     if np.mean(np.sum(fn * (centre - part_centre), 1)) < 0:
         faces = faces[:, ::-1].copy()
-    return verts, faces, np.concatenate(uvs)
+    return faces
