@@ -110,35 +110,7 @@ def add_occluders(
         cx = int(rng.uniform(x0 - 0.2 * bw, x1 + 0.2 * bw))
         cy = int(rng.uniform(y0 - 0.2 * bh, y1 + 0.2 * bh))
         size = rng.uniform(0.15, 0.5) * max(bw, bh)
-        kind = rng.integers(3)
-        if kind == 0:  # rod / pen / cable
-            ang = rng.uniform(0, np.pi)
-            d = np.array([np.cos(ang), np.sin(ang)]) * size * 1.5
-            cv2.line(
-                layer,
-                (int(cx - d[0]), int(cy - d[1])),
-                (int(cx + d[0]), int(cy + d[1])),
-                255,
-                max(2, int(size * rng.uniform(0.1, 0.3))),
-                cv2.LINE_AA,
-            )
-        elif kind == 1:  # ball / cup seen from the side
-            cv2.ellipse(
-                layer,
-                (cx, cy),
-                (int(size / 2), int(size / 2 * rng.uniform(0.5, 1.2))),
-                float(rng.uniform(0, 180)),
-                0,
-                360,
-                255,
-                -1,
-                cv2.LINE_AA,
-            )
-        else:  # box / phone
-            pts = cv2.boxPoints(
-                ((cx, cy), (size, size * rng.uniform(0.3, 1.0)), float(rng.uniform(0, 180)))
-            )
-            cv2.fillPoly(layer, [pts.astype(np.int32)], 255, cv2.LINE_AA)
+        _draw_occluder_shape(rng, layer, cx, cy, size)
         col = random_color(rng)
         use_texture = bool(textures) and rng.random() < 0.4
         tex = textures[int(rng.integers(len(textures)))] if use_texture else None
@@ -159,6 +131,40 @@ def add_occluders(
         roi += fill * alpha
         mask_total |= layer > 127
     return mask_total
+
+
+def _draw_occluder_shape(rng: np.random.Generator, layer: np.ndarray, cx: int, cy: int,
+                         size: float) -> None:  # fmt: skip
+    """Draw a random rod, ball or box of ``size`` pixels at (cx, cy) into ``layer`` (255)."""
+    kind = rng.integers(3)
+    if kind == 0:  # rod / pen / cable
+        ang = rng.uniform(0, np.pi)
+        d = np.array([np.cos(ang), np.sin(ang)]) * size * 1.5
+        cv2.line(
+            layer,
+            (int(cx - d[0]), int(cy - d[1])),
+            (int(cx + d[0]), int(cy + d[1])),
+            255,
+            max(2, int(size * rng.uniform(0.1, 0.3))),
+            cv2.LINE_AA,
+        )
+    elif kind == 1:  # ball / cup seen from the side
+        cv2.ellipse(
+            layer,
+            (cx, cy),
+            (int(size / 2), int(size / 2 * rng.uniform(0.5, 1.2))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
+    else:  # box / phone
+        pts = cv2.boxPoints(
+            ((cx, cy), (size, size * rng.uniform(0.3, 1.0)), float(rng.uniform(0, 180)))
+        )
+        cv2.fillPoly(layer, [pts.astype(np.int32)], 255, cv2.LINE_AA)
 
 
 def _color_temperature_gains(kelvin: float) -> np.ndarray:

@@ -168,6 +168,17 @@ class BackgroundBank:
         return np.ascontiguousarray(out).astype(np.uint8)
 
     def _procedural(self, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+        """A painted background (height, width, 3) uint8: base layer, clutter, noise, blur."""
+        img = np.ascontiguousarray(self._base_layer(rng, width, height), dtype=np.float32)
+        self._add_clutter(rng, img)
+        if rng.random() < 0.6:  # sensor-ish noise and defocus
+            img += rng.normal(0, rng.uniform(0.005, 0.04), img.shape).astype(np.float32)
+        if rng.random() < 0.5:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 4.0))
+        return cv2.convertScaleAbs(np.clip(img, 0, 1), alpha=255.0)
+
+    def _base_layer(self, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+        """(height, width, 3) float RGB in [0, 1]: a gradient, a warped texture or a wall."""
         kind = rng.random()
         if kind < 0.35:  # gradient between two colours
             a, b = random_color(rng), random_color(rng)
@@ -188,8 +199,11 @@ class BackgroundBank:
             vx = (np.linspace(0, 1, width, dtype=np.float32)[None, :] - rng.uniform(0, 1)) ** 2
             vy = (np.linspace(0, 1, height, dtype=np.float32)[:, None] - rng.uniform(0, 1)) ** 2
             img *= (1.0 - rng.uniform(0, 0.5) * np.clip(np.sqrt(vx + vy), 0, 1))[..., None]
-        img = np.ascontiguousarray(img, dtype=np.float32)
-        # Clutter: shapes, bars and lines drawn in place, some textured.
+        return img
+
+    def _add_clutter(self, rng: np.random.Generator, img: np.ndarray) -> None:
+        """Shapes, bars and lines drawn into ``img`` (float32 RGB) in place, some textured."""
+        height, width = img.shape[:2]
         for _ in range(int(rng.integers(0, 14))):
             col = tuple(float(c) for c in random_color(rng))
             shape = rng.integers(4)
@@ -229,8 +243,3 @@ class BackgroundBank:
                 tex = self.textures[int(rng.integers(len(self.textures)))]
                 fill = cv2.resize(tex, (width, height), interpolation=cv2.INTER_LINEAR)
                 np.copyto(img, fill, where=(target > 127)[..., None])
-        if rng.random() < 0.6:  # sensor-ish noise and defocus
-            img += rng.normal(0, rng.uniform(0.005, 0.04), img.shape).astype(np.float32)
-        if rng.random() < 0.5:
-            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 4.0))
-        return cv2.convertScaleAbs(np.clip(img, 0, 1), alpha=255.0)
