@@ -171,7 +171,6 @@ def paint_skin(
         (size, size, 4) uint8 RGBA: albedo (sRGB) and specular strength in alpha.
     """
     tone = sample_skin_tone(rng) if tone is None else np.asarray(tone, np.float32)
-    darkness = 1.0 - float(tone.mean())
     albedo = np.broadcast_to(tone, (size, size, 3)).copy()
     # Blotches: luminance and redness variation at a few scales.
     lum = fractal_noise(rng, size, base_cells=6, octaves=4)
@@ -184,29 +183,8 @@ def paint_skin(
     albedo *= (1.0 + 0.025 * cv2.GaussianBlur(grain, (0, 0), 0.7))[..., None]
     spec = 0.45 + 0.15 * smooth_noise(rng, size, 8) + rng.uniform(-0.15, 0.15)
     if geometry is not None:
-        geo = geometry
-        if geo.position.shape[0] != size:
-            geo = GeometryMaps(
-                cv2.resize(geo.position, (size, size), interpolation=cv2.INTER_NEAREST),
-                cv2.resize(geo.normal, (size, size), interpolation=cv2.INTER_NEAREST),
-                cv2.resize(
-                    geo.coverage.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
-                )
-                > 0,
-                geo.joints,
-            )
-        palmar = _smoothstep(-0.1, 0.5, geo.normal[..., 2])
-        # Palms and finger pads carry less melanin: much lighter and pinker on dark skin.
-        palm_tone = np.array([0.86, 0.66, 0.58], np.float32) * rng.uniform(0.85, 1.0)
-        k = (0.15 + 0.55 * darkness) * palmar
-        albedo = albedo * (1 - k[..., None]) + palm_tone * k[..., None] * (
-            0.5 + 0.5 * albedo / max(tone.max(), 1e-3)
-        )
-        creases, wrinkles = crease_maps(rng, geo) if creases is None else creases
-        depth = rng.uniform(0.25, 0.45)
-        albedo *= (1.0 - depth * creases)[..., None] * np.array([1.0, 0.95, 0.95], np.float32)
-        albedo *= (1.0 - 0.25 * wrinkles)[..., None]
-        spec = spec * (1.0 - 0.5 * creases) - 0.1 * palmar
+        geo = _geometry_at(geometry, size)
+        albedo, spec = _palms_and_creases(rng, albedo, spec, geo, tone, creases)
     if sss is not None:
         s = cv2.resize(np.asarray(sss, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
         s = (s - s.mean()) / max(float(s.std()), 1e-6)
@@ -224,6 +202,42 @@ def paint_skin(
         spec = spec * (1 - m[..., 0]) + 0.9 * m[..., 0]
     rgba = np.concatenate([np.clip(albedo, 0, 1), np.clip(spec, 0.05, 1)[..., None]], axis=-1)
     return (rgba * 255 + 0.5).astype(np.uint8)
+
+
+def _geometry_at(geo: GeometryMaps, size: int) -> GeometryMaps:
+    """``geo`` resampled (nearest) to ``size`` texels if it is another size."""
+    if geo.position.shape[0] == size:
+        return geo
+    return GeometryMaps(
+        cv2.resize(geo.position, (size, size), interpolation=cv2.INTER_NEAREST),
+        cv2.resize(geo.normal, (size, size), interpolation=cv2.INTER_NEAREST),
+        cv2.resize(
+            geo.coverage.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
+        )
+        > 0,
+        geo.joints,
+    )
+
+
+def _palms_and_creases(
+    rng: np.random.Generator, albedo: np.ndarray, spec: np.ndarray, geo: GeometryMaps,
+    tone: np.ndarray, creases: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Lighter palms and finger pads, creases and wrinkles: new ``(albedo, spec)``."""
+    darkness = 1.0 - float(tone.mean())
+    palmar = _smoothstep(-0.1, 0.5, geo.normal[..., 2])
+    # Palms and finger pads carry less melanin: much lighter and pinker on dark skin.
+    palm_tone = np.array([0.86, 0.66, 0.58], np.float32) * rng.uniform(0.85, 1.0)
+    k = (0.15 + 0.55 * darkness) * palmar
+    albedo = albedo * (1 - k[..., None]) + palm_tone * k[..., None] * (
+        0.5 + 0.5 * albedo / max(tone.max(), 1e-3)
+    )
+    creases, wrinkles = crease_maps(rng, geo) if creases is None else creases
+    depth = rng.uniform(0.25, 0.45)
+    albedo *= (1.0 - depth * creases)[..., None] * np.array([1.0, 0.95, 0.95], np.float32)
+    albedo *= (1.0 - 0.25 * wrinkles)[..., None]
+    spec = spec * (1.0 - 0.5 * creases) - 0.1 * palmar
+    return albedo, spec
 
 
 def paint_cloth(rng: np.random.Generator, size: int = 128) -> np.ndarray:
