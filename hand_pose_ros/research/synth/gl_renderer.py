@@ -407,7 +407,13 @@ class MeshRenderer:
         ctx = self.ctx
         ctx.enable(mgl.DEPTH_TEST)
         ctx.disable(mgl.CULL_FACE)
+        self._set_lighting(proj_bytes, lighting)
+        rgba = self._colour_pass(items, prepared)
+        ids, depth = self._label_pass(items, prepared, proj_bytes)
+        return RenderOutput(rgba=rgba, ids=ids, depth=depth)
 
+    def _set_lighting(self, proj_bytes: bytes, lighting: Lighting) -> None:
+        """Projection and scene lights (two directional lights, padded) of the colour program."""
         cp = self.color_prog
         cp["proj"].write(proj_bytes)
         cp["ambient_sky"].value = tuple(lighting.ambient_sky)
@@ -419,6 +425,11 @@ class MeshRenderer:
         )
         cp["light_dir"].write(np.asarray(dirs, np.float32).tobytes())
         cp["light_color"].write(np.asarray(cols, np.float32).tobytes())
+
+    def _colour_pass(self, items: list[DrawItem], prepared: list) -> np.ndarray:
+        """Shaded colour of ``items`` (multisampled when ``msaa``): (H, W, 4) float RGBA."""
+        mgl = self._mgl
+        cp = self.color_prog
         self.fbo_ms.use()
         self.fbo_ms.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         for item, ((_, vao_color, _), count) in zip(items, prepared, strict=True):
@@ -436,11 +447,15 @@ class MeshRenderer:
                 cp["object_id"].value = float(item.object_id)
             vao_color.render(mgl.TRIANGLES, vertices=count)
         if self.msaa:
-            ctx.copy_framebuffer(self.fbo_color, self.fbo_ms)
+            self.ctx.copy_framebuffer(self.fbo_color, self.fbo_ms)
         raw = self.fbo_color.read(components=4, dtype="f1")
         rgba = np.frombuffer(raw, np.uint8).reshape(self.height, self.width, 4)
-        rgba = rgba.astype(np.float32) * (1.0 / 255.0)
+        return rgba.astype(np.float32) * (1.0 / 255.0)
 
+    def _label_pass(self, items: list[DrawItem], prepared: list,
+                    proj_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Object ids (H, W) uint8 and camera depth (H, W) float32 (inf on background): a
+        single-sample pass with ``msaa``, else the colour pass's second attachment."""
         if self.msaa:
             lp = self.label_prog
             lp["proj"].write(proj_bytes)
@@ -448,7 +463,7 @@ class MeshRenderer:
             self.fbo_label.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
             for item, ((_, _, vao_label), count) in zip(items, prepared, strict=True):
                 lp["object_id"].value = float(item.object_id)
-                vao_label.render(mgl.TRIANGLES, vertices=count)
+                vao_label.render(self._mgl.TRIANGLES, vertices=count)
             raw_label = self.fbo_label.read(components=2, dtype="f4")
         else:
             raw_label = self.fbo_label.read(components=2, dtype="f4", attachment=1)
@@ -456,7 +471,7 @@ class MeshRenderer:
         lab = lab.reshape(self.height, self.width, 2)
         ids = np.rint(lab[..., 0]).astype(np.uint8)
         depth = np.where(ids > 0, lab[..., 1], np.inf).astype(np.float32)
-        return RenderOutput(rgba=rgba, ids=ids, depth=depth)
+        return ids, depth
 
     def bake_uv_maps(
         self,
