@@ -78,7 +78,7 @@ def test_giou_known_values():
 
 # --- training ---------------------------------------------------------------------------
 def _train_args(data: Path, out: Path, *extra: str) -> argparse.Namespace:
-    from hand_pose_ros.detection import train
+    from hand_pose_ros.research.detection import train
 
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
