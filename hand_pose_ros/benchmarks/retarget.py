@@ -135,6 +135,7 @@ def _robot_row(
     times, residuals, jitters, filtered_jitters, lags, hf = [], [], [], [], [], []
     fields: dict = {}
     ik_times = []
+    stalled = 0  # frames where the optimizer accepted no step (its result, not silence)
     for path in files:
         keypoints, bio, fields = human_input(path, max_frames, mode)
         if "_ik_times_ms" in fields:
@@ -146,6 +147,7 @@ def _robot_row(
             command = retargeter.retarget(frame, None if bio is None else bio[i])
             times.append((time.perf_counter() - start) * 1e3)
             out[i] = command.positions
+            stalled += command.solve is not None and command.solve.reason == "stalled"
             vecs, _ = retargeter.optimizer.vectors_at(robot.free_joint_values(command.positions))
             tips = slice(0, retargeter.num_fingertip_vectors)
             residuals.append(
@@ -172,6 +174,7 @@ def _robot_row(
         "frames": len(times),
         "sequences": len(files),
         **timing_row(np.asarray(times)),
+        "stalled_frames": int(stalled),
         "vector_residual_mm": float(np.mean(residuals) * 1e3),
         "vector_residual_human_mm": float(np.mean(residuals) * 1e3 / config.scale),
         "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
