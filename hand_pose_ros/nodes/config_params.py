@@ -67,7 +67,7 @@ def _coerce(value: Any, kind: type, name: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(f"parameter '{name}' must be a {kind.__name__}, got {value!r}")
+        raise ValueError(f"{name}: must be a {kind.__name__}, got {value!r}")
     return value
 
 
@@ -162,7 +162,7 @@ def build_config(config_type: type, values: Mapping[str, Any], prefix: str = "")
         return config_type(**kwargs)
     except ValueError as exc:
         named = _parameter_named(str(exc), config_type, prefix) or f"{prefix}*"
-        raise ValueError(f"parameter '{named}': {exc}") from exc
+        raise ValueError(f"{named}: {exc}") from exc
 
 
 def read_config_parameters(node, config_type: type, prefix: str = "") -> Any:
