@@ -1,33 +1,40 @@
-"""hand_ik: ROS-free hand model, biomechanical kinematics, IK and retargeting."""
+"""hand_ik: ROS-free hand model, biomechanical kinematics, IK and retargeting.
 
+The names below load on first use (PEP 562): importing ``hand_ik.retarget.config`` or
+``hand_ik.keypoints`` does not import torch; ``hand_ik.load_hand_model`` does.
+"""
+
+from importlib import import_module
 from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "BIO_DOF_NAMES": "hand_ik.bio_dofs",
+    "NUM_BIO_DOFS": "hand_ik.bio_dofs",
+    "pose_to_bio": "hand_ik.bio_fit",
+    "bio_to_pose": "hand_ik.biomech",
+    "HandModel": "hand_ik.hand_model",
+    "HandOutput": "hand_ik.hand_model",
+    "load_hand_model": "hand_ik.hand_model",
+    "MANO_TO_KEYPOINT": "hand_ik.hand_model_data",
+    "FINGER_NAMES": "hand_ik.keypoints",
+    "KEYPOINT_NAMES": "hand_ik.keypoints",
+    "NUM_KEYPOINTS": "hand_ik.keypoints",
+    "SKELETON_EDGES": "hand_ik.keypoints",
+}
 
-from hand_ik.bio_dofs import BIO_DOF_NAMES, NUM_BIO_DOFS
-from hand_ik.bio_fit import pose_to_bio
-from hand_ik.biomech import bio_to_pose
-from hand_ik.hand_model import HandModel, HandOutput, load_hand_model
-from hand_ik.hand_model_data import MANO_TO_KEYPOINT
-from hand_ik.keypoints import (
-    FINGER_NAMES,
-    KEYPOINT_NAMES,
-    NUM_KEYPOINTS,
-    SKELETON_EDGES,
-)
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "BIO_DOF_NAMES",
-    "FINGER_NAMES",
-    "KEYPOINT_NAMES",
-    "MANO_TO_KEYPOINT",
-    "NUM_BIO_DOFS",
-    "NUM_KEYPOINTS",
-    "SKELETON_EDGES",
-    "HandModel",
-    "HandOutput",
-    "bio_to_pose",
-    "load_hand_model",
-    "pose_to_bio",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hand_ik' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

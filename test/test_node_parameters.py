@@ -66,7 +66,7 @@ def test_nested_configs_become_dotted_parameters_with_their_defaults_and_docs():
         replace_config(IKStageConfig(), {"post_opt.iterations": -1})
     with pytest.raises(ValueError, match=r"^filter\.hold_s: must be a float"):
         replace_config(RobotStageConfig(), {"filter.hold_s": "long"})
-    with pytest.raises(ValueError, match="^hfov_deg: "):
+    with pytest.raises(ValueError, match=r"^hfov_deg: "):
         replace_config(EstimatorConfig(), {"hfov_deg": 200.0})
 
 

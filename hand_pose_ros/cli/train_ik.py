@@ -8,12 +8,12 @@ import json
 import logging
 from pathlib import Path
 
+from hand_ik.ik.train_config import IKTrainConfig
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hand_ik.ik.train import IKTrainConfig  # light: no torch work at import
-
     defaults = IKTrainConfig()
     parser.add_argument("--rotation", choices=["bio", "pose45"], default=defaults.rotation,
                         help="23 biomechanical DoF (default) or the 45-parameter baseline")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hand_ik.hand_model import load_hand_model
     from hand_ik.ik.evaluate import evaluate_ik_net
-    from hand_ik.ik.train import IKTrainConfig, make_ik_data, train_ik
+    from hand_ik.ik.train import make_ik_data, train_ik
     from hand_ik.ik.weights import WEIGHTS_DIR, save_ik_weights
 
     torch.set_num_threads(max(1, args.threads))
