@@ -18,6 +18,26 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
+# Hypothesis profiles for the fuzz tests (test_fuzz_*.py): "ci", the default, keeps the
+# whole fuzz suite well under a minute; HYPOTHESIS_PROFILE=nightly runs 25x more examples.
+NIGHTLY_FACTOR = 25
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the fuzz tests skip themselves without hypothesis
+    pass
+else:
+    settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
+                              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    settings.register_profile("nightly", max_examples=40 * NIGHTLY_FACTOR, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def fuzz_examples(ci: int) -> int:
+    """Examples for an expensive property: ``ci`` in the ci profile, 25x that in nightly."""
+    return ci * NIGHTLY_FACTOR if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else ci
+
+
 def realdata_path(*parts: str) -> Path:
     """Path under ../shared/realdata, or skip the test with the reason."""
     path = REALDATA.joinpath(*parts)
