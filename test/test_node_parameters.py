@@ -24,7 +24,7 @@ from hand_pose_ros.nodes.config_params import (
 from hand_pose_ros.nodes.live_params import RESTART_REASON
 from hand_pose_ros.nodes.qos import COMMAND_QOS
 from hand_pose_ros.params import load_node_parameters
-from hand_pose_ros.pipeline.estimators import EstimatorConfig
+from hand_pose_ros.pipeline.estimators import EstimatorStageConfig
 from hand_pose_ros.pipeline.stages import IKStageConfig, RobotStageConfig
 
 
@@ -67,7 +67,7 @@ def test_nested_configs_become_dotted_parameters_with_their_defaults_and_docs():
     with pytest.raises(ValueError, match=r"^filter\.hold_s: must be a float"):
         replace_config(RobotStageConfig(), {"filter.hold_s": "long"})
     with pytest.raises(ValueError, match=r"^hfov_deg: "):
-        replace_config(EstimatorConfig(), {"hfov_deg": 200.0})
+        replace_config(EstimatorStageConfig(), {"hfov_deg": 200.0})
 
 
 # --- the nodes --------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_every_parameter_is_live_or_refused_with_a_reason(nodes):
     # The stage config's fields, plus the node's own per-message settings.
     assert counts == {"ik_node": len(config_parameters(IKStageConfig())) + 2,
                       "retarget_node": len(config_parameters(RobotStageConfig())) + 2,
-                      "estimator_node": len(config_parameters(EstimatorConfig()))}  # fmt: skip
+                      "estimator_node": len(config_parameters(EstimatorStageConfig()))}  # fmt: skip
 
 
 def test_ik_node_applies_post_optimization_changes_live(nodes):

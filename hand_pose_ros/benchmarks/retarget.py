@@ -122,6 +122,29 @@ def _hand_poser():
     return HandRootPoser(load_hand_model("open"))
 
 
+def _replay(retargeter, keypoints: np.ndarray, bio: np.ndarray | None, times: list,
+            residuals: list) -> tuple[np.ndarray, int]:  # fmt: skip
+    """Retarget one sequence from a reset; appends ms and fingertip residuals (m) per frame.
+
+    Returns the (T, joints) commands and the frames whose optimizer stalled.
+    """
+    robot = retargeter.robot
+    retargeter.reset()
+    out = np.empty((len(keypoints), len(robot.joint_names)))
+    stalled = 0
+    tips = slice(0, retargeter.num_fingertip_vectors)
+    for i, frame in enumerate(keypoints):
+        start = time.perf_counter()
+        command = retargeter.retarget(frame, None if bio is None else bio[i])
+        times.append((time.perf_counter() - start) * 1e3)
+        out[i] = command.positions
+        stalled += command.solve is not None and command.solve.reason == "stalled"
+        vecs, _ = retargeter.optimizer.vectors_at(robot.free_joint_values(command.positions))
+        error = vecs[tips] - retargeter.targets(frame)[tips]
+        residuals.append(np.linalg.norm(error, axis=1).mean())
+    return out, stalled
+
+
 def _robot_row(
     name: str, urdf: Path | None, files: list[Path], max_frames: int, mode: str = "mocap"
 ) -> dict:
@@ -140,19 +163,8 @@ def _robot_row(
         keypoints, bio, fields = human_input(path, max_frames, mode)
         if "_ik_times_ms" in fields:
             ik_times.append(fields["_ik_times_ms"])
-        retargeter.reset()
-        out = np.empty((len(keypoints), len(robot.joint_names)))
-        for i, frame in enumerate(keypoints):
-            start = time.perf_counter()
-            command = retargeter.retarget(frame, None if bio is None else bio[i])
-            times.append((time.perf_counter() - start) * 1e3)
-            out[i] = command.positions
-            stalled += command.solve is not None and command.solve.reason == "stalled"
-            vecs, _ = retargeter.optimizer.vectors_at(robot.free_joint_values(command.positions))
-            tips = slice(0, retargeter.num_fingertip_vectors)
-            residuals.append(
-                np.linalg.norm(vecs[tips] - retargeter.targets(frame)[tips], axis=1).mean()
-            )
+        out, sequence_stalled = _replay(retargeter, keypoints, bio, times, residuals)
+        stalled += sequence_stalled
         jitters.append(np.abs(np.diff(out[:, moving], axis=0)).mean(axis=1))
         hf.append(np.abs(out[1:-1, moving] - 0.5 * (out[:-2, moving] + out[2:, moving])).mean(1))
         filt = CommandFilter(

@@ -21,7 +21,7 @@ from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
-from hand_pose_ros.pipeline.estimators import BUILD_FIELDS, EstimatorConfig, build_estimator
+from hand_pose_ros.pipeline.estimators import BUILD_FIELDS, EstimatorStageConfig, build_estimator
 from hand_pose_ros.pipeline.video_source import default_intrinsics
 
 #: Track ids for estimators that do not track (the mediapipe reference): one per side.
@@ -34,15 +34,15 @@ TENSORRT_REASON = ("the tensorrt backend may build engines for minutes, blocking
 class EstimatorNode(Node):
     """Finds hands in each image and publishes their keypoints (newest image only).
 
-    Parameters: the fields of :class:`EstimatorConfig`, all live. ``min_score`` and
+    Parameters: the fields of :class:`EstimatorStageConfig`, all live. ``min_score`` and
     ``hfov_deg`` are read per image; a change of the others rebuilds the estimator
     (refused with the reason if that fails, or on the tensorrt backend).
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("estimator_node", **kwargs)
-        declare_config_parameters(self, EstimatorConfig())
-        self.config: EstimatorConfig = read_config_parameters(self, EstimatorConfig)
+        declare_config_parameters(self, EstimatorStageConfig())
+        self.config: EstimatorStageConfig = read_config_parameters(self, EstimatorStageConfig)
         self.estimator = build_estimator(self.config)
         self.K = None
         self.pub = self.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)

@@ -28,13 +28,13 @@ Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 ESTIMATOR_NAMES = ("auto", "handtrack", "mediapipe", "ours")
 DEFAULT_ESTIMATOR = "handtrack"
 
-#: EstimatorConfig fields the estimator is built from (the others are read per image).
+#: EstimatorStageConfig fields the estimator is built from (the others are read per image).
 BUILD_FIELDS = ("estimator", "backend", "device", "landmark_model", "max_hands",
                 "mirrored_input", "hand_side")  # fmt: skip
 
 
 @dataclass
-class EstimatorConfig:
+class EstimatorStageConfig:
     """Parameters of the image estimator stage (ROS parameters of ``estimator_node``)."""
 
     estimator: str = DEFAULT_ESTIMATOR
@@ -70,15 +70,15 @@ class EstimatorConfig:
 
 
 def create_estimator(name: str = DEFAULT_ESTIMATOR, **overrides) -> Estimator:
-    """Build a full-frame estimator: ``EstimatorConfig(estimator=name, **overrides)``.
+    """Build a full-frame estimator: ``EstimatorStageConfig(estimator=name, **overrides)``.
 
-    See :class:`EstimatorConfig` for the keywords (max_hands, mirrored_input, hand_side,
+    See :class:`EstimatorStageConfig` for the keywords (max_hands, mirrored_input, hand_side,
     backend, device, landmark_model); unknown names raise ValueError listing the valid ones.
     """
-    return build_estimator(EstimatorConfig(estimator=name, **overrides))
+    return build_estimator(EstimatorStageConfig(estimator=name, **overrides))
 
 
-def build_estimator(config: EstimatorConfig) -> Estimator:
+def build_estimator(config: EstimatorStageConfig) -> Estimator:
     """The estimator a config describes (its :data:`BUILD_FIELDS`)."""
     c = config
     if c.estimator in ("auto", "handtrack"):
