@@ -93,6 +93,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "estimator_node": "estimator_node",
     "ik_node": "ik_node",
     "retarget_node": "retarget_node",
+    "wrist_pose_node": "wrist_pose_node",
 }
 #: Source kind -> the node publishing its frames (``ros``: someone else's camera node).
 SOURCE_NODES: dict[str, str | None] = {
@@ -233,11 +234,11 @@ def plan_graph(options: dict[str, Any]) -> GraphPlan:
             overrides[source][RATE_PARAMETERS[source]] = value["rate"]
         if value["frames"]:
             overrides[source]["max_frames"] = value["frames"]
-    wanted = ["ik_node", "retarget_node"]
+    wanted = ["ik_node", "retarget_node", "wrist_pose_node"]
     if source is not None:
         wanted.insert(0, source)
     if kind in ("video", "webcam", "ros") or (kind == "demo" and not truth):
-        wanted.insert(len(wanted) - 2, "estimator_node")
+        wanted.insert(wanted.index("ik_node"), "estimator_node")
     nodes = tuple(NodePlan(name, NODE_EXECUTABLES[name], overrides[name]) for name in wanted)
     return GraphPlan(kind, arg, params_file, nodes, file_parameters, value["frames"])
 

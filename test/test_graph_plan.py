@@ -76,14 +76,17 @@ def test_cli_flags_and_launch_arguments_give_the_same_graph(argv, launch_args):
 
 def test_plans_start_the_right_nodes():
     assert plan_graph({}).node_names == ("demo_source", "estimator_node", "ik_node",
-                                         "retarget_node")  # fmt: skip
+                                         "retarget_node", "wrist_pose_node")  # fmt: skip
     assert plan_graph({"estimator": "truth"}).node_names == ("demo_source", "ik_node",
-                                                             "retarget_node")  # fmt: skip
+                                                             "retarget_node",
+                                                             "wrist_pose_node")  # fmt: skip
     assert plan_graph({"source": "webcam:0"}).node_names[0] == "camera_source"
     assert plan_graph({"source": "ros"}).node_names == ("estimator_node", "ik_node",
-                                                        "retarget_node")  # fmt: skip
+                                                        "retarget_node",
+                                                        "wrist_pose_node")  # fmt: skip
     keypoints = plan_graph({"source": "keypoints:/k.npz", "rate": 20})
-    assert keypoints.node_names == ("keypoints_player", "ik_node", "retarget_node")
+    assert keypoints.node_names == ("keypoints_player", "ik_node", "retarget_node",
+                                    "wrist_pose_node")  # fmt: skip
     assert keypoints.node("keypoints_player").overrides == {"file": "/k.npz", "rate_hz": 20.0}
     assert keypoints.node("ik_node").overrides == {"plausibility.check_depth": False}
 

@@ -27,6 +27,7 @@ NODE_CLASSES: dict[str, str] = {
     "estimator_node": "hand_pose_ros.nodes.estimator_node:EstimatorNode",
     "ik_node": "hand_pose_ros.nodes.ik_node:IKNode",
     "retarget_node": "hand_pose_ros.nodes.retarget_node:RetargetNode",
+    "wrist_pose_node": "hand_pose_ros.nodes.wrist_pose_node:WristPoseNode",
 }
 #: Seconds the graph runs on after the source's last frame, for it to reach the robot.
 DRAIN_S = 0.6
