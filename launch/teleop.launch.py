@@ -20,6 +20,7 @@ tests and the README check them without ROS' launch package.
 from __future__ import annotations
 
 from hand_pose_ros.graph_plan import GRAPH_OPTIONS, LAUNCH_ONLY, GraphConfigError, plan_graph
+from hand_pose_ros.scene_frames import CAMERA_IN_WORLD, robot_base_in_world
 
 #: Files of this package the launch file reads.
 PACKAGE_FILES: tuple[str, ...] = ("config/teleop.yaml", "config/teleop.rviz")
@@ -206,12 +207,10 @@ def _optional_processes(parts: dict[str, bool], urdf_path, root_link: str, share
         processes += [
             Node(package="tf2_ros", executable="static_transform_publisher",
                  name="camera_static_tf",
-                 arguments=["--frame-id", "world", "--child-frame-id", "camera_optical_frame"]),
-            # The robot stands 25 cm to the right of the camera's view of the hand.
+                 arguments=CAMERA_IN_WORLD.static_transform_arguments()),
             Node(package="tf2_ros", executable="static_transform_publisher",
                  name="robot_static_tf",
-                 arguments=["--x", "0.25", "--z", "0.45", "--frame-id", "world",
-                            "--child-frame-id", root_link]),
+                 arguments=robot_base_in_world(root_link).static_transform_arguments()),
         ]  # fmt: skip
     if parts["use_rviz"]:
         processes.append(Node(package="rviz2", executable="rviz2", output="screen",

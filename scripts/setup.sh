@@ -111,6 +111,7 @@ fi
 
 # 4. Build the package the ROS 2 way (colcon + ament_cmake + rosidl) into the venv,
 #    so `hand_pose_ros.msg` imports with nothing sourced. No-op rebuilds take ~1 s.
+#    vendor/tf2_msgs: TFMessage (/tf), which no PyPI wheel provides.
 mkdir -p build
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
 # The editable install serves our Python sources; colcon only adds the generated
@@ -123,7 +124,7 @@ for entry in hand_pose_ros/*; do
 done
 log "building interfaces with colcon"
 if ! "$venv/bin/colcon" --log-base build/colcon/log build \
-      --base-paths "$root" --build-base build/colcon/build \
+      --base-paths "$root" "$root/vendor/tf2_msgs" --build-base build/colcon/build \
       --install-base "$venv" --merge-install --symlink-install \
       --event-handlers console_cohesion- summary- status- \
       --cmake-args -DBUILD_TESTING=OFF -DHAND_POSE_ROS_INSTALL_PYTHON_SOURCES=OFF -DPython3_EXECUTABLE="$vpy" > build/colcon-build.log 2>&1; then
@@ -131,7 +132,7 @@ if ! "$venv/bin/colcon" --log-base build/colcon/log build \
   log "error: colcon build failed (log above, also in build/colcon-build.log)"
   exit 1
 fi
-"$vpy" -c 'from hand_pose_ros.msg import HandKeypoints, HandState' \
+"$vpy" -c 'from hand_pose_ros.msg import HandKeypoints, HandState; from tf2_msgs.msg import TFMessage' \
   || { log "error: interfaces built but do not import"; exit 1; }
 
 # 5. Opt-in: the ROS 2 launch system and CLI from source (see the top of this file).

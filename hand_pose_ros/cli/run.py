@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hand_pose_ros.nodes.monitor import TeleopMonitor
+    from hand_pose_ros.nodes.robot_state_node import RobotStateNode
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
     # a mesh forward of 23 ms with 2 threads on a busy CPU, 2.3 ms with 1).
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
                                 urdf=retarget.stage.urdf_path, viz_path=args.viz,
                                 record_path=args.record)  # fmt: skip
         nodes["monitor"] = monitor
+        # robot_state_publisher's job in the launch file (which never starts this node).
+        nodes["robot_state_node"] = RobotStateNode(context=context, urdf=retarget.stage.urdf_path)
         target = _target_frames(plan, source)
         log.info("running %s -> IK -> %s (%d joints)%s", args.source,
                  retarget.get_parameter("robot").value, len(retarget.joint_names),

@@ -12,13 +12,21 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from hand_pose_ros.io.mcap_recorder import McapRecorder
 from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.conversions import keypoints_from_msg
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
-from hand_pose_ros.nodes.qos import COMMAND_QOS, IMAGE_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.qos import (
+    COMMAND_QOS,
+    IMAGE_QOS,
+    LATCHED_QOS,
+    RESULT_SUB_QOS,
+    TF_QOS,
+)
 from hand_pose_ros.viz.overlay import draw_hand_keypoints
 from hand_pose_ros.viz.robot_render import RobotRenderer
 from hand_pose_ros.viz.video import SideBySideWriter
@@ -31,6 +39,10 @@ RECORDED_TOPICS = (
     ("/hand/markers", MarkerArray, RESULT_SUB_QOS),
     ("/hand/joint_states", JointState, COMMAND_QOS),
     ("/diagnostics", DiagnosticArray, 10),
+    # The robot's tf tree and model (nodes/robot_state_node.py in `hand-teleop run`).
+    ("/robot_description", String, LATCHED_QOS),
+    ("/tf_static", TFMessage, LATCHED_QOS),
+    ("/tf", TFMessage, TF_QOS),
 )
 
 

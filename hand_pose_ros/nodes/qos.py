@@ -27,3 +27,13 @@ RESULT_SUB_QOS = QoSProfile(
 
 #: Robot commands: reliable, a short queue (robot_state_publisher and drivers expect reliable).
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+#: Latched topics (/robot_description, /tf_static): a late subscriber still gets the last
+#: message, as robot_state_publisher and tf2's static broadcaster offer them.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)  # fmt: skip
+
+#: /tf: tf2's default (reliable, volatile, keep the last 100).
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
