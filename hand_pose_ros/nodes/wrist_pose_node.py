@@ -7,7 +7,7 @@ smoothed by a :class:`hand_ik.pose_filter.WristPoseFilter` and published as
 - ``geometry_msgs/PoseStamped`` on ``/hand/<side>/wrist_pose`` (``header.frame_id``: the
   state's camera optical frame, stamp: the state's image stamp), and
 - the transform camera optical frame -> ``hand_<side>_wrist`` on ``/tf`` (the same pose
-  and stamp), where ``tf2_msgs`` is installed (every ROS install; not the PyPI ROS wheels).
+  and stamp).
 
 Hand lost (no state of that side for ``hand_lost_timeout_s``): a timer republishes the
 held pose, stamped now, until ``filter.hold_s`` after the last state, then nothing more
@@ -25,7 +25,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
+from tf2_msgs.msg import TFMessage
 
 from hand_ik.pose_filter import WristPose, WristPoseFilter, WristPoseFilterConfig, checked_pose
 from hand_pose_ros.msg import HandState
@@ -37,18 +38,12 @@ from hand_pose_ros.nodes.config_params import (
 )
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import live_parameters_callback
-from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS, TF_QOS
 from hand_pose_ros.nodes.spin import spin_node
-
-try:  # part of every ROS install, but not of the ros-jazzy wheels on PyPI
-    from tf2_msgs.msg import TFMessage
-except ImportError:  # pragma: no cover - depends on the install
-    TFMessage = None
+from hand_pose_ros.scene_frames import CAMERA_FRAME
 
 #: The hand sides this node publishes, as in ``HandState.handedness``.
 SIDES: tuple[str, ...] = ("right", "left")
-#: /tf as tf2_ros' TransformBroadcaster publishes it: reliable, a queue of 100.
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 #: /hand/state, newest only, but one per side: both hands of a frame arrive back to back.
 STATE_SUB_QOS = QoSProfile(history=RESULT_SUB_QOS.history, depth=len(SIDES),
                            reliability=RESULT_SUB_QOS.reliability,
@@ -74,8 +69,8 @@ class WristPoseNodeConfig:
     hand_lost_timeout_s: float = 0.2
     """No hand state of a side for this long, seconds: that hand is lost (held, then dropped)."""
     publish_tf: bool = True
-    """Publish camera optical frame -> hand_<side>_wrist on /tf (needs tf2_msgs)."""
-    camera_frame_id: str = "camera_optical_frame"
+    """Publish camera optical frame -> hand_<side>_wrist on /tf."""
+    camera_frame_id: str = CAMERA_FRAME
     """Parent frame for hand states whose header has no frame_id."""
     filter: WristPoseFilterConfig = field(default_factory=WristPoseFilterConfig)
     """Smoothing and hold time (hand_ik/pose_filter.py)."""
@@ -136,11 +131,7 @@ class WristPoseNode(Node):
         self.pose_pubs = {side: self.create_publisher(PoseStamped, pose_topic(side),
                                                       RESULT_PUB_QOS)
                           for side in SIDES}  # fmt: skip
-        self.tf_pub = (None if TFMessage is None
-                       else self.create_publisher(TFMessage, "/tf", TF_QOS))  # fmt: skip
-        if TFMessage is None and self.config.publish_tf:
-            self.get_logger().warn("tf2_msgs is not installed: no /tf; the wrist poses are on "
-                                   f"{pose_topic('<side>')}")  # fmt: skip
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.guard = CallbackGuard(self, "wrist_pose")
         self.create_subscription(HandState, "/hand/state", self.guard.wrap(self.on_state),
@@ -170,7 +161,7 @@ class WristPoseNode(Node):
     def _publish(self, side: str, pose: WristPose, stamp) -> None:
         msg = pose_stamped_to_msg(pose, stamp=stamp, frame_id=self.frame_ids[side])
         self.pose_pubs[side].publish(msg)
-        if self.tf_pub is not None and self.config.publish_tf:
+        if self.config.publish_tf:
             self.tf_pub.publish(TFMessage(transforms=[transform_from_pose(msg, wrist_frame(side))]))
         self.poses_published[side] += 1
 
