@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,11 @@ class OptimizerConfig:
     """Stop iterating once the largest joint step is below this."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.type == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(f"optimizer.{f.name} must be a number ({f.type}), got {value!r}")
         if self.iterations < 1:
             raise ValueError(f"optimizer.iterations must be >= 1, got {self.iterations}")
         if self.cold_iterations < self.iterations:
@@ -142,7 +148,12 @@ class RetargetingConfig:
     """Optimizer weights and iterations."""
 
     def __post_init__(self) -> None:
+        self._check_types()
         if isinstance(self.optimizer, dict):
+            known = {f.name for f in fields(OptimizerConfig)}
+            unknown = sorted(set(self.optimizer) - known, key=str)
+            if unknown:
+                raise ValueError(f"optimizer: unknown keys {unknown}; valid: {sorted(known)}")
             self.optimizer = OptimizerConfig(**self.optimizer)
         if self.side not in ("right", "left"):
             raise ValueError(f"side must be 'right' or 'left', got {self.side!r}")
@@ -197,13 +208,45 @@ class RetargetingConfig:
                         f"joint_map.{joint}: unknown bio DoF {dof!r}; valid: {tuple(BIO_DOF_INDEX)}"
                     )
 
+    def _check_types(self) -> None:
+        """ValueError naming the field for a value of the wrong type (YAML gives anything)."""
+        for name in ("name", "palm_link", "side"):
+            _require(isinstance(getattr(self, name), str), name, "a string", getattr(self, name))
+        for name in ("urdf", "urdf_hint"):
+            value = getattr(self, name)
+            _require(value is None or isinstance(value, str), name, "a path string", value)
+        _require(isinstance(self.pinch, bool), "pinch", "true or false", self.pinch)
+        _require(_is_number(self.scale), "scale", "a number", self.scale)
+        _require(isinstance(self.optimizer, (dict, OptimizerConfig)), "optimizer", "a mapping",
+                 self.optimizer)  # fmt: skip
+        for name in ("fingertips", "intermediates"):
+            _check_mapping(getattr(self, name), name, lambda v: isinstance(v, str), "link names")
+        for name in ("locked_joints", "neutral"):
+            _check_mapping(getattr(self, name), name, _is_number, "numbers (radians)")
+        _check_mapping(self.target_scales, "target_scales", _is_numbers, "numbers")
+        _check_mapping(self.target_offsets, "target_offsets", _is_numbers, "numbers")
+        for name in ("joint_map", "flexion"):
+            _check_mapping(getattr(self, name), name, lambda v: isinstance(v, dict), "mappings")
+            for key, terms in getattr(self, name).items():
+                _check_mapping(terms, f"{name}.{key}", _is_number, "numbers")
+        for name in ("hand_root_to_palm", "palm_offset"):
+            value = getattr(self, name)
+            _require(_is_numbers(value), name, "a list of numbers", value)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetargetingConfig:
         """Build from a YAML mapping, rejecting unknown keys by name."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a retargeting config must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known, key=str)
         if unknown:
             raise ValueError(f"unknown retargeting config keys {unknown}; valid: {sorted(known)}")
+        required = {f.name for f in fields(cls) if f.default is MISSING
+                    and f.default_factory is MISSING}  # fmt: skip
+        missing = sorted(required - set(data))
+        if missing:
+            raise ValueError(f"retargeting config {data.get('name')!r} misses keys {missing}")
         return cls(**data)
 
     def build(self) -> Retargeter:
@@ -220,6 +263,30 @@ class RetargetingConfig:
                 f"URDF file or a dex-urdf robots folder holding {self.urdf_hint}"
             )
         return self.urdf
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_numbers(value: Any) -> bool:
+    """A number or a (nested) list of numbers."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_numbers(v) for v in value)
+    return _is_number(value)
+
+
+def _require(ok: bool, name: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_mapping(value: Any, name: str, check: Callable[[Any], bool], what: str) -> None:
+    """``value`` is a mapping from strings to values that pass ``check``."""
+    _require(isinstance(value, dict), name, "a mapping", value)
+    for key, item in value.items():
+        _require(isinstance(key, str), f"{name} keys", "strings", key)
+        _require(check(item), f"{name}.{key}", what, item)
 
 
 def available_robot_configs(config_dir: Path = ROBOT_CONFIG_DIR) -> list[str]:
@@ -252,9 +319,17 @@ def load_retargeting_config(
             )
     elif not path.is_file():
         raise FileNotFoundError(f"robot config not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"robot config {path} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"robot config {path} must be a YAML mapping, got {type(data).__name__}")
     data.setdefault("name", path.stem)
     data.update(overrides)
+    for name in ("urdf", "urdf_hint"):
+        if data.get(name) is not None and not isinstance(data[name], (str, Path)):
+            raise ValueError(f"robot config {path}: {name} must be a path, got {data[name]!r}")
     if data.get("urdf") is not None and not Path(data["urdf"]).is_absolute():
         data["urdf"] = str((path.parent / data["urdf"]).resolve())
     if urdf is not None and Path(urdf).is_dir() and data.get("urdf_hint") is None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tokenize
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +35,16 @@ def load_keypoint_sequence(path: str | Path, key: str | None = None) -> np.ndarr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"keypoint file not found: {path}")
-    if path.suffix == ".npy":
-        joints = np.load(path, allow_pickle=False)
-    else:
-        with np.load(path, allow_pickle=False) as archive:
-            names = [key] if key else [k for k in KEYPOINT_ARRAY_KEYS if k in archive.files]
-            if not names or names[0] not in archive.files:
-                raise ValueError(
-                    f"{path}: no keypoint array {key or KEYPOINT_ARRAY_KEYS} "
-                    f"(arrays in file: {archive.files})"
-                )
-            joints = archive[names[0]]
+    try:
+        joints = _read_array(path, key)
+    except _NoKeypointArray as error:
+        raise ValueError(str(error)) from None
+    except _READ_ERRORS as error:
+        raise ValueError(
+            f"{path}: not a readable .npy / .npz keypoint file ({type(error).__name__}: {error})"
+        ) from error
+    if joints.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: keypoints must be real numbers, got dtype {joints.dtype}")
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim == 2 and joints.shape == (NUM_KEYPOINTS, 3):
         joints = joints[None]
@@ -51,3 +53,28 @@ def load_keypoint_sequence(path: str | Path, key: str | None = None) -> np.ndarr
     if not np.isfinite(joints).all():
         raise ValueError(f"{path}: keypoints contain NaN or inf")
     return joints
+
+
+#: What numpy and zipfile raise on a truncated, corrupted or foreign file.
+_READ_ERRORS = (ValueError, TypeError, KeyError, EOFError, OSError, RuntimeError,
+                NotImplementedError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+                zlib.error)  # fmt: skip
+
+
+def _read_array(path: Path, key: str | None) -> np.ndarray:
+    """The file's array (a .npy) or the chosen array of a .npz, whatever the file's suffix."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return np.asarray(loaded)
+    with loaded as archive:
+        names = [key] if key else [k for k in KEYPOINT_ARRAY_KEYS if k in archive.files]
+        if not names or names[0] not in archive.files:
+            raise _NoKeypointArray(
+                f"{path}: no keypoint array {key or KEYPOINT_ARRAY_KEYS} "
+                f"(arrays in file: {archive.files})"
+            )
+        return np.asarray(archive[names[0]])
+
+
+class _NoKeypointArray(Exception):
+    """A readable .npz without the keypoint array (its message is the user's error)."""
