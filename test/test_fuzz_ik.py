@@ -1,24 +1,18 @@
 """Property-based fuzzing (hypothesis) of the IK entry points, the plausibility gate and the
 command filter: garbage in never gives NaN, inf, an exception or a command outside the
-limits out. ``HYPOTHESIS_PROFILE=nightly`` runs 20x more examples."""
+limits out. ``HYPOTHESIS_PROFILE=nightly`` runs 25x more examples."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-settings.register_profile("nightly", max_examples=800, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis profiles ("ci", HYPOTHESIS_PROFILE=nightly): test/conftest.py.
 
 #: Any float64, NaN and infinities included, and values near a real hand's scale.
 WILD = st.one_of(st.floats(allow_nan=True, allow_infinity=True),

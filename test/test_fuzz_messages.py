@@ -4,14 +4,12 @@ problem; keypoint and hand-state messages round-trip or refuse with ValueError."
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 pytest.importorskip("hypothesis")
 pytest.importorskip("rclpy")
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sensor_msgs.msg import Image
@@ -23,10 +21,7 @@ from hand_pose_ros.nodes.conversions import (
 )
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-settings.register_profile("nightly", max_examples=2000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis profiles ("ci", HYPOTHESIS_PROFILE=nightly): test/conftest.py.
 
 ENCODINGS = st.sampled_from(["rgb8", "bgr8", "mono8", "rgba8", "16UC1", "32FC1", "", "RGB8",
                              "yuv422", "bayer_rggb8"])  # fmt: skip
