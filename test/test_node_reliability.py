@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -68,3 +69,71 @@ def test_ik_node_refuses_implausible_hands_and_keeps_running(rclpy_context):
         executor.shutdown()
         node.destroy_node()
         talker.destroy_node()
+
+
+class _FailOnce:
+    """Wraps a frame producer (an iterator or a callable): its first call raises."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def _first(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("injected frame failure")
+
+    def __call__(self, *args, **kwargs):
+        self._first()
+        return self.inner(*args, **kwargs)
+
+    def __next__(self):
+        self._first()
+        return next(self.inner)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _write_video(path, frames: int = 20) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    writer.release()
+
+
+@pytest.mark.parametrize("kind", ["demo", "camera", "keypoints"])
+def test_a_failing_frame_does_not_stop_a_source(rclpy_context, tmp_path, kind):
+    """Each source: one frame whose production raises is dropped and counted; it goes on."""
+    if kind == "demo":
+        from hand_pose_ros.nodes.demo_source import DemoSource
+
+        node = DemoSource(context=rclpy_context,
+                          parameter_overrides=[Parameter("fps", value=50.0)])  # fmt: skip
+        node.demo = _FailOnce(node.demo)
+    elif kind == "camera":
+        from hand_pose_ros.nodes.camera_source import CameraSource
+
+        _write_video(tmp_path / "clip.avi")
+        node = CameraSource(context=rclpy_context, parameter_overrides=[
+            Parameter("source", value=f"video:{tmp_path / 'clip.avi'}"),
+            Parameter("fps", value=50.0)])  # fmt: skip
+        node.source.read = _FailOnce(node.source.read)
+    else:
+        from hand_pose_ros.nodes.keypoints_player import KeypointsPlayer
+
+        np.save(tmp_path / "take.npy", np.random.default_rng(0).normal(0, 0.05, (5, 21, 3)))
+        node = KeypointsPlayer(context=rclpy_context, parameter_overrides=[
+            Parameter("file", value=str(tmp_path / "take.npy")),
+            Parameter("rate_hz", value=50.0)])  # fmt: skip
+        node.publisher.publish = _FailOnce(node.publisher.publish)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    try:
+        spin_until(executor, 5.0, until=lambda: node.frames_published >= 5)
+        assert node.guard.errors == {"RuntimeError": 1}
+        assert node.frames_published >= 5 and not node.finished
+    finally:
+        executor.shutdown()
+        node.destroy_node()

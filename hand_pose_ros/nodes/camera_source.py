@@ -5,6 +5,7 @@ from __future__ import annotations
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS
@@ -38,7 +39,10 @@ class CameraSource(Node):
         self.info_pub = self.create_publisher(CameraInfo, "/camera/camera_info", IMAGE_QOS)
         self.frames_published = 0
         self.finished = False
-        self.timer = self.create_timer(1.0 / fps, self.publish_next)
+        # A frame that fails (read, conversion, publish) is dropped, counted and logged;
+        # the source keeps running.
+        self.guard = CallbackGuard(self, "camera_source")
+        self.timer = self.create_timer(1.0 / fps, self.guard.wrap(self.publish_next))
         self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
             ("source", "fps", "hfov_deg", "loop", "frame_id", "max_frames")))
 

@@ -11,6 +11,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.image_conversion import camera_info_msg, image_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
@@ -46,7 +47,10 @@ class DemoSource(Node):
         self.last_frame = None
         self.frames_published = 0
         self.finished = False
-        self.timer = self.create_timer(1.0 / fps, self.publish_next)
+        # A frame that fails (read, conversion, publish) is dropped, counted and logged;
+        # the source keeps running.
+        self.guard = CallbackGuard(self, "demo_source")
+        self.timer = self.create_timer(1.0 / fps, self.guard.wrap(self.publish_next))
         self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
             ("fps", "publish_keypoints", "keypoint_noise_m", "frame_id", "max_frames")))
 

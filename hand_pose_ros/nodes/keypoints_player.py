@@ -15,6 +15,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
 from hand_pose_ros.io.keypoint_sequences import load_keypoint_sequence
 from hand_pose_ros.msg import HandKeypoints
+from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.spin import spin_node
@@ -47,7 +48,10 @@ class KeypointsPlayer(Node):
         self.frames_published = 0
         self.finished = False
         self.publisher = self.create_publisher(HandKeypoints, "/hand/keypoints", qos)
-        self.timer = self.create_timer(1.0 / rate_hz, self.publish_next)
+        # A frame that fails (read, conversion, publish) is dropped, counted and logged;
+        # the source keeps running.
+        self.guard = CallbackGuard(self, "keypoints_player")
+        self.timer = self.create_timer(1.0 / rate_hz, self.guard.wrap(self.publish_next))
         self.add_on_set_parameters_callback(live_parameters_callback(
             ("file", "array_key", "rate_hz", "loop", "frame_id", "handedness", "max_frames")))
         self.get_logger().info(f"playing {len(self.joints)} frames from {path} at {rate_hz} Hz")
