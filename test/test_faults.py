@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -38,8 +39,16 @@ class Listener:
         self.node.create_subscription(HandState, "/hand/state",
                                       lambda m: self.states.append(time.monotonic()),
                                       RESULT_SUB_QOS)  # fmt: skip
+        self.tracking: list[float] = []
+        """Arrival times of the retarget node's "tracking" diagnostics (driven by a hand)."""
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "hand_pose_ros/retarget" and status.message == "tracking":
+                self.tracking.append(time.monotonic())
 
     def spin(self, seconds: float, until=None) -> bool:
         deadline = time.monotonic() + seconds
@@ -160,3 +169,71 @@ def test_an_8k_image_is_handled_by_the_estimator_node(rclpy_context):
         assert node.images == 2 and node.rejected == 0 and not node.guard.errors
     finally:
         node.destroy_node()
+
+
+def test_a_killed_retarget_node_resumes_commands_after_restart(graph):
+    """The robot side killed: nothing drives the robot while it is down (upstream goes on);
+    the restarted node follows the hand again (tracking) and its commands have no jump."""
+    procs, listener, env = graph
+    procs["retarget_node"].send_signal(signal.SIGKILL)
+    procs["retarget_node"].wait(10)
+    killed_at = time.monotonic()
+    listener.spin(1.0)
+    assert not [t for t, _ in listener.commands if t > killed_at + 0.3]
+    assert [t for t in listener.states if t > killed_at + 0.5], "upstream stopped too"
+    procs["retarget_node"] = start_node_process("retarget_node", dict(GRAPH)["retarget_node"], env)
+    restarted_at = time.monotonic()
+    proc = procs["retarget_node"]
+    tracking = lambda: bool(listener.tracking) and listener.tracking[-1] > restarted_at  # noqa: E731
+    assert listener.spin(60.0, until=tracking), \
+        proc.stderr.read()[-500:] if proc.poll() is not None else "not tracking"
+    tracking_at = listener.tracking[-1]
+    first_command = min(t for t, _ in listener.commands if t > restarted_at)
+    listener.spin(2.0)
+    after = np.array([q for t, q in listener.commands if t >= tracking_at])
+    assert len(after) >= 20, "commands did not resume at the state rate"
+    assert np.ptp(after, axis=0).max() > 0.01, "the commands do not follow the moving hand"
+    print(f"retarget_node: first command {first_command - restarted_at:.1f} s, tracking "
+          f"{tracking_at - restarted_at:.1f} s after the restart, {len(after) / 2.0:.0f} "
+          f"commands/s in the next 2 s")
+    _no_jumps(listener.commands, first_command)
+    assert all(p.poll() is None for p in procs.values())
+
+
+def test_a_killed_estimator_node_resumes_hand_states_after_restart(graph):
+    """The graph switched to the estimator (demo images -> estimator -> IK -> retarget; it
+    stays so for the module's end), then the estimator killed: no hand states while it is
+    down; the restarted node's keypoints give hand states again, steadily within 2 s."""
+    from hand_pose_ros.handnets.registry import WheelNotInstalledError, locate_tflite
+
+    try:
+        locate_tflite("palm_full")
+    except WheelNotInstalledError as exc:
+        pytest.skip(f"hand networks not available: {exc}")
+    procs, listener, env = graph
+    stop_node_processes({"demo_source": procs.pop("demo_source")})
+    procs["demo_source"] = start_node_process(
+        "demo_source", {**dict(GRAPH)["demo_source"], "publish_keypoints": False}, env)
+    procs["estimator_node"] = start_node_process("estimator_node", {}, env)
+    switched_at = time.monotonic()
+    assert listener.spin(60.0, until=lambda: listener.states[-1] > switched_at + 1.0), \
+        {n: p.stderr.read()[-500:] for n, p in procs.items() if p.poll() is not None}
+    procs["estimator_node"].send_signal(signal.SIGKILL)
+    procs["estimator_node"].wait(10)
+    killed_at = time.monotonic()
+    listener.spin(1.0)
+    assert not [t for t in listener.states if t > killed_at + 0.5]
+    procs["estimator_node"] = start_node_process("estimator_node", {}, env)
+    restarted_at = time.monotonic()
+    proc = procs["estimator_node"]
+    assert listener.spin(60.0, until=lambda: listener.states[-1] > restarted_at), \
+        proc.stderr.read()[-500:] if proc.poll() is not None else "no state"
+    first_state = listener.states[-1]
+    listener.spin(2.0)
+    resumed = [t for t in listener.states if t > first_state]
+    assert len(resumed) >= 5 and resumed[0] - first_state < 2.0
+    assert listener.tracking[-1] > first_state, "the robot side does not follow the hand"
+    print(f"estimator_node: first hand state {first_state - restarted_at:.1f} s after the "
+          f"restart, {len(resumed) / 2.0:.0f} states/s in the next 2 s")
+    _no_jumps(listener.commands, killed_at)
+    assert all(p.poll() is None for p in procs.values())
