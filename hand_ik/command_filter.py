@@ -52,7 +52,7 @@ class CommandFilterConfig:
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
 
 
-def _smoothing_factor(dt: float, cutoff_hz: np.ndarray | float) -> np.ndarray | float:
+def one_euro_alpha(dt: float, cutoff_hz: np.ndarray | float) -> np.ndarray | float:
     """First-order low-pass blend factor for a step ``dt`` (Casiez et al. 2012, eq. 2)."""
     tau = 1.0 / (2.0 * math.pi * cutoff_hz)
     return dt / (dt + tau)
@@ -165,9 +165,9 @@ class CommandFilter:
         if dt <= 0.0:
             return self._smooth
         speed = (x - self._smooth) / dt
-        self._speed += _smoothing_factor(dt, self.config.d_cutoff_hz) * (speed - self._speed)
+        self._speed += one_euro_alpha(dt, self.config.d_cutoff_hz) * (speed - self._speed)
         cutoff = self.config.min_cutoff_hz + self.config.beta * np.abs(self._speed)
-        self._smooth = self._smooth + _smoothing_factor(dt, cutoff) * (x - self._smooth)
+        self._smooth = self._smooth + one_euro_alpha(dt, cutoff) * (x - self._smooth)
         return self._smooth
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from hand_ik.command_filter import _smoothing_factor
+from hand_ik.command_filter import one_euro_alpha
 
 
 @dataclass
@@ -176,9 +176,9 @@ class WristPoseFilter:
             return
         cfg = self.config.position
         velocity = (x - self._pos) / dt
-        self._pos_speed += _smoothing_factor(dt, cfg.d_cutoff_hz) * (velocity - self._pos_speed)
+        self._pos_speed += one_euro_alpha(dt, cfg.d_cutoff_hz) * (velocity - self._pos_speed)
         cutoff = cfg.min_cutoff_hz + cfg.beta * float(np.linalg.norm(self._pos_speed))
-        self._pos = self._pos + _smoothing_factor(dt, cutoff) * (x - self._pos)
+        self._pos = self._pos + one_euro_alpha(dt, cutoff) * (x - self._pos)
 
     def _smooth_orientation(self, q: np.ndarray, dt: float) -> None:
         if dt <= 0.0:
@@ -188,9 +188,9 @@ class WristPoseFilter:
         # rotation vector of at most pi (scipy picks the short way whatever q's sign).
         step = (self._rot.inv() * Rotation.from_quat(q)).as_rotvec()
         angular = step / dt
-        self._ang_speed += _smoothing_factor(dt, cfg.d_cutoff_hz) * (angular - self._ang_speed)
+        self._ang_speed += one_euro_alpha(dt, cfg.d_cutoff_hz) * (angular - self._ang_speed)
         cutoff = cfg.min_cutoff_hz + cfg.beta * float(np.linalg.norm(self._ang_speed))
-        self._rot = self._rot * Rotation.from_rotvec(_smoothing_factor(dt, cutoff) * step)
+        self._rot = self._rot * Rotation.from_rotvec(one_euro_alpha(dt, cutoff) * step)
         quat = self._rot.as_quat()
         # Keep the output in the previous output's hemisphere: no sign flips downstream.
         self._quat = -quat if float(np.dot(quat, self._quat)) < 0.0 else quat
