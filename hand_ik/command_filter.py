@@ -109,6 +109,26 @@ class CommandFilter:
         self._last_seen: float | None = None
 
     @property
+    def started(self) -> bool:
+        """Whether there is a previous output (a command, or :meth:`start_from`)."""
+        return self._out is not None
+
+    def start_from(self, t: float, positions: np.ndarray) -> None:
+        """Begin at the robot's measured ``positions`` (n,), radians, at time ``t`` seconds.
+
+        Without it the first command passes straight through (the filter does not know
+        where the robot is); after it, every command moves away from ``positions`` at most
+        at the velocity limits, e.g. when this filter's process restarts mid-run.
+        """
+        q = np.asarray(positions, dtype=float)
+        if q.shape != self.lower.shape or not np.all(np.isfinite(q)):
+            raise ValueError(f"positions must be finite with shape {self.lower.shape}")
+        self.reset()
+        self._t = float(t)
+        self._out = np.clip(q, self.lower, self.upper)
+        self._smooth = self._out.copy()
+
+    @property
     def hand_lost_s(self) -> float | None:
         """Seconds since the last valid command (None before any)."""
         if self._last_seen is None or self._t is None:

@@ -143,3 +143,18 @@ def test_first_command_passes_clipped_and_reset(make_filter):
     np.testing.assert_array_equal(filt.update(0.0, np.array([9.0, -9.0, np.nan])), [0.5, 0.0, 0.2])
     filt.reset()
     np.testing.assert_array_equal(filt.update(5.0, None), NEUTRAL)
+
+
+def test_start_from_the_robots_joints_limits_the_first_step(make_filter):
+    filt = make_filter()
+    assert not filt.started
+    robot = np.array([0.4, 1.2, -0.8])
+    filt.start_from(0.0, robot)
+    assert filt.started
+    far = np.array([-0.5, 0.0, 1.0])  # the hand's pose, far from where the robot is
+    first = filt.update(DT, far)
+    assert np.all(np.abs(first - robot) <= filt.max_velocity * DT + 1e-12)
+    without = make_filter().update(DT, far)
+    np.testing.assert_allclose(without, far)  # no robot state: straight through
+    with pytest.raises(ValueError, match="finite"):
+        filt.start_from(0.0, np.array([0.0, np.nan, 0.0]))

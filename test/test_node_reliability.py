@@ -137,3 +137,48 @@ def test_a_failing_frame_does_not_stop_a_source(rclpy_context, tmp_path, kind):
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+def test_a_restarted_retarget_node_starts_from_the_robots_measured_joints(rclpy_context):
+    """With the driver's /joint_states, the first command is one velocity-limited step from
+    the robot's joints, not a jump to the hand's pose (a retarget node restarted mid-run)."""
+    from hand_pose_ros.msg import HandState
+    from sensor_msgs.msg import JointState
+
+    from hand_ik.bio_dofs import BIO_DOF_NAMES
+    from hand_pose_ros.nodes.conversions import joint_state_to_msg
+    from hand_pose_ros.nodes.qos import COMMAND_QOS
+    from hand_pose_ros.nodes.retarget_node import RetargetNode
+
+    node = RetargetNode(context=rclpy_context)
+    filt = node.stage.filter
+    robot = np.clip(filt.neutral + 0.6 * (filt.upper - filt.neutral), filt.lower, filt.upper)
+    helper = Node("driver_and_ik", context=rclpy_context)
+    driver = helper.create_publisher(JointState, "/joint_states", COMMAND_QOS)
+    states = helper.create_publisher(HandState, "/hand/state", RESULT_SUB_QOS)
+    commands = []
+    helper.create_subscription(JointState, "/hand/joint_states",
+                               lambda m: commands.append(np.array(m.position)), COMMAND_QOS)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    executor.add_node(helper)
+    try:
+        spin_until(executor, 5.0, until=lambda: node.count_publishers("/joint_states") > 0)
+        assert node._waiting_for_robot_state()  # a driver is there: no command before its joints
+        executor.spin_once(timeout_sec=0.1)
+        assert not commands
+        driver.publish(joint_state_to_msg(node.joint_names, robot,
+                                          stamp=node.get_clock().now().to_msg()))
+        spin_until(executor, 5.0, until=lambda: node.started_from_robot_state)
+        hand = HandState()
+        hand.handedness, hand.dof_names = "right", list(BIO_DOF_NAMES)
+        hand.dof_positions = [0.0] * len(BIO_DOF_NAMES)  # a flat hand, far from `robot`
+        states.publish(hand)
+        spin_until(executor, 5.0, until=lambda: len(commands) >= 1)
+    finally:
+        executor.shutdown()
+        helper.destroy_node()
+        node.destroy_node()
+    step = np.abs(commands[0] - robot)
+    assert np.all(step <= filt.max_velocity * 0.5 + 1e-9), step.max()  # <= 0.5 s of motion
+    assert np.abs(filt.neutral - robot).max() > 0.3  # the jump it did not make

@@ -25,6 +25,7 @@ from sensor_msgs.msg import JointState
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.config_params import (
+    STARTUP_ONLY_NOTE,
     declare_config_parameters,
     read_config_parameters,
     replace_config,
@@ -49,6 +50,7 @@ STARTUP_REASONS = {
     "filter.velocity_fraction": "the command filter's velocity limits are set when it is built",
     "filter.default_velocity_rad_s": "the command filter's velocity limits are set when it "
                                      "is built",
+    "robot_state_topic": "subscribed once at start-up",
 }  # fmt: skip
 
 
@@ -64,8 +66,12 @@ class RetargetNode(Node):
     """Publishes the robot command for every hand state, and while the hand is lost.
 
     Parameters: every field of :class:`RobotStageConfig` (``filter.*``: the command
-    filter), live except those in :data:`STARTUP_REASONS`, plus ``rate_hz`` and
-    ``hand_lost_timeout_s`` (live).
+    filter), live except those in :data:`STARTUP_REASONS`, plus ``rate_hz``,
+    ``hand_lost_timeout_s``, ``robot_state_wait_s`` (live) and ``robot_state_topic``.
+
+    Where the robot driver publishes its measured joints (``robot_state_topic``), the
+    first command starts from them and moves on at the velocity limits: a restarted node
+    does not jump the robot to the hand's pose (or to neutral) in one step.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -75,6 +81,12 @@ class RetargetNode(Node):
             description="Rate of the hand-lost policy and diagnostics timer, Hz."))  # fmt: skip
         self.declare_parameter("hand_lost_timeout_s", 0.2, ParameterDescriptor(
             description="No hand state for this long, seconds: the hand is lost."))  # fmt: skip
+        self.declare_parameter("robot_state_topic", "/joint_states", ParameterDescriptor(
+            description="The robot driver's measured sensor_msgs/JointState; the first "
+                        "command starts from it (empty: none)" + STARTUP_ONLY_NOTE))  # fmt: skip
+        self.declare_parameter("robot_state_wait_s", 1.0, ParameterDescriptor(
+            description="While robot_state_topic has a publisher, wait this long, seconds, "
+                        "for its first message before the first command."))  # fmt: skip
         self.stage = RobotStage(read_config_parameters(self, RobotStageConfig))
         rate_hz = float(self.get_parameter("rate_hz").value)
         if not rate_hz > 0:
@@ -97,11 +109,18 @@ class RetargetNode(Node):
         """Why hand states are not retargeted (the IK node's hand model differs), or None."""
         self.ik_params = AsyncParameterClient(self, IK_NODE)
         self._ik_hand_model_pending = False
+        self.robot_state_topic = str(self.get_parameter("robot_state_topic").value)
+        self.started_from_robot_state = False
+        """Whether the first command started from the robot's measured joints."""
+        if self.robot_state_topic:
+            self.create_subscription(JointState, self.robot_state_topic,
+                                     self.guard.wrap(self.on_robot_state), COMMAND_QOS)  # fmt: skip
         self.hand_model_timer = self.create_timer(
             HAND_MODEL_CHECK_PERIOD_S, self.guard.wrap(self.ask_ik_hand_model))  # fmt: skip
         self.add_on_set_parameters_callback(live_parameters_callback(
-            STARTUP_REASONS, {"hand_lost_timeout_s": in_range(0.0, 60.0),
-                              "rate_hz": in_range(0.1, 1000.0)},
+            STARTUP_REASONS,
+            {"hand_lost_timeout_s": in_range(0.0, 60.0), "rate_hz": in_range(0.1, 1000.0),
+             "robot_state_wait_s": in_range(0.0, 60.0)},
             self.apply_parameters))  # fmt: skip
         self.get_logger().info(f"robot {self.stage.config.robot}: "
                                f"{len(self.joint_names)} joints from {self.stage.urdf_path}")
@@ -148,7 +167,29 @@ class RetargetNode(Node):
                                             stamp=self.get_clock().now().to_msg()))  # fmt: skip
         self.commands_published += 1
 
+    def on_robot_state(self, msg: JointState) -> None:
+        """Before the first command: start the filter from the robot's measured joints."""
+        if self.stage.filter.started:
+            return
+        measured = dict(zip(msg.name, msg.position, strict=False))
+        try:
+            q = [float(measured[name]) for name in self.joint_names]
+            self.stage.filter.start_from(self._now(), q)
+        except (KeyError, ValueError):
+            return  # another robot's joints, or not finite: wait for a usable message
+        self.started_from_robot_state = True
+        self.get_logger().info(f"starting from the robot's joints on {self.robot_state_topic}")
+
+    def _waiting_for_robot_state(self) -> bool:
+        """No command yet, the driver publishes its joints, and the wait is not over."""
+        if self.stage.filter.started or not self.robot_state_topic:
+            return False
+        wait_s = float(self.get_parameter("robot_state_wait_s").value)
+        return self._now() < wait_s and self.count_publishers(self.robot_state_topic) > 0
+
     def on_state(self, msg: HandState) -> None:
+        if self._waiting_for_robot_state():
+            return  # the first command must start where the robot is
         if self.hand_model_error is not None:
             return  # posed with the wrong model: the hand-lost policy drives the robot
         try:
@@ -167,7 +208,7 @@ class RetargetNode(Node):
     def on_timer(self) -> None:
         t = self._now()
         lost = self.last_state_t is None or t - self.last_state_t > self.timeout_s
-        if lost:
+        if lost and not self._waiting_for_robot_state():
             self._publish(self.stage.step(t, None, None))
         lost_s = self.stage.hand_lost_s
         errors, level = self.guard.diagnostics()
