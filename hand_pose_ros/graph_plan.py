@@ -18,6 +18,7 @@ from typing import Any
 from hand_pose_ros.estimation.detections import HAND_SIDES
 from hand_pose_ros.params import DEFAULT_PARAMS, load_node_parameters
 from hand_pose_ros.pipeline.estimators import ESTIMATOR_NAMES
+from hand_pose_ros.runtime.weights import BACKENDS
 
 #: Source kinds: ``demo``, ``video:PATH``, ``webcam:N``, ``keypoints:FILE``, ``ros``.
 SOURCE_KINDS: tuple[str, ...] = ("demo", "video", "webcam", "keypoints", "ros")
@@ -57,7 +58,7 @@ GRAPH_OPTIONS: dict[str, GraphOption] = {
         choices=(*ESTIMATOR_NAMES, TRUTH)),
     "backend": GraphOption(
         "Runtime of our networks (handtrack, ours): onnx | torch | tensorrt. Empty: the "
-        "params file's value.", choices=("onnx", "torch", "tensorrt")),
+        "params file's value.", choices=BACKENDS),
     "hand_side": GraphOption(
         "The operator's hand: auto (the estimator's handedness) | right | left (every "
         "frame's best hand is taken as this side). Empty: the params file's value.",

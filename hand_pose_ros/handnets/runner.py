@@ -11,9 +11,7 @@ from hand_pose_ros.handnets.config import HandNetConfig
 from hand_pose_ros.handnets.export import cached_source_onnx, read_handnet_config
 from hand_pose_ros.handnets.registry import get_spec, locate_tflite
 from hand_pose_ros.runtime.backends import OnnxRunner, TorchRunner, exported_runner
-from hand_pose_ros.runtime.weights import default_cache_dir
-
-BACKENDS = ("onnx", "torch", "tensorrt")
+from hand_pose_ros.runtime.weights import BACKENDS, default_cache_dir
 
 
 class HandNetRunner:

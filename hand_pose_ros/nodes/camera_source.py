@@ -12,6 +12,7 @@ from hand_pose_ros.nodes.qos import IMAGE_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 from hand_pose_ros.pipeline.video_source import VideoSource
+from hand_pose_ros.scene_frames import CAMERA_FRAME
 
 
 class CameraSource(Node):
@@ -26,7 +27,7 @@ class CameraSource(Node):
         self.declare_parameter("fps", 0.0)
         self.declare_parameter("hfov_deg", DEFAULT_HFOV_DEG)
         self.declare_parameter("loop", False)
-        self.declare_parameter("frame_id", "camera_optical_frame")
+        self.declare_parameter("frame_id", CAMERA_FRAME)
         self.declare_parameter("max_frames", 0)
         self.source = VideoSource(self.get_parameter("source").value,
                                   hfov_deg=float(self.get_parameter("hfov_deg").value),

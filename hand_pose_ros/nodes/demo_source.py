@@ -18,6 +18,7 @@ from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.demo import DemoHand
+from hand_pose_ros.scene_frames import CAMERA_FRAME
 
 
 class DemoSource(Node):
@@ -28,7 +29,7 @@ class DemoSource(Node):
         self.declare_parameter("fps", 30.0)
         self.declare_parameter("publish_keypoints", True)
         self.declare_parameter("keypoint_noise_m", 0.0)
-        self.declare_parameter("frame_id", "camera_optical_frame")
+        self.declare_parameter("frame_id", CAMERA_FRAME)
         self.declare_parameter("max_frames", 0)
 
         fps = float(self.get_parameter("fps").value)

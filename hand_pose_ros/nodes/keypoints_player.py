@@ -19,6 +19,7 @@ from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.conversions import keypoints_to_msg
 from hand_pose_ros.nodes.live_params import live_parameters_callback
 from hand_pose_ros.nodes.spin import spin_node
+from hand_pose_ros.scene_frames import CAMERA_FRAME
 
 
 class KeypointsPlayer(Node):
@@ -30,7 +31,7 @@ class KeypointsPlayer(Node):
         self.declare_parameter("array_key", "")
         self.declare_parameter("rate_hz", 30.0)
         self.declare_parameter("loop", True)
-        self.declare_parameter("frame_id", "camera_optical_frame")
+        self.declare_parameter("frame_id", CAMERA_FRAME)
         self.declare_parameter("handedness", "right")
         self.declare_parameter("max_frames", 0)
         path = self.get_parameter("file").value
