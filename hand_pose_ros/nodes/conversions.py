@@ -8,7 +8,6 @@ from geometry_msgs.msg import Point
 from sensor_msgs.msg import JointState
 
 from hand_ik.bio_dofs import BIO_DOF_INDEX, BIO_DOF_NAMES
-from hand_ik.frames import hand_root_frame
 from hand_ik.keypoints import NUM_KEYPOINTS
 from hand_pose_ros.msg import HandKeypoints
 from hand_pose_ros.msg import HandState as HandStateMsg
@@ -84,6 +83,10 @@ def hand_state_to_msg(state, *, header, track_id: int = -1, score: float = 1.0) 
     """
     import roma
     import torch
+
+    # Here, not at the top: hand_ik.frames is torch code, and the nodes that only convert
+    # keypoints or images (estimator, sources) would load torch at start-up for nothing.
+    from hand_ik.frames import hand_root_frame
 
     msg = HandStateMsg()
     msg.header = header
