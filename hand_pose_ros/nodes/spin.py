@@ -22,6 +22,8 @@ from rclpy.node import Node
 
 from hand_pose_ros.dds_profile import use_package_dds_profile
 
+#: Signals that stop a node (held back while its module imports).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 #: Set once rclpy is initialised: from then on its own handlers shut the context down.
 _ROS_STARTED: list[bool] = []
 
@@ -38,8 +40,10 @@ def _on_signal(signum, frame) -> None:
 def run_node(module: str) -> None:
     """The installed executables' entry: import ``module``, run its ``main()``, exit 0.
 
-    SIGINT and SIGTERM stop the node cleanly at any time: while its heavy imports run
-    (KeyboardInterrupt) or later (rclpy shuts the context down; see ``_on_signal``).
+    SIGINT and SIGTERM stop the node cleanly at any time. While the node module imports,
+    they are held back and delivered right after (KeyboardInterrupt then): raised inside
+    torch's import, the interrupt aborted the process (exit -6) or left it hung until
+    SIGKILL. Later, rclpy shuts the context down (see ``_on_signal``).
     After a clean shutdown the process exits at once: the interpreter's own teardown (a
     garbage collection over torch's, scipy's and pinocchio's module graphs) took over
     5 s on a loaded 2-core machine, and `ros2 launch` then escalates to SIGTERM, which
@@ -48,7 +52,11 @@ def run_node(module: str) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        main = importlib.import_module(module).main
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            main = importlib.import_module(module).main
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a held stop lands here
         main()
     except KeyboardInterrupt:
         pass  # stopped while starting
