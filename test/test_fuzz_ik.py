@@ -107,3 +107,17 @@ def test_command_filter_output_is_always_safe(commands, steps):
             step_dt = min(dt, f.config.max_dt_s)
             assert (np.abs(out - previous) <= f.max_velocity * step_dt + 1e-9).all()
         previous = out
+
+
+def test_warm_start_memory_is_bounded_as_track_ids_grow(demo_joints):
+    """Track ids grow without end as hands are lost and found again (an 8-minute soak showed
+    the IK node's memory growing with them): only the most recent tracks are kept."""
+    from hand_pose_ros.pipeline.stages import MAX_WARM_START_TRACKS, IKStage
+
+    stage = IKStage()
+    for track_id in range(3 * MAX_WARM_START_TRACKS):
+        assert stage.solve(demo_joints[track_id % len(demo_joints)], track_id=track_id).valid[0]
+    assert list(stage._previous) == list(range(2 * MAX_WARM_START_TRACKS,
+                                               3 * MAX_WARM_START_TRACKS))  # fmt: skip
+    stage.solve(demo_joints[0], track_id=2 * MAX_WARM_START_TRACKS)  # seen again: kept newest
+    assert next(reversed(stage._previous)) == 2 * MAX_WARM_START_TRACKS

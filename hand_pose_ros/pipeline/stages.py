@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,10 @@ class IKStageConfig:
             self.post_opt = PostOptConfig(**self.post_opt)
 
 
+#: How many tracks' last states an IKStage keeps for warm starts (the most recent ones):
+#: track ids grow without end as hands are lost and found again, so the memory is bounded.
+MAX_WARM_START_TRACKS = 8
+
 #: IKStageConfig fields an IKStage is built from; the others it reads per frame.
 IK_BUILD_FIELDS = ("hand_model", "weights", "operator_profile")
 
@@ -65,7 +70,9 @@ class IKStage:
         self.solver = IKSolver(self.model, weights=weights, post_opt=c.post_opt)
         self.betas = (load_operator_profile(c.operator_profile, self.model)
                       if c.operator_profile else None)  # fmt: skip
-        self._previous: dict[int, HandState] = {}
+        self._previous: OrderedDict[int, HandState] = OrderedDict()
+        """Last valid state per track id, most recently solved last (at most
+        :data:`MAX_WARM_START_TRACKS`)."""
         self.last_rejection: str | None = None
         """Why the last call's hand was refused (implausible input or fit), or None."""
 
@@ -117,6 +124,9 @@ class IKStage:
                 state.valid[0] = False
         if state.valid[0]:
             self._previous[track_id] = state
+            self._previous.move_to_end(track_id)
+            while len(self._previous) > MAX_WARM_START_TRACKS:
+                self._previous.popitem(last=False)
         else:
             self._previous.pop(track_id, None)
         return state
