@@ -6,9 +6,9 @@ process listens to ``/hand/joint_states`` and ``/hand/state`` and samples every 
 resident memory (``/proc/<pid>/status``). Rows: one per minute (command rate, image ->
 hand state latency p50 / p99 from the states' header stamps, which carry the image's
 stamp; the retargeting after it takes under a millisecond), frames published by the
-source that gave no hand state, RSS per process), then a summary row (RSS slope per
-process in MB/h by a least-squares line over the samples after the first minute, the
-command rate's largest minute-to-minute change, node deaths).
+source that gave no hand state, hand tracks first seen that minute, RSS per process),
+then a summary row (RSS slope per process in MB/h by a least-squares line over the
+samples after the first minute, the command rate's largest minute-to-minute change, node deaths).
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ import numpy as np
 from hand_pose_ros.benchmarks.utils import machine_info
 from hand_pose_ros.params import DEFAULT_PARAMS
 
+#: The demo source's frame rate unless ``--fps`` says otherwise (the demo's default), Hz.
+DEFAULT_SOAK_FPS = 30.0
+
 #: The demo graph through the image path: (node module, extra parameters).
 SOAK_NODES: tuple[tuple[str, dict], ...] = (
-    ("demo_source", {"publish_keypoints": False}),
+    ("demo_source", {"publish_keypoints": False, "fps": DEFAULT_SOAK_FPS}),
     ("estimator_node", {}),
     ("ik_node", {}),
     ("retarget_node", {}),
@@ -40,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between memory samples")
     parser.add_argument("--warmup-s", type=float, default=20.0,
                         help="seconds allowed for the graph's first command")
+    parser.add_argument("--fps", type=float, default=DEFAULT_SOAK_FPS,
+                        help="the demo camera's frame rate (Hz)")
 
 
 def rss_mb(pid: int) -> float | None:
@@ -73,8 +78,10 @@ def start_node_process(name: str, params: dict, env: dict) -> subprocess.Popen:
                             text=True)  # fmt: skip
 
 
-def _start_nodes(env: dict) -> dict[str, subprocess.Popen]:
-    return {name: start_node_process(name, extra, env) for name, extra in SOAK_NODES}
+def _start_nodes(env: dict, fps: float) -> dict[str, subprocess.Popen]:
+    return {name: start_node_process(name, {**extra, "fps": fps} if "fps" in extra else extra,
+                                      env)
+            for name, extra in SOAK_NODES}  # fmt: skip
 
 
 def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
@@ -95,20 +102,20 @@ def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | N
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.minutes <= 0 or args.sample_s <= 0:
-        raise ValueError("--minutes and --sample-s must be positive")
+    if args.minutes <= 0 or args.sample_s <= 0 or not args.fps > 0:
+        raise ValueError("--minutes, --sample-s and --fps must be positive")
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 200)))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    procs = _start_nodes(env)
+    procs = _start_nodes(env, args.fps)
     try:
         rows = _watch(procs, args)
     finally:
         codes = stop_node_processes(procs)
     rows[-1]["exit_codes"] = codes
     return {"bench": "soak", "machine": machine_info(), "domain_id": env["ROS_DOMAIN_ID"],
-            "rows": rows}  # fmt: skip
+            "fps": args.fps, "rows": rows}  # fmt: skip
 
 
 def _watch(procs: dict[str, subprocess.Popen], args: argparse.Namespace) -> list[dict]:
@@ -126,11 +133,13 @@ def _watch(procs: dict[str, subprocess.Popen], args: argparse.Namespace) -> list
     node = Node("soak_monitor", context=context)
     commands: list[float] = []  # monotonic s
     states: list[tuple[float, float]] = []  # (monotonic s, image -> state latency ms)
+    track_ids: list[tuple[float, int]] = []  # (monotonic s, track id) of each hand state
     images: list[float] = []
 
     def on_state(msg: HandState) -> None:
         latency = (node.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds
         states.append((time.monotonic(), latency * 1e-6))
+        track_ids.append((time.monotonic(), int(msg.track_id)))
 
     node.create_subscription(JointState, "/hand/joint_states",
                              lambda _: commands.append(time.monotonic()), COMMAND_QOS)
@@ -162,10 +171,10 @@ def _watch(procs: dict[str, subprocess.Popen], args: argparse.Namespace) -> list
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-    return _rows(start, end, commands, states, images, samples, procs)
+    return _rows(start, end, commands, states, images, samples, procs, track_ids)
 
 
-def _rows(start, end, commands, states, images, samples, procs) -> list[dict]:
+def _rows(start, end, commands, states, images, samples, procs, track_ids=()) -> list[dict]:
     rows = []
     minutes = int(np.ceil((end - start) / 60.0 - 1e-9))
     t_cmd = np.asarray(commands)
@@ -182,7 +191,9 @@ def _rows(start, end, commands, states, images, samples, procs) -> list[dict]:
         row = {"name": f"minute_{m + 1}", "seconds": round(hi - lo, 1),
                "command_rate_hz": round(rate, 2), "images": n_img,
                "hand_states": int(sel.sum()),
-               "images_without_state": max(n_img - int(sel.sum()), 0)}  # fmt: skip
+               "images_without_state": max(n_img - int(sel.sum()), 0),
+               "new_tracks": len({i for t, i in track_ids if lo <= t < hi}
+                                 - {i for t, i in track_ids if t < lo})}  # fmt: skip
         if sel.any():
             row["latency_image_to_state_ms_p50"] = round(float(np.percentile(lat[sel], 50)), 1)
             row["latency_image_to_state_ms_p99"] = round(float(np.percentile(lat[sel], 99)), 1)
