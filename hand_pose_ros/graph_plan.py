@@ -7,6 +7,12 @@ the same thing: the same nodes start and the same parameters are overridden.
 Every node reads the parameter file (``config/teleop.yaml`` or ``params``); an option left
 empty keeps the file's value. A few options exist on one side only, on purpose
 (:data:`LAUNCH_ONLY`, :data:`CLI_ONLY`: process management there, in-process outputs here).
+
+Bimanual teleop (``robot_left`` set): two retarget nodes, ``retarget_node`` for the right
+robot (``robot``) and ``retarget_left_node`` for the left one (``robot_left``), each fed
+by its own side's hand states and publishing on :func:`joint_states_topic` of its side;
+the left node reads the file's ``retarget_node`` section, then its own
+``retarget_left_node`` section where the file has one (:attr:`NodePlan.section`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ GRAPH_OPTIONS: dict[str, GraphOption] = {
     "urdf": GraphOption(
         "The robot's URDF file, or a dex-urdf robots folder; required for robot configs that "
         "ship no URDF (all but hand_pose_ros_hand)."),
+    "robot_left": GraphOption(
+        "Bimanual teleop: the left robot's hand config (e.g. hand_pose_ros_hand_left, "
+        "allegro_left). Then the right hand drives robot on /hand/right/joint_states and the "
+        "left hand drives this one on /hand/left/joint_states, each with its own hand-lost "
+        "policy. Empty: one robot, driven by every hand on /hand/joint_states."),
+    "urdf_left": GraphOption(
+        "The left robot's URDF file or a dex-urdf robots folder (as urdf, for robot_left)."),
     "estimator": GraphOption(
         "Image estimator: handtrack (= auto) | mediapipe | ours, or truth: the demo's own "
         "keypoints instead of its image (source demo only). Empty: the params file's "
@@ -86,7 +99,8 @@ LAUNCH_ONLY: tuple[str, ...] = ("use_rviz", "use_robot_state_publisher", "use_st
 #: Options of ``hand-teleop run`` only: outputs of the in-process monitor.
 CLI_ONLY: tuple[str, ...] = ("viz", "record", "summary")
 
-#: Node name -> executable (scripts/ros), in start order.
+#: Node name -> executable (scripts/ros), in start order (bimanual teleop adds
+#: :data:`LEFT_ROBOT_NODE`, a second retarget node).
 NODE_EXECUTABLES: dict[str, str] = {
     "demo_source": "demo_source",
     "camera_source": "camera_source",
@@ -111,6 +125,28 @@ OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
     "operator_profile": ("ik_node", "operator_profile"),
     "post_opt": ("ik_node", "post_opt_enabled"),
 }
+#: Bimanual teleop: the left robot's retarget node (executable ``retarget_node``, reading
+#: the params file's ``retarget_node`` section, then its own).
+LEFT_ROBOT_NODE = "retarget_left_node"
+#: Bimanual teleop: hand side -> the retarget node driving that side's robot.
+ROBOT_NODES: dict[str, str] = {"right": "retarget_node", "left": LEFT_ROBOT_NODE}
+#: Bimanual options -> the left robot node's parameter they set.
+LEFT_OPTION_PARAMETERS: dict[str, str] = {"robot_left": "robot", "urdf_left": "urdf"}
+#: Single robot: its commands' topic (every hand drives it).
+JOINT_STATES_TOPIC = "/hand/joint_states"
+
+
+def joint_states_topic(side: str | None = None) -> str:
+    """The command topic of one side's robot (bimanual), or of the single robot (None)."""
+    return JOINT_STATES_TOPIC if side is None else f"/hand/{side}/joint_states"
+
+
+def robot_state_topic(side: str) -> str:
+    """Bimanual: where the ``side`` robot's driver publishes its measured joints (a driver
+    in namespace ``side``: ``/<side>/joint_states``)."""
+    return f"/{side}/joint_states"
+
+
 #: Source node -> its frame-rate parameter (``rate``).
 RATE_PARAMETERS: dict[str, str] = {"demo_source": "fps", "camera_source": "fps",
                                    "keypoints_player": "rate_hz"}  # fmt: skip
@@ -127,6 +163,9 @@ class NodePlan:
     name: str
     executable: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    section: str = ""
+    """Params-file section read before the node's own (empty: its own only); the left robot
+    node reads ``retarget_node``'s."""
 
 
 @dataclass(frozen=True)
@@ -150,15 +189,33 @@ class GraphPlan:
     def source_node(self) -> str | None:
         return SOURCE_NODES[self.source_kind]
 
+    @property
+    def bimanual(self) -> bool:
+        """Two robots, one per hand side (the ``robot_left`` option)."""
+        return LEFT_ROBOT_NODE in self.node_names
+
+    @property
+    def robot_nodes(self) -> dict[str | None, str]:
+        """Hand side -> its robot's retarget node; one robot: ``{None: "retarget_node"}``."""
+        return dict(ROBOT_NODES) if self.bimanual else {None: "retarget_node"}
+
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:
             if node.name == name:
                 return node
         raise KeyError(f"{name} is not part of this graph ({', '.join(self.node_names)})")
 
+    def section_parameters(self, name: str) -> dict[str, Any]:
+        """The values node ``name`` reads from another section of the file (its
+        :attr:`NodePlan.section`), before its own; empty when it reads its own only."""
+        section = self.node(name).section
+        return dict(self.file_parameters.get(section, {})) if section else {}
+
     def parameters(self, name: str) -> dict[str, Any]:
-        """The parameters node ``name`` runs with: the file's values, then the overrides."""
-        return {**self.file_parameters.get(name, {}), **self.node(name).overrides}
+        """The parameters node ``name`` runs with: the file's values (another section's,
+        then its own), then the overrides."""
+        return {**self.section_parameters(name), **self.file_parameters.get(name, {}),
+                **self.node(name).overrides}  # fmt: skip
 
 
 def parse_option(name: str, text: str) -> Any:
@@ -238,10 +295,59 @@ def plan_graph(options: dict[str, Any]) -> GraphPlan:
     wanted = ["ik_node", "retarget_node", "wrist_pose_node"]
     if source is not None:
         wanted.insert(0, source)
-    if kind in ("video", "webcam", "ros") or (kind == "demo" and not truth):
+    estimator = kind in ("video", "webcam", "ros") or (kind == "demo" and not truth)
+    if estimator:
         wanted.insert(wanted.index("ik_node"), "estimator_node")
-    nodes = tuple(NodePlan(name, NODE_EXECUTABLES[name], overrides[name]) for name in wanted)
-    return GraphPlan(kind, arg, params_file, nodes, file_parameters, value["frames"])
+    nodes = [NodePlan(name, NODE_EXECUTABLES[name], overrides[name]) for name in wanted]
+    if value["robot_left"] is not None:
+        nodes = _bimanual(nodes, value, file_parameters, estimator)
+    elif value["urdf_left"] is not None:
+        raise GraphConfigError("urdf_left is the left robot's URDF: it needs robot_left")
+    return GraphPlan(kind, arg, params_file, tuple(nodes), file_parameters, value["frames"])
+
+
+def _bimanual(nodes: list[NodePlan], value: dict[str, Any],
+              file_parameters: dict[str, dict[str, Any]],
+              estimator: bool) -> list[NodePlan]:  # fmt: skip
+    """The single-robot graph's nodes made bimanual: both hands through the IK, one
+    retarget node per side (the left one added after the right one)."""
+    if estimator:
+        est = {**file_parameters.get("estimator_node", {}),
+               **next(n.overrides for n in nodes if n.name == "estimator_node")}  # fmt: skip
+        if est.get("hand_side", "auto") != "auto":
+            raise GraphConfigError(f"robot_left (bimanual) needs hand_side auto, got "
+                                   f"{est['hand_side']!r}: each hand drives its own side's "
+                                   "robot")  # fmt: skip
+        if int(est.get("max_hands", 2)) < 2:
+            raise GraphConfigError(f"robot_left (bimanual) needs the estimator's max_hands "
+                                   f">= 2, got {est['max_hands']} (params file)")  # fmt: skip
+    out = []
+    for node in nodes:
+        extra: dict[str, Any] = {}
+        if node.name == "demo_source":
+            extra = {"hands": 2}
+        elif node.name == "ik_node":
+            extra = {"max_hands": 2}
+        elif node.name == "retarget_node":
+            extra = _side_parameters("right")
+        out.append(NodePlan(node.name, node.executable, {**node.overrides, **extra}))
+        if node.name == "retarget_node":
+            # Never the right robot's model: robot and urdf come from the left options (or
+            # the file's own left section), not from the retarget_node section it reads.
+            own = file_parameters.get(LEFT_ROBOT_NODE, {})
+            left = {parameter: value[option] if value[option] is not None
+                    else own.get(parameter, "")
+                    for option, parameter in LEFT_OPTION_PARAMETERS.items()}  # fmt: skip
+            out.append(NodePlan(LEFT_ROBOT_NODE, NODE_EXECUTABLES["retarget_node"],
+                                {**left, **_side_parameters("left")},
+                                section="retarget_node"))  # fmt: skip
+    return out
+
+
+def _side_parameters(side: str) -> dict[str, Any]:
+    """A bimanual retarget node's side: its hand states, its command and robot topics."""
+    return {"hand_side": side, "joint_states_topic": joint_states_topic(side),
+            "robot_state_topic": robot_state_topic(side)}
 
 
 def _value(name: str, given: Any) -> Any:

@@ -38,9 +38,19 @@ CAMERA_IN_WORLD = StaticPlacement(WORLD_FRAME, CAMERA_FRAME)
 """world -> camera: identity (the world frame is the camera's optical frame)."""
 #: The robot stands 25 cm to the right of the camera's view of the hand, 45 cm deep.
 ROBOT_BASE_XYZ = (0.25, 0.0, 0.45)
+#: Bimanual teleop: the left robot stands 25 cm to the left (the right one as above).
+LEFT_ROBOT_BASE_XYZ = (-0.25, 0.0, 0.45)
+#: Bimanual teleop: prefix of the left robot's link frames (robot_state_publisher's
+#: ``frame_prefix``), so two robots sharing link names (e.g. two copies of one URDF) do
+#: not collide in TF; its model is on ``/left/robot_description``.
+LEFT_ROBOT_FRAME_PREFIX = "left/"
 
 
-def robot_base_in_world(root_link: str) -> StaticPlacement:
-    """world -> the robot URDF's root link."""
+def robot_base_in_world(root_link: str, side: str | None = None) -> StaticPlacement:
+    """world -> the robot URDF's root link; ``side`` "left": the left robot of two (at
+    :data:`LEFT_ROBOT_BASE_XYZ`, its root frame prefixed)."""
+    if side == "left":
+        x, y, z = LEFT_ROBOT_BASE_XYZ
+        return StaticPlacement(WORLD_FRAME, LEFT_ROBOT_FRAME_PREFIX + root_link, x, y, z)
     x, y, z = ROBOT_BASE_XYZ
     return StaticPlacement(WORLD_FRAME, root_link, x, y, z)

@@ -4,6 +4,7 @@
     ros2 launch hand_pose_ros teleop.launch.py source:=webcam:0 robot:=allegro \
         urdf:=/path/to/allegro_hand_right.urdf
     ros2 launch hand_pose_ros teleop.launch.py source:=ros use_rviz:=false  # your camera node
+    ros2 launch hand_pose_ros teleop.launch.py robot_left:=hand_pose_ros_hand_left  # two hands
     ros2 launch hand_pose_ros teleop.launch.py --show-args           # every argument, described
 
 Which nodes start and which parameters the arguments set come from the graph plan
@@ -15,12 +16,27 @@ start where installed and are left out, with one log line, where not. If any pro
 exits while the graph runs (a node failing at start-up, RViz closed), the whole launch
 shuts down: no node is left running on its own. The tables below are plain data, so
 tests and the README check them without ROS' launch package.
+
+Bimanual (``robot_left:=NAME``): a second retarget node drives the left robot; a second
+robot_state_publisher, in namespace ``left`` with ``frame_prefix`` ``left/``, publishes
+its model on /left/robot_description and its links' TF beside the right robot's, and
+RViz gets a second robot model display (:func:`bimanual_rviz_config`).
 """
 
 from __future__ import annotations
 
-from hand_pose_ros.graph_plan import GRAPH_OPTIONS, LAUNCH_ONLY, GraphConfigError, plan_graph
-from hand_pose_ros.scene_frames import CAMERA_IN_WORLD, robot_base_in_world
+from hand_pose_ros.graph_plan import (
+    GRAPH_OPTIONS,
+    LAUNCH_ONLY,
+    GraphConfigError,
+    joint_states_topic,
+    plan_graph,
+)
+from hand_pose_ros.scene_frames import (
+    CAMERA_IN_WORLD,
+    LEFT_ROBOT_FRAME_PREFIX,
+    robot_base_in_world,
+)
 
 #: Files of this package the launch file reads.
 PACKAGE_FILES: tuple[str, ...] = ("config/teleop.yaml", "config/teleop.rviz")
@@ -33,8 +49,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
                  "installed and a display is set)."),
     "use_robot_state_publisher": (
         "auto",
-        "Publish the robot model (TF of its links) from /hand/joint_states: true | false | auto "
-        "(where robot_state_publisher is installed)."),
+        "Publish the robot model (TF of its links) from its joint states (bimanual: both "
+        "robots, the left one's frames prefixed left/): true | false | auto (where "
+        "robot_state_publisher is installed)."),
     "use_static_tf": ("auto",
                       "Static transforms placing camera and robot in the world frame: true | "
                       "false | auto (where tf2_ros is installed)."),
@@ -176,45 +193,93 @@ def _resolve_plan(value: dict[str, str], share: str) -> tuple:
     return plan, respawn == "true", respawn_delay
 
 
+def node_parameters(plan, name: str) -> list:
+    """A node's launch ``parameters``: the section of the params file it reads before its
+    own (the left robot node: ``retarget_node``'s), the file, then the plan's overrides."""
+    shared = plan.section_parameters(name)
+    return [*([shared] if shared else []), str(plan.params_file), plan.node(name).overrides]
+
+
 def _graph_nodes(plan, respawn: bool, respawn_delay: float) -> list:
     """One launch_ros Node per node of the plan (our nodes), respawning if asked."""
     from launch_ros.actions import Node
 
     return [
         Node(package="hand_pose_ros", executable=node.executable, name=node.name,
-             output="screen", parameters=[str(plan.params_file), node.overrides],
+             output="screen", parameters=node_parameters(plan, node.name),
              respawn=respawn, respawn_delay=respawn_delay,
              respawn_max_retries=MAX_RESPAWNS)
         for node in plan.nodes
     ]  # fmt: skip
 
 
-def _optional_processes(parts: dict[str, bool], urdf_path, root_link: str, share: str) -> list:
-    """robot_state_publisher, the static transforms and RViz, as ``parts`` asks."""
+def bimanual_rviz_config(text: str) -> str:
+    """config/teleop.rviz (YAML text) with a second robot model: the left robot's
+    (/left/robot_description, frames prefixed ``left/``), after the first one."""
+    import copy
+
+    import yaml
+
+    config = yaml.safe_load(text)
+    displays = config["Visualization Manager"]["Displays"]
+    index, right = next((i, d) for i, d in enumerate(displays)
+                        if d["Class"] == "rviz_default_plugins/RobotModel")  # fmt: skip
+    left = copy.deepcopy(right)
+    left["Name"] = "Left robot hand"
+    left["Description Topic"]["Value"] = "/left/robot_description"
+    left["TF Prefix"] = LEFT_ROBOT_FRAME_PREFIX.rstrip("/")
+    displays.insert(index + 1, left)
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _robot_state_publisher(urdf_path, side: str | None):
+    """robot_state_publisher for one robot (bimanual left: namespaced, frames prefixed)."""
+    from launch_ros.actions import Node
+
+    with open(urdf_path) as fh:
+        parameters = {"robot_description": fh.read()}
+    extra = {}
+    if side == "left":  # /left/robot_description, frames left/<link>
+        parameters["frame_prefix"] = LEFT_ROBOT_FRAME_PREFIX
+        extra["namespace"] = "left"
+    return Node(package="robot_state_publisher", executable="robot_state_publisher",
+                parameters=[parameters], remappings=[("joint_states", joint_states_topic(side))],
+                **extra)  # fmt: skip
+
+
+def _optional_processes(parts: dict[str, bool], robots: dict, share: str) -> list:
+    """robot_state_publisher, the static transforms and RViz, as ``parts`` asks.
+
+    ``robots``: hand side (None: the only robot) -> (URDF path, root link).
+    """
     import os
+    import tempfile
 
     from launch_ros.actions import Node
 
     processes = []
     if parts["use_robot_state_publisher"]:
-        with open(urdf_path) as fh:
-            description = fh.read()
-        processes.append(Node(
-            package="robot_state_publisher", executable="robot_state_publisher",
-            parameters=[{"robot_description": description}],
-            remappings=[("joint_states", "/hand/joint_states")]))  # fmt: skip
+        processes += [_robot_state_publisher(urdf_path, side)
+                      for side, (urdf_path, _) in robots.items()]  # fmt: skip
     if parts["use_static_tf"]:
+        processes.append(Node(package="tf2_ros", executable="static_transform_publisher",
+                              name="camera_static_tf",
+                              arguments=CAMERA_IN_WORLD.static_transform_arguments()))
         processes += [
             Node(package="tf2_ros", executable="static_transform_publisher",
-                 name="camera_static_tf",
-                 arguments=CAMERA_IN_WORLD.static_transform_arguments()),
-            Node(package="tf2_ros", executable="static_transform_publisher",
-                 name="robot_static_tf",
-                 arguments=robot_base_in_world(root_link).static_transform_arguments()),
+                 name="left_robot_static_tf" if side == "left" else "robot_static_tf",
+                 arguments=robot_base_in_world(root, side).static_transform_arguments())
+            for side, (_, root) in robots.items()
         ]  # fmt: skip
     if parts["use_rviz"]:
+        rviz = os.path.join(share, "config", "teleop.rviz")
+        if "left" in robots:
+            with open(rviz) as fh, tempfile.NamedTemporaryFile(
+                    "w", prefix="teleop_bimanual_", suffix=".rviz", delete=False) as out:
+                out.write(bimanual_rviz_config(fh.read()))
+            rviz = out.name
         processes.append(Node(package="rviz2", executable="rviz2", output="screen",
-                              arguments=["-d", os.path.join(share, "config", "teleop.rviz")]))
+                              arguments=["-d", rviz]))
     return processes
 
 
@@ -240,11 +305,13 @@ def _launch_setup(context, *args, **kwargs):
     share = get_package_share_directory("hand_pose_ros")
     plan, respawn, respawn_delay = _resolve_plan(value, share)
     # Resolve everything that can fail before the first process starts.
-    robot = plan.parameters("retarget_node")
-    urdf_path, root_link = _robot_urdf(robot["robot"], robot.get("urdf", ""))
+    robots = {}
+    for side, name in plan.robot_nodes.items():
+        robot = plan.parameters(name)
+        robots[side] = _robot_urdf(robot["robot"], robot.get("urdf", ""))
     parts = {arg: _wanted_part(arg, value[arg], logger) for arg in OPTIONAL_PARTS}
     ours = _graph_nodes(plan, respawn, respawn_delay)
-    processes = ours + _optional_processes(parts, urdf_path, root_link, share)
+    processes = ours + _optional_processes(parts, robots, share)
     return [*_exit_handlers(processes, ours, respawn), *processes]
 
 

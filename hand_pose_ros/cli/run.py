@@ -3,7 +3,8 @@
 The same node classes as the launch file, composed in one executor, configured from
 the same parameter YAML. Sources: ``demo`` (a scripted synthetic hand, the default),
 ``video:PATH``, ``webcam:N``, ``keypoints:FILE.npz`` (straight into the IK) and ``ros``
-(images from another node on /camera/image_raw).
+(images from another node on /camera/image_raw). ``--robot-left NAME``: bimanual teleop,
+the right hand drives ``--robot`` and the left hand drives NAME (the demo shows both).
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import time
 from pathlib import Path
 
 from hand_pose_ros.dds_profile import use_package_dds_profile
-from hand_pose_ros.graph_plan import GRAPH_OPTIONS, GraphPlan, plan_graph
+from hand_pose_ros.graph_plan import (
+    GRAPH_OPTIONS,
+    GraphConfigError,
+    GraphPlan,
+    joint_states_topic,
+    plan_graph,
+)
 
 log = logging.getLogger(__name__)
 
-#: Node name (graph_plan.NODE_EXECUTABLES) -> "module:Class" of its node.
+#: Executable (graph_plan.NODE_EXECUTABLES) -> "module:Class" of its node.
 NODE_CLASSES: dict[str, str] = {
     "demo_source": "hand_pose_ros.nodes.demo_source:DemoSource",
     "camera_source": "hand_pose_ros.nodes.camera_source:CameraSource",
@@ -65,6 +72,10 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_graph({name: getattr(args, name) for name in GRAPH_OPTIONS})
+    if plan.bimanual and args.record is not None:
+        raise GraphConfigError("--record with --robot-left: the recorder keeps one robot's "
+                               "/hand/joint_states only; record bimanual runs with "
+                               "`ros2 bag record` for now")  # fmt: skip
     use_package_dds_profile()  # before rclpy loads Fast DDS: 720p images over shared memory
     import rclpy
     import torch
@@ -83,28 +94,47 @@ def run(args: argparse.Namespace) -> int:
             nodes[node_plan.name] = _create_node(node_plan.name, plan, context)
         source = nodes.get(plan.source_node)
         estimator = nodes.get("estimator_node")
-        ik, retarget = nodes["ik_node"], nodes["retarget_node"]
-        robot = retarget.stage.retargeter.robot
-        monitor = TeleopMonitor(context=context, lower=robot.lower, upper=robot.upper,
-                                urdf=retarget.stage.urdf_path, viz_path=args.viz,
-                                record_path=args.record)  # fmt: skip
-        nodes["monitor"] = monitor
-        # robot_state_publisher's job in the launch file (which never starts this node).
-        nodes["robot_state_node"] = RobotStateNode(context=context, urdf=retarget.stage.urdf_path)
+        ik = nodes["ik_node"]
+        monitors = {}
+        for side, name in plan.robot_nodes.items():
+            retarget = nodes[name]
+            robot = retarget.stage.retargeter.robot
+            # One monitor per robot, checking the commands on its own topic (the first,
+            # the right or only robot's, also writes the video and the bag).
+            monitors[side] = TeleopMonitor(
+                context=context, lower=robot.lower, upper=robot.upper,
+                urdf=retarget.stage.urdf_path, viz_path=args.viz if not monitors else None,
+                record_path=args.record if not monitors else None,
+                cli_args=_remap_args(f"teleop_monitor{'_' + side if side else ''}",
+                                     {joint_states_topic(): joint_states_topic(side)}))  # fmt: skip
+            nodes[f"monitor_{side}"] = monitors[side]
+            # robot_state_publisher's job in the launch file (which never starts this node).
+            nodes[f"robot_state_{side}"] = RobotStateNode(
+                context=context, urdf=retarget.stage.urdf_path, side=side)  # fmt: skip
+            log.info("running %s -> IK -> %s%s (%d joints)", args.source,
+                     f"{side} hand -> " if side else "", retarget.get_parameter("robot").value,
+                     len(retarget.joint_names))  # fmt: skip
         target = _target_frames(plan, source)
-        log.info("running %s -> IK -> %s (%d joints)%s", args.source,
-                 retarget.get_parameter("robot").value, len(retarget.joint_names),
-                 f", {target} frames" if target else "")  # fmt: skip
+        if target:
+            log.info("until %d frames", target)
         start = time.monotonic()
         _spin(context, list(nodes.values()), source, estimator, target)
         elapsed = time.monotonic() - start
-        summary = _summary(args.source, _frames_in(source, estimator), ik, retarget, monitor,
+        frames = _frames_in(source, estimator)
+        first, *others = plan.robot_nodes.items()
+        summary = _summary(args.source, frames, ik, nodes[first[1]], monitors[first[0]],
                            elapsed)  # fmt: skip
+        for side, name in others:  # bimanual: the left robot's part
+            summary[side] = _robot_summary(nodes[name], monitors[side], elapsed)
+            summary["all_commands_finite_and_in_limits"] &= monitors[side].commands_ok
+        if plan.bimanual:
+            summary["hand_states_by_side"] = dict(ik.states_by_side)
         if estimator is not None:
             summary["estimator_images"] = estimator.images
             summary["estimator_images_with_hand"] = estimator.images_with_hand
             summary["estimator_rejected_images"] = estimator.rejected
-        monitor.close()
+        for monitor in monitors.values():
+            monitor.close()
     finally:
         for node in nodes.values():
             node.destroy_node()
@@ -118,15 +148,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _create_node(name: str, plan: GraphPlan, context):
-    """The node ``name`` of the plan, with the params file's values and the plan's overrides."""
+    """The node ``name`` of the plan, with the params file's values and the plan's overrides
+    (named ``name`` as the launch file names it, e.g. ``retarget_left_node``)."""
     import importlib
 
     from rclpy.parameter import Parameter
 
-    module, _, cls = NODE_CLASSES[name].partition(":")
+    executable = plan.node(name).executable
+    module, _, cls = NODE_CLASSES[executable].partition(":")
     node_class = getattr(importlib.import_module(module), cls)
     overrides = [Parameter(k, value=v) for k, v in plan.parameters(name).items()]
-    return node_class(context=context, parameter_overrides=overrides)
+    extra = {} if name == executable else {"cli_args": _remap_args(name)}
+    return node_class(context=context, parameter_overrides=overrides, **extra)
+
+
+def _remap_args(node_name: str, topics: dict[str, str] | None = None) -> list[str]:
+    """ROS arguments naming a node ``node_name`` and remapping ``topics`` (from -> to)."""
+    args = ["--ros-args", "-r", f"__node:={node_name}"]
+    for old, new in (topics or {}).items():
+        if old != new:
+            args += ["-r", f"{old}:={new}"]
+    return args
 
 
 def _target_frames(plan: GraphPlan, source) -> int:
@@ -176,23 +218,35 @@ def _spin(context, nodes: list, source, estimator, target: int) -> None:
 
 
 def _summary(spec: str, frames: int, ik, retarget, monitor, elapsed: float) -> dict:
-    import numpy as np
-
-    lat = np.asarray(retarget.latencies_ms)
+    """The run's summary; the robot keys are the right (bimanual) or only robot's."""
+    robot = _robot_summary(retarget, monitor, elapsed)
     return {
         "source": spec,
-        "robot": retarget.get_parameter("robot").value,
-        "joint_names": list(retarget.joint_names),
+        "robot": robot.pop("robot"),
+        "joint_names": robot.pop("joint_names"),
         "seconds": round(elapsed, 2),
         "frames_in": frames,
         "hand_states": ik.states_published,
         "hands_refused": sum(ik.rejected.values()),
-        "joint_states": monitor.joint_states,
+        "joint_states": robot.pop("joint_states"),
         "frames_solved_by_ik": round(ik.states_published / frames, 3) if frames else None,
+        **robot,
+        "viz": str(monitor.viz_path) if monitor.viz_path else None,
+        "record": str(monitor.record_path) if monitor.record_path else None,
+    }
+
+
+def _robot_summary(retarget, monitor, elapsed: float) -> dict:
+    """One robot's part of the summary: its commands as its monitor received them."""
+    import numpy as np
+
+    lat = np.asarray(retarget.latencies_ms)
+    return {
+        "robot": retarget.get_parameter("robot").value,
+        "joint_names": list(retarget.joint_names),
+        "joint_states": monitor.joint_states,
         "command_rate_hz": round(monitor.joint_states / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_image_to_command_ms_median": float(np.median(lat)) if lat.size else None,
         "latency_image_to_command_ms_p90": float(np.percentile(lat, 90)) if lat.size else None,
         "all_commands_finite_and_in_limits": monitor.commands_ok,
-        "viz": str(monitor.viz_path) if monitor.viz_path else None,
-        "record": str(monitor.record_path) if monitor.record_path else None,
     }

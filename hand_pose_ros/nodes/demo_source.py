@@ -3,10 +3,13 @@
 Publishes ``/camera/image_raw`` + ``/camera/camera_info`` and, since it knows the truth,
 ``/hand/keypoints`` (parameter ``publish_keypoints``): the demo then drives the IK and robot
 side directly; with it off, an image estimator node fills ``/hand/keypoints`` instead.
+``hands`` 2 shows a right and a left hand (bimanual teleop): one keypoint message per hand
+and frame, right first, track ids ``pipeline.demo.DEMO_TRACK_IDS``.
 """
 
 from __future__ import annotations
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -31,11 +34,15 @@ class DemoSource(Node):
         self.declare_parameter("keypoint_noise_m", 0.0)
         self.declare_parameter("frame_id", CAMERA_FRAME)
         self.declare_parameter("max_frames", 0)
+        self.declare_parameter("hands", 1, ParameterDescriptor(
+            description="1: a right hand; 2: a right and a left hand, both moving "
+                        "(bimanual teleop)."))  # fmt: skip
 
         fps = float(self.get_parameter("fps").value)
         if not fps > 0:
             raise ValueError(f"parameter 'fps' must be > 0, got {fps}")
-        self.demo = DemoHand(fps=fps, noise_m=float(self.get_parameter("keypoint_noise_m").value))
+        self.demo = DemoHand(fps=fps, noise_m=float(self.get_parameter("keypoint_noise_m").value),
+                             hands=int(self.get_parameter("hands").value))  # fmt: skip
         self.frame_id = self.get_parameter("frame_id").value
         self.publish_keypoints = bool(self.get_parameter("publish_keypoints").value)
         self.max_frames = int(self.get_parameter("max_frames").value)
@@ -53,7 +60,7 @@ class DemoSource(Node):
         self.guard = CallbackGuard(self, "demo_source")
         self.timer = self.create_timer(1.0 / fps, self.guard.wrap(self.publish_next))
         self.add_on_set_parameters_callback(live_parameters_callback(  # all read at start-up
-            ("fps", "publish_keypoints", "keypoint_noise_m", "frame_id", "max_frames")))
+            ("fps", "publish_keypoints", "keypoint_noise_m", "frame_id", "max_frames", "hands")))
 
     @property
     def expected_frames(self) -> int | None:
@@ -79,9 +86,11 @@ class DemoSource(Node):
         self.info_pub.publish(camera_info_msg(frame.K, self.demo.width, self.demo.height,
                                               stamp=stamp, frame_id=self.frame_id))  # fmt: skip
         if self.keypoints_pub is not None:
-            self.keypoints_pub.publish(keypoints_to_msg(
-                frame.joints_cam, stamp=stamp, frame_id=self.frame_id, handedness="right",
-                image_points=frame.uv, track_id=0))  # fmt: skip
+            for hand in frame.hands:
+                self.keypoints_pub.publish(keypoints_to_msg(
+                    hand.joints_cam, stamp=stamp, frame_id=self.frame_id,
+                    handedness=hand.handedness, image_points=hand.uv,
+                    track_id=hand.track_id))  # fmt: skip
         self.last_frame = frame
         self.frames_published += 1
 

@@ -1,4 +1,10 @@
-"""IK node: /hand/keypoints -> /hand/state (shape, 23 DoF, wrist pose) and /hand/markers."""
+"""IK node: /hand/keypoints -> /hand/state (shape, 23 DoF, wrist pose) and /hand/markers.
+
+One keypoint message is one hand; every hand is solved and published as its own
+HandState (handedness and track id kept; left hands are solved mirrored, see
+msg/HandState.msg), warm-started from the previous state of the same track. With
+``max_hands`` 2 (bimanual teleop) both hands of an image are taken, not the newest only.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from visualization_msgs.msg import MarkerArray
 from hand_pose_ros.msg import HandKeypoints, HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.config_params import (
+    STARTUP_ONLY_NOTE,
     declare_config_parameters,
     read_config_parameters,
     replace_config,
@@ -23,7 +30,8 @@ from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_ms
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.markers import SerializedHandMarkers
-from hand_pose_ros.nodes.qos import RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.qos import PER_HAND_SUB_QOS, RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.queued import take_queued
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
 
@@ -32,7 +40,10 @@ STARTUP_REASONS = {
     "hand_model": "the hand model is loaded once (and must match the retarget node's)",
     "weights": "the IK net is loaded once",
     "operator_profile": "the operator's hand shape is loaded once",
+    "max_hands": "the /hand/keypoints subscription's queue depth is set from it",
 }
+#: ``max_hands`` -> the /hand/keypoints subscription: the newest message only, or one per hand.
+KEYPOINTS_QOS = {1: RESULT_SUB_QOS, 2: PER_HAND_SUB_QOS}
 
 
 class IKNode(Node):
@@ -40,7 +51,8 @@ class IKNode(Node):
 
     Parameters: every field of :class:`IKStageConfig` (``post_opt.*``: the
     post-optimization, ``plausibility.*``: the human ranges), all live except the three
-    the stage is built from, plus ``min_score`` and ``publish_markers`` (live).
+    the stage is built from, plus ``min_score`` and ``publish_markers`` (live) and
+    ``max_hands`` (start-up).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -50,6 +62,13 @@ class IKNode(Node):
             description="Keypoint messages scored below this are skipped, in [0, 1]."))  # fmt: skip
         self.declare_parameter("publish_markers", True, ParameterDescriptor(
             description="Publish the hand mesh and skeleton on /hand/markers."))  # fmt: skip
+        self.declare_parameter("max_hands", 1, ParameterDescriptor(
+            description="Hands per image taken from /hand/keypoints: 1 (the newest message "
+                        "only, for one robot) or 2 (both hands of a frame, for bimanual "
+                        "teleop)" + STARTUP_ONLY_NOTE))  # fmt: skip
+        max_hands = int(self.get_parameter("max_hands").value)
+        if max_hands not in KEYPOINTS_QOS:
+            raise ValueError(f"parameter 'max_hands' must be 1 or 2, got {max_hands}")
         self.stage = IKStage(read_config_parameters(self, IKStageConfig))
         self.faces = self.stage.model.faces
         self.state_pub = self.create_publisher(HandState, "/hand/state", RESULT_PUB_QOS)
@@ -59,8 +78,10 @@ class IKNode(Node):
         self.markers = SerializedHandMarkers()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.guard = CallbackGuard(self, "ik")
-        self.create_subscription(HandKeypoints, "/hand/keypoints",
-                                 self.guard.wrap(self.on_keypoints), RESULT_SUB_QOS)  # fmt: skip
+        self.max_hands = max_hands
+        self.keypoints_sub = self.create_subscription(
+            HandKeypoints, "/hand/keypoints", self.guard.wrap(self.on_keypoints),
+            KEYPOINTS_QOS[max_hands])  # fmt: skip
         self.add_on_set_parameters_callback(live_parameters_callback(
             STARTUP_REASONS, {"min_score": in_range(0.0, 1.0)}, self.apply_parameters))  # fmt: skip
         self.rate = RateMeter()
@@ -68,6 +89,8 @@ class IKNode(Node):
         self.frames = 0
         """Keypoint messages solved (refused hands included)."""
         self.states_published = 0
+        self.states_by_side: Counter[str] = Counter()
+        """Hand states published per handedness."""
         self.rejected: Counter[str] = Counter()
         """Implausible hands refused, by rule (palm length, bone, wrist depth, fit error...)."""
 
@@ -79,6 +102,16 @@ class IKNode(Node):
         self.stage.reconfigure(config)
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
+        """Solve this hand; with ``max_hands`` 2 also the other hand queued behind it (taken
+        now, so a busy executor cannot starve one hand: nodes/queued.py)."""
+        messages = [msg]
+        if self.max_hands > 1:
+            messages += take_queued(self.keypoints_sub, self.max_hands - 1)
+        for message in messages:
+            self.solve_hand(message)
+
+    def solve_hand(self, msg: HandKeypoints) -> None:
+        """Solve one hand's keypoints and publish its state (or count its refusal)."""
         if msg.handedness not in ("right", "left"):
             self.get_logger().error(f"dropping keypoints with handedness {msg.handedness!r}")
             return
@@ -102,6 +135,7 @@ class IKNode(Node):
         out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
         self.state_pub.publish(out)
         self.states_published += 1
+        self.states_by_side[msg.handedness] += 1
         if self.get_parameter("publish_markers").value:
             self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,

@@ -25,6 +25,14 @@ RESULT_SUB_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
 )  # fmt: skip
 
+#: Subscriptions to per-hand results of two hands (bimanual): newest only, but one per
+#: hand, since both hands of a frame are published back to back and the second must not
+#: push the first out of the queue.
+PER_HAND_SUB_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=2,
+    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+)  # fmt: skip
+
 #: Robot commands: reliable, a short queue (robot_state_publisher and drivers expect reliable).
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

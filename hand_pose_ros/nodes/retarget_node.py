@@ -4,6 +4,12 @@ Every hand state is retargeted and filtered (One Euro, joint and velocity limits
 timer applies the hand-lost policy (hold, then ease to the neutral pose) when no state
 arrived for ``hand_lost_timeout_s``. Joint names come from the robot URDF.
 
+Bimanual teleop runs one node per robot: ``hand_side`` (``right`` | ``left``) keeps the
+states of that side only, so each side has its own hand-lost policy, and
+``joint_states_topic`` gives each robot its own topic (``/hand/<side>/joint_states``, see
+:func:`hand_pose_ros.graph_plan.joint_states_topic`). The default, ``any``, takes every
+state, as a single robot always has.
+
 The human hand is re-posed from the state's shape and DoF with ``hand_model``, which must
 be the IK node's: at start-up the node asks ``ik_node`` for its ``hand_model`` and, if
 they differ, drives nothing (every state counts as no hand, /diagnostics reports ERROR).
@@ -33,7 +39,8 @@ from hand_pose_ros.nodes.config_params import (
 from hand_pose_ros.nodes.conversions import hand_state_from_msg, joint_state_to_msg
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
-from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.qos import COMMAND_QOS, PER_HAND_SUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.queued import take_queued
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
 
@@ -41,6 +48,9 @@ from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
 IK_NODE = "ik_node"
 #: Seconds between attempts to ask the IK node for its hand model, until it answers.
 HAND_MODEL_CHECK_PERIOD_S = 1.0
+
+#: ``hand_side`` values: every hand state, or those of one side (``HandState.handedness``).
+HAND_SIDE_FILTERS: tuple[str, ...] = ("any", "right", "left")
 
 #: Why each parameter the robot stage is built from cannot change live.
 STARTUP_REASONS = {
@@ -51,6 +61,8 @@ STARTUP_REASONS = {
     "filter.default_velocity_rad_s": "the command filter's velocity limits are set when it "
                                      "is built",
     "robot_state_topic": "subscribed once at start-up",
+    "hand_side": "the /hand/state subscription's queue depth is set from it",
+    "joint_states_topic": "the command publisher is created once at start-up",
 }  # fmt: skip
 
 
@@ -67,7 +79,8 @@ class RetargetNode(Node):
 
     Parameters: every field of :class:`RobotStageConfig` (``filter.*``: the command
     filter), live except those in :data:`STARTUP_REASONS`, plus ``rate_hz``,
-    ``hand_lost_timeout_s``, ``robot_state_wait_s`` (live) and ``robot_state_topic``.
+    ``hand_lost_timeout_s``, ``robot_state_wait_s`` (live), ``robot_state_topic``,
+    ``hand_side`` and ``joint_states_topic`` (start-up).
 
     Where the robot driver publishes its measured joints (``robot_state_topic``), the
     first command starts from them and moves on at the velocity limits: a restarted node
@@ -87,17 +100,37 @@ class RetargetNode(Node):
         self.declare_parameter("robot_state_wait_s", 1.0, ParameterDescriptor(
             description="While robot_state_topic has a publisher, wait this long, seconds, "
                         "for its first message before the first command."))  # fmt: skip
+        self.declare_parameter("hand_side", "any", ParameterDescriptor(
+            description="Hand states driving this robot: any (every state: one robot) | "
+                        "right | left (that side only: one node per robot in bimanual "
+                        "teleop)" + STARTUP_ONLY_NOTE))  # fmt: skip
+        self.declare_parameter("joint_states_topic", "/hand/joint_states", ParameterDescriptor(
+            description="Topic of this robot's commands (sensor_msgs/JointState); bimanual: "
+                        "/hand/<side>/joint_states" + STARTUP_ONLY_NOTE))  # fmt: skip
+        self.hand_side = str(self.get_parameter("hand_side").value)
+        if self.hand_side not in HAND_SIDE_FILTERS:
+            raise ValueError(f"parameter 'hand_side' must be one of {HAND_SIDE_FILTERS}, "
+                             f"got {self.hand_side!r}")  # fmt: skip
+        self.joint_states_topic = str(self.get_parameter("joint_states_topic").value)
+        if not self.joint_states_topic:
+            raise ValueError("parameter 'joint_states_topic' must not be empty")
         self.stage = RobotStage(read_config_parameters(self, RobotStageConfig))
         rate_hz = float(self.get_parameter("rate_hz").value)
         if not rate_hz > 0:
             raise ValueError(f"parameter 'rate_hz' must be > 0, got {rate_hz}")
         self.timeout_s = float(self.get_parameter("hand_lost_timeout_s").value)
         self.joint_names = list(self.stage.joint_names)
-        self.pub = self.create_publisher(JointState, "/hand/joint_states", COMMAND_QOS)
+        self.pub = self.create_publisher(JointState, self.joint_states_topic, COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.guard = CallbackGuard(self, "retarget")
-        self.create_subscription(HandState, "/hand/state", self.guard.wrap(self.on_state),
-                                 RESULT_SUB_QOS)  # fmt: skip
+        self.diagnostic_name = ("retarget" if self.hand_side == "any"
+                                else f"retarget_{self.hand_side}")  # fmt: skip
+        self.guard = CallbackGuard(self, self.diagnostic_name)
+        # One side of two: the other side's state of the same frame must not push ours out.
+        self.state_sub = self.create_subscription(
+            HandState, "/hand/state", self.guard.wrap(self.on_state),
+            RESULT_SUB_QOS if self.hand_side == "any" else PER_HAND_SUB_QOS)  # fmt: skip
+        self.states_of_other_side = 0
+        """Hand states skipped because their handedness is not ``hand_side``."""
         self.timer = self.create_timer(1.0 / rate_hz, self.guard.wrap(self.on_timer))
         self.t0 = time.monotonic()
         self.last_state_t: float | None = None
@@ -122,8 +155,9 @@ class RetargetNode(Node):
             {"hand_lost_timeout_s": in_range(0.0, 60.0), "rate_hz": in_range(0.1, 1000.0),
              "robot_state_wait_s": in_range(0.0, 60.0)},
             self.apply_parameters))  # fmt: skip
-        self.get_logger().info(f"robot {self.stage.config.robot}: "
-                               f"{len(self.joint_names)} joints from {self.stage.urdf_path}")
+        self.get_logger().info(
+            f"robot {self.stage.config.robot}: {len(self.joint_names)} joints from "
+            f"{self.stage.urdf_path}, {self.hand_side} hand -> {self.joint_states_topic}")
 
     def ask_ik_hand_model(self) -> None:
         """Ask the IK node for its hand model (once it is up and until it answers)."""
@@ -188,6 +222,15 @@ class RetargetNode(Node):
         return self._now() < wait_s and self.count_publishers(self.robot_state_topic) > 0
 
     def on_state(self, msg: HandState) -> None:
+        """Drive the robot from this hand state; one side only: from the newest state of our
+        side among this one and the one queued behind it (taken now: nodes/queued.py)."""
+        if self.hand_side != "any":
+            ours = [m for m in [msg, *take_queued(self.state_sub, PER_HAND_SUB_QOS.depth - 1)]
+                    if m.handedness == self.hand_side]  # fmt: skip
+            if not ours:
+                self.states_of_other_side += 1
+                return  # the other robot's hand: not a state of ours, so not "tracking" either
+            msg = ours[-1]
         if self._waiting_for_robot_state():
             return  # the first command must start where the robot is
         if self.hand_model_error is not None:
@@ -213,7 +256,7 @@ class RetargetNode(Node):
         lost_s = self.stage.hand_lost_s
         errors, level = self.guard.diagnostics()
         self.diag_pub.publish(diagnostic_array(
-            self.get_clock().now().to_msg(), "retarget",
+            self.get_clock().now().to_msg(), self.diagnostic_name,
             {"retarget_ms": self.stage.last_retarget_ms, "rate_hz": self.rate.hz,
              "latency_image_to_command_ms": self.latency_ms,
              "hand_lost_s": -1.0 if lost_s is None else float(lost_s), **errors},
