@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hand_pose_ros.cli.calibrate",
     "hand_pose_ros.cli.calibrate_robot",
     "hand_pose_ros.cli.run",
+    "hand_pose_ros.cli.render_recording",
 )
 
 

@@ -18,7 +18,7 @@ from visualization_msgs.msg import MarkerArray
 
 from hand_pose_ros.io.mcap_recorder import McapRecorder
 from hand_pose_ros.msg import HandKeypoints, HandState
-from hand_pose_ros.nodes.conversions import keypoints_from_msg
+from hand_pose_ros.nodes.conversions import hand_state_from_msg, keypoints_from_msg
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 from hand_pose_ros.nodes.qos import (
     COMMAND_QOS,
@@ -27,9 +27,8 @@ from hand_pose_ros.nodes.qos import (
     RESULT_SUB_QOS,
     TF_QOS,
 )
-from hand_pose_ros.viz.overlay import draw_hand_keypoints
-from hand_pose_ros.viz.robot_render import RobotRenderer
-from hand_pose_ros.viz.video import SideBySideWriter
+from hand_pose_ros.viz.hand_overlay import HandPose
+from hand_pose_ros.viz.teleop_viz import TeleopViz, VizFrame
 
 RECORDED_TOPICS = (
     ("/camera/image_raw", Image, IMAGE_QOS),
@@ -65,6 +64,8 @@ class TeleopMonitor(Node):
         self.last_positions: np.ndarray | None = None
         self._image: np.ndarray | None = None
         self._uv: np.ndarray | None = None
+        self._K: np.ndarray | None = None
+        self._hands: tuple[HandPose, ...] = ()
         self._viz = None
         self._recorder = None
         if record_path is not None:
@@ -74,11 +75,14 @@ class TeleopMonitor(Node):
                     callback = self._recorder_callback(topic)
                     self.create_subscription(msg_type, topic, callback, qos)
         if viz_path is not None:
-            self._renderer = RobotRenderer(urdf)
-            self._viz = SideBySideWriter(viz_path, fps=15.0).__enter__()
+            self._viz = TeleopViz(viz_path, urdf)  # renders on its own thread
             if record_path is None:
                 self.create_subscription(Image, "/camera/image_raw", self._on_image, IMAGE_QOS)
                 self.create_subscription(HandKeypoints, "/hand/keypoints", self._on_keypoints,
+                                         RESULT_SUB_QOS)  # fmt: skip
+                self.create_subscription(CameraInfo, "/camera/camera_info", self._on_camera_info,
+                                         IMAGE_QOS)  # fmt: skip
+                self.create_subscription(HandState, "/hand/state", self._on_hand_state,
                                          RESULT_SUB_QOS)  # fmt: skip
         self.create_subscription(JointState, "/hand/joint_states", self._on_joint_state,
                                  COMMAND_QOS)  # fmt: skip
@@ -92,6 +96,10 @@ class TeleopMonitor(Node):
             self._on_image(msg)
         elif topic == "/hand/keypoints" and self._viz is not None:
             self._on_keypoints(msg)
+        elif topic == "/camera/camera_info" and self._viz is not None:
+            self._on_camera_info(msg)
+        elif topic == "/hand/state" and self._viz is not None:
+            self._on_hand_state(msg)
 
     def _on_image(self, msg: Image) -> None:
         try:
@@ -101,6 +109,23 @@ class TeleopMonitor(Node):
 
     def _on_keypoints(self, msg: HandKeypoints) -> None:
         self._uv = keypoints_from_msg(msg)[1]
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._K = np.asarray(msg.k, dtype=float).reshape(3, 3)
+
+    def _on_hand_state(self, msg: HandState) -> None:
+        if msg.score <= 0.0:
+            self._hands = ()
+            return
+        betas, bio = hand_state_from_msg(msg)
+        o = msg.wrist_pose.orientation
+        x, y, z, w = o.x, o.y, o.z, o.w
+        rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                             [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        p = msg.wrist_pose.position
+        self._hands = (HandPose(betas, bio, rotation, np.array([p.x, p.y, p.z]),
+                                msg.handedness),)  # fmt: skip
 
     def _on_joint_state(self, msg: JointState) -> None:
         q = np.asarray(msg.position, dtype=float)
@@ -112,16 +137,13 @@ class TeleopMonitor(Node):
         if self._recorder is not None:
             self._recorder.write("/hand/joint_states", msg, self.get_clock().now().nanoseconds)
         if self._viz is not None and self._image is not None:
-            left = self._image.copy()
-            if self._uv is not None and np.abs(self._uv).sum() > 0:
-                left = draw_hand_keypoints(left, self._uv)
-            right = self._renderer.render(dict(zip(msg.name, q, strict=True)))
-            self._viz.write(left, right)
+            self._viz.submit(VizFrame(self._image, self._uv, self._K, self._hands,
+                                      dict(zip(msg.name, q, strict=True))))  # fmt: skip
 
     def close(self) -> None:
         """Finish the video and the bag."""
         if self._viz is not None:
-            self._viz.__exit__(None, None, None)
+            self._viz.close()
             self._viz = None
         if self._recorder is not None:
             self._recorder.__exit__(None, None, None)

@@ -260,6 +260,7 @@ class RobotRenderer:
         tree: the link tree (``tree.hand_links()`` are drawn).
         rotation: (3, 3) camera-from-URDF-root rotation of the view.
         scale: pixels per metre.
+        fit_q: (S, n_joints) the poses the view was fitted to (neutral first).
 
     One instance holds pinocchio model data: use one per thread.
     """
@@ -291,6 +292,7 @@ class RobotRenderer:
             np.clip(0.0, self.robot.free_lower, self.robot.free_upper)
         )
         fit_q = self._fit_poses(num_fit_poses, seed)
+        self.fit_q = fit_q
         points = np.stack([self._link_positions(q) for q in fit_q])  # (S, L, 3)
         axes = self._hand_axes(points, palm_link, hand_root_to_palm)
         self.rotation = view_rotation(view) @ axes.T  # camera from URDF root

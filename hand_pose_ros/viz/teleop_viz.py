@@ -1,0 +1,203 @@
+"""The ``--viz`` video of a teleop run, drawn on a worker thread.
+
+Each command (a joint state) with the latest input image makes one frame: left, the
+image with its keypoints and the IK's hand mesh (``viz/hand_overlay.py``); right, the
+robot's meshes in the commanded pose (``viz/robot_mesh.py``; sticks for a URDF without
+visuals). Rendering and encoding run on one daemon thread behind a small queue, so the
+ROS executor only passes references. The worker draws at most ``max_busy`` of the time
+(the rest of the CPU stays with the teleop graph): a command that arrives sooner
+repeats the last drawn frame, so the video keeps one frame per command and real time,
+at a lower drawing rate when the CPU is busy. When the queue is full a frame is
+dropped and counted. The worker makes the renderers itself (a GL context belongs to
+its thread). The input panel is drawn at the video's height (a 1280x720 camera image
+is scaled down first, its intrinsics with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hand_pose_ros.viz.hand_overlay import HandMeshOverlay, HandPose
+from hand_pose_ros.viz.overlay import draw_hand_keypoints
+from hand_pose_ros.viz.robot_mesh import BACKENDS, RobotMeshRenderer
+from hand_pose_ros.viz.video import SideBySideWriter
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class TeleopVizConfig:
+    """Options of the viz video."""
+
+    fps: float = 15.0
+    """Frame rate written in the video file, frames per second."""
+    robot_size: int = 480
+    """Side of the robot panel, pixels (the input image is scaled to this height)."""
+    robot_backend: str = "auto"
+    """Robot panel: gl (EGL), painter (OpenCV), auto, or sticks (no meshes)."""
+    hand_mesh: bool = True
+    """Draw the IK's hand mesh over the input image."""
+    hand_model: str = "open"
+    """Hand model the IK uses (its ``hand_model`` parameter)."""
+    queue_size: int = 4
+    """Frames waiting for the worker; more are dropped."""
+    max_busy: float = 0.25
+    """Largest fraction of time the worker spends drawing; sooner frames repeat the last."""
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.robot_size < 64:
+            raise ValueError(f"robot_size must be at least 64, got {self.robot_size}")
+        if self.robot_backend not in BACKENDS:
+            raise ValueError(f"robot_backend must be one of {BACKENDS}, got "
+                             f"{self.robot_backend!r}")  # fmt: skip
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")
+        if not 0.0 < self.max_busy <= 1.0:
+            raise ValueError(f"max_busy must be in (0, 1], got {self.max_busy}")
+
+
+@dataclass(frozen=True)
+class VizFrame:
+    """What one video frame is drawn from (references; the worker copies nothing it
+    does not draw on).
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB input image.
+        uv: (21, 2) keypoint pixels, or None.
+        K: (3, 3) intrinsics of ``image``, or None (no hand mesh then).
+        hands: solved hands to draw as meshes.
+        joint_positions: robot joint name -> commanded position (radians / metres).
+    """
+
+    image: np.ndarray
+    uv: np.ndarray | None
+    K: np.ndarray | None
+    hands: tuple[HandPose, ...]
+    joint_positions: Mapping[str, float]
+
+
+class TeleopViz:
+    """Writes the side-by-side viz video from :class:`VizFrame` s on a worker thread.
+
+    Args:
+        path: output ``.mp4``.
+        urdf: the commanded robot's URDF.
+        config: the options.
+
+    Attributes:
+        submitted, written, repeated, dropped: frame counts (``written`` includes the
+            ``repeated`` ones, which show the last drawing again).
+        render_ms: per written frame, milliseconds spent drawing the robot panel.
+        left_ms: per written frame, milliseconds spent drawing the input panel (hand mesh
+            and keypoints).
+        backend: the robot renderer's backend (None until the worker has started it).
+    """
+
+    def __init__(self, path: str | Path, urdf: str | Path,
+                 config: TeleopVizConfig | None = None):  # fmt: skip
+        self.path = Path(path)
+        self.urdf = Path(urdf)
+        self.config = config or TeleopVizConfig()
+        self.submitted = self.written = self.repeated = self.dropped = 0
+        self.render_ms: list[float] = []
+        self.left_ms: list[float] = []
+        self.backend: str | None = None
+        self._queue: queue.Queue[VizFrame | None] = queue.Queue(self.config.queue_size)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="teleop_viz", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: VizFrame) -> bool:
+        """Queue one frame; False (and counted as dropped) when the worker is behind."""
+        self.submitted += 1
+        try:
+            self._queue.put_nowait(frame)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def _work(self) -> None:
+        try:
+            cfg = self.config
+            size = (cfg.robot_size, cfg.robot_size)
+            robot = RobotMeshRenderer(self.urdf, size=size, backend=cfg.robot_backend)
+            self.backend = robot.backend
+            hand = HandMeshOverlay(cfg.hand_model) if cfg.hand_mesh else None
+        except BaseException as exc:  # re-raised by close()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        last: tuple[np.ndarray, np.ndarray] | None = None
+        next_draw = 0.0
+        with SideBySideWriter(self.path, fps=self.config.fps, height=size[1]) as writer:
+            while (frame := self._queue.get()) is not None:
+                try:
+                    if last is not None and time.perf_counter() < next_draw:
+                        writer.write(*last)
+                        self.repeated += 1
+                        self.written += 1
+                        continue
+                    start = time.perf_counter()
+                    left = self._left(frame, hand, size[1])
+                    middle = time.perf_counter()
+                    right = robot.render(frame.joint_positions)
+                    end = time.perf_counter()
+                    self.left_ms.append(1e3 * (middle - start))
+                    self.render_ms.append(1e3 * (end - middle))
+                    next_draw = end + (end - start) * (1.0 / cfg.max_busy - 1.0)
+                    writer.write(left, right)
+                    last = (left, right)
+                    self.written += 1
+                except Exception:  # one bad frame must not end the video
+                    _log.exception("viz: frame %d not drawn", self.submitted)
+        robot.close()
+
+    @staticmethod
+    def _left(frame: VizFrame, hand: HandMeshOverlay | None, height: int) -> np.ndarray:
+        """The input panel at ``height`` pixels: image, hand meshes, keypoints."""
+        h, w = frame.image.shape[:2]
+        s = height / h
+        left = cv2.resize(frame.image, (max(1, round(w * s)), height),
+                          interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)  # fmt: skip
+        # Pixel centres at integers: u' = s (u + 0.5) - 0.5.
+        if hand is not None and frame.K is not None and frame.hands:
+            K = np.array(frame.K, dtype=float)
+            K[:2] *= s
+            K[:2, 2] += 0.5 * s - 0.5
+            left = hand.draw(left, K, list(frame.hands))
+        if frame.uv is not None and np.abs(frame.uv).sum() > 0:
+            draw_hand_keypoints(left, s * (np.asarray(frame.uv) + 0.5) - 0.5)
+        return left
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Finish the queued frames and the file; logs the counts and the render time.
+
+        Raises:
+            RuntimeError: the worker could not start its renderers (the cause chained).
+        """
+        self._ready.wait(timeout_s)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+        if self._error is not None:
+            raise RuntimeError(f"viz worker failed to start for {self.urdf}") from self._error
+        robot_ms, left_ms = np.asarray(self.render_ms), np.asarray(self.left_ms)
+        _log.info("viz %s: %d frames written (%d repeat the last drawing), %d dropped of %d; "
+                  "median ms: robot panel (%s) %.1f, input panel %.1f", self.path,
+                  self.written, self.repeated, self.dropped, self.submitted, self.backend,
+                  float(np.median(robot_ms)) if robot_ms.size else float("nan"),
+                  float(np.median(left_ms)) if left_ms.size else float("nan"))  # fmt: skip
