@@ -8,6 +8,7 @@ start: one IK node solving both hands, one retarget node per side.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,67 @@ def test_single_robot_graph_is_unchanged_by_the_bimanual_options():
     assert plan.parameters("retarget_node")["hand_side"] == "any"
     assert plan.parameters("ik_node")["max_hands"] == 1
     assert plan.parameters("demo_source")["hands"] == 1
+
+
+def test_two_robot_state_nodes_keep_their_robots_apart_in_tf(rclpy_context):
+    """hand-teleop run's robot state nodes: the left robot's frames are prefixed and placed
+    at its own base, its model on /left/robot_description; nothing collides in TF."""
+    from rclpy.qos import QoSProfile
+    from std_msgs.msg import String
+    from tf2_msgs.msg import TFMessage
+
+    from hand_ik.retarget import load_retargeting_config
+    from hand_pose_ros.nodes.qos import LATCHED_QOS, TF_QOS
+    from hand_pose_ros.nodes.robot_state_node import RobotStateNode
+    from hand_pose_ros.scene_frames import LEFT_ROBOT_BASE_XYZ, ROBOT_BASE_XYZ, WORLD_FRAME
+
+    urdf = {side: Path(load_retargeting_config(name).require_urdf()) for side, name in
+            (("right", "hand_pose_ros_hand"), ("left", "hand_pose_ros_hand_left"))}  # fmt: skip
+    robots = {side: RobotStateNode(context=rclpy_context, urdf=urdf[side], side=side)
+              for side in SIDES}  # fmt: skip
+    listener = Node("tf_listener", context=rclpy_context)
+    static, tf, descriptions = [], [], {}
+    # tf2's static listener keeps 100: one latched message per robot state node.
+    static_qos = QoSProfile(depth=10, reliability=LATCHED_QOS.reliability,
+                            durability=LATCHED_QOS.durability)  # fmt: skip
+    listener.create_subscription(TFMessage, "/tf_static", static.append, static_qos)
+    listener.create_subscription(TFMessage, "/tf", tf.append, TF_QOS)
+    for topic in ("/robot_description", "/left/robot_description"):
+        listener.create_subscription(
+            String, topic, lambda m, topic=topic: descriptions.__setitem__(topic, m.data),
+            LATCHED_QOS)  # fmt: skip
+    pubs = {side: listener.create_publisher(JointState, joint_states_topic(side), COMMAND_QOS)
+            for side in SIDES}  # fmt: skip
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    for node in [*robots.values(), listener]:
+        executor.add_node(node)
+    try:
+        spin_until(executor, 10.0, until=lambda: len(static) >= 2 and len(descriptions) == 2
+                   and all(p.get_subscription_count() for p in pubs.values()))  # fmt: skip
+        for side in SIDES:
+            names = robots[side].joint_names
+            pubs[side].publish(JointState(name=list(names), position=[0.1] * len(names)))
+        spin_until(executor, 10.0, until=lambda: len(tf) >= 2)
+    finally:
+        executor.shutdown()
+        for node in [*robots.values(), listener]:
+            node.destroy_node()
+    assert descriptions["/left/robot_description"] == urdf["left"].read_text()
+    assert descriptions["/robot_description"] == urdf["right"].read_text()
+    children = {side: set() for side in SIDES}
+    placed = {}
+    for msg in (*static, *tf):
+        for t in msg.transforms:
+            side = "left" if t.child_frame_id.startswith("left/") else "right"
+            if t.child_frame_id == "camera_optical_frame":
+                continue
+            children[side].add(t.child_frame_id)
+            if t.header.frame_id == WORLD_FRAME:
+                placed[side] = (t.transform.translation.x, t.transform.translation.y,
+                                t.transform.translation.z)  # fmt: skip
+            else:  # a link's parent is a link of the same robot
+                assert t.header.frame_id.startswith("left/") == (side == "left")
+    assert children["left"] and all(c.startswith("left/") for c in children["left"])
+    unprefixed = {c.removeprefix("left/") for c in children["left"]}
+    assert unprefixed == children["right"], unprefixed ^ children["right"]
+    assert placed == {"right": ROBOT_BASE_XYZ, "left": LEFT_ROBOT_BASE_XYZ}

@@ -64,6 +64,8 @@ def test_launch_arguments_and_cli_flags_share_defaults_and_help():
     (["--source", "keypoints:/k.npz", "--no-post-opt", "--operator-profile", "/op.yaml"],
      {"source": "keypoints:/k.npz", "post_opt": "false", "operator_profile": "/op.yaml"}),
     (["--source", "ros", "--post-opt"], {"source": "ros", "post_opt": "true"}),
+    (["--robot", "allegro", "--robot-left", "allegro_left", "--urdf-left", "/l.urdf"],
+     {"robot": "allegro", "robot_left": "allegro_left", "urdf_left": "/l.urdf"}),
 ])  # fmt: skip
 def test_cli_flags_and_launch_arguments_give_the_same_graph(argv, launch_args):
     args = _cli_parser().parse_args(["run", *argv])
@@ -110,6 +112,8 @@ def test_overrides_go_over_the_params_file_and_empty_options_keep_it():
     ({"rate": "0"}, "rate: must be > 0"),
     ({"frames": "-1"}, "frames: must be >= 0"),
     ({"colour": "red"}, "unknown graph options: colour"),
+    ({"robot_left": "leap_left", "hand_side": "right"}, "robot_left .* needs hand_side auto"),
+    ({"urdf_left": "/l.urdf"}, "urdf_left .* needs robot_left"),
 ])  # fmt: skip
 def test_bad_options_are_refused_with_the_option_named(options, message):
     with pytest.raises(GraphConfigError, match=message):
@@ -126,3 +130,63 @@ def test_option_text_parses_to_typed_values():
     assert parse_option("rate", "12.5") == 12.5
     assert parse_option("frames", "7") == 7
     assert parse_option("robot", "  ") is None
+
+
+def test_bimanual_plan_adds_a_left_robot_node_and_splits_the_hands_by_side():
+    plan = plan_graph({"robot": "allegro", "urdf": "/r.urdf", "robot_left": "allegro_left",
+                       "urdf_left": "/l.urdf"})  # fmt: skip
+    assert plan.bimanual
+    assert plan.node_names == ("demo_source", "estimator_node", "ik_node", "retarget_node",
+                               "retarget_left_node", "wrist_pose_node")  # fmt: skip
+    assert plan.robot_nodes == {"right": "retarget_node", "left": "retarget_left_node"}
+    left = plan.node("retarget_left_node")
+    assert left.executable == "retarget_node" and left.section == "retarget_node"
+    assert plan.node("demo_source").overrides["hands"] == 2
+    assert plan.node("ik_node").overrides == {"max_hands": 2}
+    right, left_params = plan.parameters("retarget_node"), plan.parameters("retarget_left_node")
+    assert (right["robot"], right["urdf"]) == ("allegro", "/r.urdf")
+    assert (left_params["robot"], left_params["urdf"]) == ("allegro_left", "/l.urdf")
+    for side, params in (("right", right), ("left", left_params)):
+        assert params["hand_side"] == side
+        assert params["joint_states_topic"] == f"/hand/{side}/joint_states"
+        assert params["robot_state_topic"] == f"/{side}/joint_states"
+    # Everything else of the left node comes from the file's retarget_node section.
+    file_values = load_node_parameters()["retarget_node"]
+    for name, value in file_values.items():
+        if name not in ("robot", "urdf", "hand_side", "joint_states_topic", "robot_state_topic"):
+            assert left_params[name] == value, name
+
+
+def test_the_left_robot_never_inherits_the_right_robots_urdf_from_the_file(tmp_path):
+    text = (REPO_ROOT / "config" / "teleop.yaml").read_text()
+    params = tmp_path / "params.yaml"
+    params.write_text(text.replace('urdf: ""', 'urdf: /right.urdf', 1)
+                      + "retarget_left_node:\n  ros__parameters:\n    rate_hz: 20.0\n")
+    plan = plan_graph({"params": str(params), "robot_left": "hand_pose_ros_hand_left"})
+    assert plan.parameters("retarget_node")["urdf"] == "/right.urdf"
+    left = plan.parameters("retarget_left_node")
+    assert left["urdf"] == "" and left["robot"] == "hand_pose_ros_hand_left"
+    assert left["rate_hz"] == 20.0  # its own section goes over the shared one
+    # The launch file passes the shared section first, then the file, then the overrides.
+    launch_parameters = _launch_module().node_parameters(plan, "retarget_left_node")
+    assert launch_parameters[0] == plan.section_parameters("retarget_left_node")
+    assert launch_parameters[1:] == [str(params), plan.node("retarget_left_node").overrides]
+    assert _launch_module().node_parameters(plan, "ik_node") == [
+        str(params), plan.node("ik_node").overrides]
+
+
+def test_bimanual_rviz_config_adds_the_left_robot_model():
+    import yaml
+
+    launch = _launch_module()
+    text = (REPO_ROOT / "config" / "teleop.rviz").read_text()
+    config = yaml.safe_load(launch.bimanual_rviz_config(text))
+    models = [d for d in config["Visualization Manager"]["Displays"]
+              if d["Class"] == "rviz_default_plugins/RobotModel"]  # fmt: skip
+    assert [m["Description Topic"]["Value"] for m in models] == [
+        "/robot_description", "/left/robot_description"]
+    assert models[1]["TF Prefix"] == "left"
+    # The rest of the scene is the single-robot config's.
+    single = yaml.safe_load(text)
+    assert len(config["Visualization Manager"]["Displays"]) == len(
+        single["Visualization Manager"]["Displays"]) + 1
