@@ -275,3 +275,11 @@ def test_two_robot_state_nodes_keep_their_robots_apart_in_tf(rclpy_context):
     unprefixed = {c.removeprefix("left/") for c in children["left"]}
     assert unprefixed == children["right"], unprefixed ^ children["right"]
     assert placed == {"right": ROBOT_BASE_XYZ, "left": LEFT_ROBOT_BASE_XYZ}
+
+
+def test_the_launch_file_runs_both_robots(tmp_path):
+    """The real `ros2 launch` with robot_left:= (test/launch_tests/launch_bimanual.py)."""
+    from test_launch import run_launch_test
+
+    data = run_launch_test("launch_bimanual", 105, tmp_path)
+    assert min(data["hand_states"].values()) >= 15
