@@ -15,7 +15,8 @@ setup(
     python_requires="==3.11.*",
     packages=find_packages(include=["hand_pose_ros", "hand_pose_ros.*", "hand_ik", "hand_ik.*"]),
     include_package_data=True,
-    package_data={"hand_ik": ["assets/*.npz", "assets/*.json", "weights/*"],
+    package_data={"hand_ik": ["assets/*.npz", "assets/*.json", "assets/conventions/*",
+                             "weights/*"],
                   "hand_pose_ros": ["weights/*"]},
     entry_points={
         "console_scripts": [

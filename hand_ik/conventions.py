@@ -1,0 +1,330 @@
+"""Keypoint conventions: where each keypoint source puts the 21 keypoints on a hand.
+
+Our hand model, MANO-fitted motion capture (GRAB, FreiHAND-style sets) and the landmark
+networks each place e.g. the thumb IP or a fingertip somewhere else on the same hand.
+A ``KeypointConvention`` maps a source's 21 keypoints to our model's, and back:
+
+    ours_k = source_k - s * sum_a F_a(source) @ d_{k,a}
+
+with ``F_a`` bone frames computed from the source keypoints themselves (numpy, no hand
+model needed): the palm frame (origin-free: +y wrist -> middle MCP, +z toward the
+index MCP from the little MCP, +x = y x z; the back of a right hand) and, for each of
+the 20 bones, the palm frame carried along the finger by the minimal rotation ("swing")
+from each bone's rest direction (in its parent bone's frame) to its current direction.
+Each keypoint has up to two anchors (slot 0: palm frame for the wrist and the first
+joints, else the incoming bone; slot 1, unused by default: the outgoing bone), ``d``
+(21, 2, 3) metres, and
+``s`` scales the offsets with the hand (wrist -> middle MCP length / ``ref_length``).
+The offsets are linear given the frames, so they are fitted by least squares
+(``scripts/fit_keypoint_convention.py``); the fitted data and its manifest (source,
+split, seed, fit error) live in ``hand_ik/assets/conventions/``.
+
+The frames are the source's so that the IK's conversion of its input (``to_ours``) is one
+evaluation, and so that it is the same as applying the convention to the model's keypoints
+in the IK's 3D residual (``model_k + offset_k(input) - input_k``).
+``from_ours`` inverts the map by fixed-point iteration (offline: benchmarks, tests,
+synthetic data). Conventions are in
+right-hand form; ``handedness="left"`` mirrors x -> -x in and out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hand_ik.keypoints import KEYPOINT_PARENTS, NUM_KEYPOINTS, TIP_KEYPOINTS
+
+#: Fitted convention files (``NAME.npz`` + ``NAME.json`` manifest).
+CONVENTION_DIR = Path(__file__).resolve().parent / "assets" / "conventions"
+#: Convention names; ``ours`` is the identity (our model's own keypoints).
+CONVENTION_NAMES: tuple[str, ...] = ("ours", "mano", "mediapipe")
+#: Frame index of the palm; bone b (child keypoint b + 1) is frame b + 1; -1: no anchor.
+PALM_FRAME = 0
+NO_ANCHOR = -1
+#: The first keypoint of each finger (thumb CMC, MCPs): anchored to the palm frame.
+_FIRST_JOINTS = (1, 5, 9, 13, 17)
+#: Guard of the swing rotation's 1 / (1 + cos): bones more than ~179 degrees from their
+#: rest direction relative to the parent bone do not occur in a hand.
+_MIN_ONE_PLUS_COS = 1e-6
+#: Guard against dividing by a zero-length bone or a degenerate palm, metres.
+_EPS = 1e-9
+#: Newton steps of ``from_ours``, and its central-difference step (metres).
+INVERSE_ROUNDS = 4
+_NEWTON_STEP_M = 1e-6
+
+
+def default_anchors(outgoing: bool = False) -> np.ndarray:
+    """(21, 2) frame index per keypoint and slot (see the module docstring).
+
+    Slot 0: the palm frame for the wrist and the first joints, else the incoming bone.
+    Slot 1 (only with ``outgoing``): the outgoing bone. One slot fits GRAB as well as two
+    (1.58 vs 1.59 mm PA-MPJPE on a validation sequence) and keeps the map well conditioned.
+    """
+    anchors = np.full((NUM_KEYPOINTS, 2), NO_ANCHOR, dtype=np.int64)
+    anchors[0, 0] = PALM_FRAME
+    for k in range(1, NUM_KEYPOINTS):
+        anchors[k, 0] = PALM_FRAME if k in _FIRST_JOINTS else k  # incoming bone k - 1
+        if outgoing and k not in TIP_KEYPOINTS:
+            anchors[k, 1] = k + 1  # outgoing bone k (child k + 1) is frame k + 1
+    return anchors
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (np.cross is slow for small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    # Clamped: a zero-length bone or degenerate palm gives a zero vector, not NaN.
+    return v / np.maximum(np.sqrt((v * v).sum(-1, keepdims=True)), _EPS)
+
+
+def palm_frame(keypoints: np.ndarray) -> np.ndarray:
+    """Palm frame (..., 3, 3), columns x, y, z (see the module docstring), from (..., 21, 3)."""
+    y = _unit(keypoints[..., 9, :] - keypoints[..., 0, :])
+    t = keypoints[..., 5, :] - keypoints[..., 17, :]
+    z = _unit(t - (t * y).sum(-1, keepdims=True) * y)
+    return np.stack([_cross(y, z), y, z], axis=-1)
+
+
+def swing_rotmat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotation (..., 3, 3) taking unit vectors ``a`` to ``b`` (..., 3).
+
+    ``R = c I + [v]x + v v^T / (1 + c)`` with ``v = a x b``, ``c = a . b`` (Rodrigues).
+    """
+    v = _cross(a, b)
+    c = (a * b).sum(-1)
+    # The clamp keeps an (impossible) bone reversed against its parent finite.
+    scale = 1.0 / np.maximum(1.0 + c, _MIN_ONE_PLUS_COS)
+    rot = v[..., :, None] * (v * scale[..., None])[..., None, :]
+    diag = rot[..., [0, 1, 2], [0, 1, 2]] + c[..., None]
+    rot[..., [0, 1, 2], [0, 1, 2]] = diag
+    rot[..., 0, 1] -= v[..., 2]
+    rot[..., 0, 2] += v[..., 1]
+    rot[..., 1, 0] += v[..., 2]
+    rot[..., 1, 2] -= v[..., 0]
+    rot[..., 2, 0] -= v[..., 1]
+    rot[..., 2, 1] += v[..., 0]
+    return rot
+
+
+#: Bones grouped by depth along the fingers (child keypoints), thumb to little: the frames
+#: of one level need only the level before.
+_LEVELS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(first + d for first in _FIRST_JOINTS) for d in range(4))
+
+
+def bone_frames(keypoints: np.ndarray, rest_dirs: np.ndarray) -> np.ndarray:
+    """Palm and bone frames (..., 21, 3, 3) from keypoints (..., 21, 3).
+
+    Args:
+        keypoints: (..., 21, 3) any frame, metres.
+        rest_dirs: (20, 3) each bone's rest direction in its parent frame (palm for the
+            wrist -> first-joint bones).
+
+    Returns:
+        Frame 0 is the palm; frame b + 1 is bone b's (child keypoint b + 1).
+    """
+    frames = np.empty((*keypoints.shape[:-2], NUM_KEYPOINTS, 3, 3))
+    palm = palm_frame(keypoints)
+    frames[..., 0, :, :] = palm
+    parent_frames = np.broadcast_to(palm[..., None, :, :], (*palm.shape[:-2], 5, 3, 3))
+    for level in _LEVELS:
+        children = list(level)
+        parents = [KEYPOINT_PARENTS[c] for c in children]
+        bone = _unit(keypoints[..., children, :] - keypoints[..., parents, :])
+        rest = (parent_frames @ rest_dirs[np.array(children) - 1][:, :, None])[..., 0]
+        parent_frames = swing_rotmat(rest, bone) @ parent_frames
+        frames[..., children, :, :] = parent_frames
+    return frames
+
+
+def anchor_matrix(keypoints: np.ndarray, rest_dirs: np.ndarray, anchors: np.ndarray,
+                  ref_length: float) -> np.ndarray:  # fmt: skip
+    """(..., 21, 3, 6): offset of each keypoint = matrix @ [d_slot0, d_slot1] (metres)."""
+    frames = bone_frames(keypoints, rest_dirs)
+    scale = np.linalg.norm(keypoints[..., 9, :] - keypoints[..., 0, :], axis=-1) / ref_length
+    gathered = frames[..., np.maximum(anchors, 0), :, :]  # (..., 21, 2, 3, 3)
+    gathered = gathered * (anchors >= 0)[:, :, None, None]
+    mat = np.concatenate([gathered[..., 0, :, :], gathered[..., 1, :, :]], axis=-1)
+    return mat * scale[..., None, None, None]
+
+
+@dataclass
+class KeypointConvention:
+    """One source's keypoint convention (see the module docstring).
+
+    Attributes:
+        name: the convention's name.
+        offsets: (21, 2, 3) metres, per keypoint and anchor slot, in the anchor's frame.
+        rest_dirs: (20, 3) unit rest directions of the bones in their parent frames.
+        ref_length: wrist -> middle MCP length (metres) at which ``offsets`` hold.
+        anchors: (21, 2) frame index per slot (``default_anchors``).
+        manifest: what the data was fitted on (source, split, seed, fit error).
+    """
+
+    name: str
+    offsets: np.ndarray
+    rest_dirs: np.ndarray
+    ref_length: float
+    anchors: np.ndarray = field(default_factory=default_anchors)
+    manifest: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.offsets = np.asarray(self.offsets, dtype=np.float64)
+        self.rest_dirs = np.asarray(self.rest_dirs, dtype=np.float64)
+        if self.offsets.shape != (NUM_KEYPOINTS, 2, 3) or not np.isfinite(self.offsets).all():
+            raise ValueError(f"offsets must be finite (21, 2, 3), got {self.offsets.shape}")
+        if self.rest_dirs.shape != (NUM_KEYPOINTS - 1, 3):
+            raise ValueError(f"rest_dirs must be (20, 3), got {self.rest_dirs.shape}")
+        if not self.ref_length > 0:
+            raise ValueError(f"ref_length must be > 0, got {self.ref_length}")
+        self.identity = not np.any(self.offsets)
+
+    def offset(self, keypoints: np.ndarray) -> np.ndarray:
+        """(..., 21, 3) offsets (metres) of this convention at keypoints (..., 21, 3)."""
+        frames = bone_frames(keypoints, self.rest_dirs)
+        total = np.zeros(keypoints.shape)
+        for slot in range(2):
+            used = self.anchors[:, slot] >= 0
+            if used.any():
+                picked = frames[..., self.anchors[used, slot], :, :]
+                total[..., used, :] += (picked @ self.offsets[used, slot, :, None])[..., 0]
+        scale = np.sqrt(((keypoints[..., 9, :] - keypoints[..., 0, :]) ** 2).sum(-1))
+        return total * (scale / self.ref_length)[..., None, None]
+
+    def to_ours(self, keypoints, handedness: str = "right") -> np.ndarray:
+        """This source's keypoints (..., 21, 3) -> our model's, metres, same frame.
+
+        One evaluation (the frames are the source keypoints'). A keypoint whose frames
+        need a missing (NaN) keypoint keeps its source position; missing ones stay NaN.
+        """
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        mirror = _mirror(handedness)
+        if self.identity:
+            return keypoints.copy()
+        source = keypoints * mirror
+        with np.errstate(invalid="ignore"):
+            offset = self.offset(source)
+        # NaN frames (from a missing keypoint) give no correction rather than NaN.
+        offset = np.where(np.isfinite(offset), offset, 0.0)
+        return (source - offset) * mirror
+
+    def from_ours(self, keypoints, handedness: str = "right",
+                  rounds: int = INVERSE_ROUNDS) -> np.ndarray:  # fmt: skip
+        """Our model's keypoints (..., 21, 3) -> this source's, metres, same frame.
+
+        Solves ``to_ours(source) = ours`` by Newton's method with a central-difference
+        Jacobian (63 x 63 per hand): for benchmarks, tests and synthetic data (the IK
+        needs only ``to_ours``). Finite input only.
+        """
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        mirror = _mirror(handedness)
+        if self.identity:
+            return keypoints.copy()
+        if not np.isfinite(keypoints).all():
+            raise ValueError("from_ours needs finite keypoints")
+        ours = (keypoints * mirror).reshape(-1, NUM_KEYPOINTS * 3)
+        source = ours + self.offset(ours.reshape(-1, NUM_KEYPOINTS, 3)).reshape(len(ours), -1)
+        eye = np.eye(NUM_KEYPOINTS * 3) * _NEWTON_STEP_M
+        for _ in range(rounds):
+            def residual(x):
+                pts = x.reshape(*x.shape[:-1], NUM_KEYPOINTS, 3)
+                return x - self.offset(pts).reshape(x.shape) - ours.reshape(
+                    (len(ours),) + (1,) * (x.ndim - 2) + (-1,))
+            value = residual(source)
+            jac = (residual(source[:, None] + eye) - residual(source[:, None] - eye)) / (
+                2 * _NEWTON_STEP_M)  # (N, 63 perturbed, 63): row i = d residual / d x_i
+            source = source - np.linalg.solve(np.swapaxes(jac, 1, 2), value[..., None])[..., 0]
+        return source.reshape(keypoints.shape) * mirror
+
+
+def fit_offsets(ours: np.ndarray, source: np.ndarray, rest_dirs: np.ndarray,
+                anchors: np.ndarray, ref_length: float, ridge: float = 0.1) -> np.ndarray:
+    """Least-squares offsets (21, 2, 3) with ``source ~= ours + offset(source)``.
+
+    Args:
+        ours: (N, 21, 3) our model's posed keypoints, metres.
+        source: (N, 21, 3) the source's keypoints of the same hands, same frame.
+        rest_dirs, anchors, ref_length: as in ``KeypointConvention``.
+        ridge: Tikhonov weight relative to one frame's data term (the penalty is
+            ``ridge^2 * N * |d_k|^2``): resolves the two slots of a straight finger, where
+            both frames agree, and keeps the map well conditioned for ``from_ours``.
+    """
+    mat = anchor_matrix(source, rest_dirs, anchors, ref_length)  # (N, 21, 3, 6)
+    diff = source - ours
+    offsets = np.zeros((NUM_KEYPOINTS, 6))
+    n = len(ours)
+    for k in range(NUM_KEYPOINTS):
+        used = np.repeat(anchors[k] >= 0, 3)
+        a = mat[:, k][..., used].reshape(3 * n, -1)
+        b = diff[:, k].reshape(-1)
+        ok = np.isfinite(b) & np.isfinite(a).all(-1)
+        lhs = a[ok].T @ a[ok] + (ridge**2) * n * np.eye(a.shape[1])
+        offsets[k, used] = np.linalg.solve(lhs, a[ok].T @ b[ok])
+    return offsets.reshape(NUM_KEYPOINTS, 2, 3)
+
+
+def _mirror(handedness: str) -> np.ndarray:
+    if handedness not in ("right", "left"):
+        raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
+    return np.array([-1.0 if handedness == "left" else 1.0, 1.0, 1.0])
+
+
+def identity_convention(rest_keypoints: np.ndarray | None = None) -> KeypointConvention:
+    """``ours``: zero offsets (today's behaviour)."""
+    rest_dirs = (rest_bone_directions(rest_keypoints) if rest_keypoints is not None
+                 else np.tile([0.0, 1.0, 0.0], (NUM_KEYPOINTS - 1, 1)))  # fmt: skip
+    return KeypointConvention("ours", np.zeros((NUM_KEYPOINTS, 2, 3)), rest_dirs, 0.09,
+                              manifest={"what": "our hand model's own keypoints (identity)"})
+
+
+def rest_bone_directions(rest_keypoints: np.ndarray) -> np.ndarray:
+    """(20, 3) unit bone directions of a rest hand (21, 3) in their parent frames."""
+    rest = np.asarray(rest_keypoints, dtype=np.float64)
+    dirs = np.zeros((NUM_KEYPOINTS - 1, 3))
+    frames = np.empty((NUM_KEYPOINTS, 3, 3))
+    frames[0] = palm_frame(rest)
+    for child in range(1, NUM_KEYPOINTS):
+        parent = KEYPOINT_PARENTS[child]
+        bone = rest[child] - rest[parent]
+        bone = bone / np.linalg.norm(bone)
+        parent_frame = frames[0 if parent == 0 else parent]
+        dirs[child - 1] = parent_frame.T @ bone
+        frames[child] = parent_frame  # rest: the swing is the identity
+    return dirs
+
+
+def save_convention(convention: KeypointConvention, folder: Path = CONVENTION_DIR) -> Path:
+    """Write ``NAME.npz`` (arrays) and ``NAME.json`` (the manifest); returns the npz path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{convention.name}.npz"
+    np.savez(path, offsets=convention.offsets, rest_dirs=convention.rest_dirs,
+             ref_length=np.float64(convention.ref_length), anchors=convention.anchors)
+    (folder / f"{convention.name}.json").write_text(
+        json.dumps(convention.manifest, indent=1, sort_keys=False) + "\n")  # fmt: skip
+    return path
+
+
+def load_convention(name: str, folder: Path = CONVENTION_DIR) -> KeypointConvention:
+    """A convention by name (``ours`` is built in; the others are fitted files)."""
+    if name not in CONVENTION_NAMES:
+        raise ValueError(f"unknown keypoint convention {name!r}; valid: {list(CONVENTION_NAMES)}")
+    if name == "ours":
+        return identity_convention()
+    path = folder / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: convention {name!r} is not fitted "
+                                "(scripts/fit_keypoint_convention.py)")  # fmt: skip
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    manifest_path = path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return KeypointConvention(name, arrays["offsets"], arrays["rest_dirs"],
+                              float(arrays["ref_length"]), arrays["anchors"].astype(np.int64),
+                              manifest)  # fmt: skip

@@ -1,0 +1,148 @@
+"""Keypoint conventions (hand_ik.conventions): shapes, round trips, the fitted manifests,
+and that the IK recovers a hand better under the right convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hand_ik.conventions import (
+    CONVENTION_DIR,
+    CONVENTION_NAMES,
+    KeypointConvention,
+    default_anchors,
+    fit_offsets,
+    identity_convention,
+    load_convention,
+    rest_bone_directions,
+)
+from hand_ik.hand_model import load_hand_model
+from hand_ik.ik.train import make_ik_data
+
+FITTED = [n for n in CONVENTION_NAMES if n != "ours"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_hand_model("open")
+
+
+@pytest.fixture(scope="module")
+def hands(model):
+    """(ours keypoints (16, 21, 3) of random posed hands, their data), float64."""
+    data = make_ik_data(model, 16, seed=4321)
+    return data["joints"], data
+
+
+@pytest.fixture(scope="module")
+def rest_dirs(model):
+    with torch.no_grad():
+        return rest_bone_directions(model(betas=None).joints[0].double().numpy())
+
+
+@pytest.mark.parametrize("name", CONVENTION_NAMES)
+def test_shapes_and_round_trip(name, hands):
+    convention = load_convention(name)
+    joints = hands[0]
+    source = convention.from_ours(joints)
+    assert source.shape == joints.shape and np.isfinite(source).all()
+    np.testing.assert_allclose(convention.to_ours(source), joints, atol=1e-6)
+    single = convention.to_ours(source[0])
+    assert single.shape == (21, 3)
+    np.testing.assert_allclose(single, convention.to_ours(source)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("name", CONVENTION_NAMES)
+def test_left_hands_are_mirrored(name, hands):
+    convention = load_convention(name)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    joints = hands[0]
+    np.testing.assert_allclose(convention.to_ours(joints * mirror, handedness="left"),
+                               convention.to_ours(joints) * mirror, atol=1e-12)  # fmt: skip
+
+
+def test_ours_is_identity(hands):
+    ours = load_convention("ours")
+    joints = hands[0]
+    assert ours.identity
+    np.testing.assert_array_equal(ours.to_ours(joints), joints)
+    np.testing.assert_array_equal(ours.from_ours(joints), joints)
+
+
+@pytest.mark.parametrize("name", FITTED)
+def test_fitted_conventions_move_keypoints_by_millimetres(name, hands):
+    convention = load_convention(name)
+    joints = hands[0]
+    shift = np.linalg.norm(convention.from_ours(joints) - joints, axis=-1)
+    assert not convention.identity
+    assert 0.5e-3 < shift.mean() < 15e-3, shift.mean()
+
+
+def test_missing_keypoints_stay_missing(hands):
+    convention = load_convention("mano")
+    joints = hands[0][:2].copy()
+    joints[0, 8] = np.nan  # index tip missing
+    ours = convention.to_ours(joints)
+    assert np.isnan(ours[0, 8]).all()
+    assert np.isfinite(np.delete(ours[0], 8, axis=0)).all()
+    assert np.isfinite(ours[1]).all()
+
+
+def test_fit_offsets_recovers_known_offsets(hands, rest_dirs):
+    rng = np.random.default_rng(0)
+    anchors = default_anchors()
+    offsets = rng.normal(0, 0.003, (21, 2, 3)) * (anchors >= 0)[..., None]
+    truth = KeypointConvention("t", offsets, rest_dirs, 0.09, anchors)
+    source = hands[0]  # the map is defined on the source side: ours = to_ours(source)
+    fitted = fit_offsets(truth.to_ours(source), source, rest_dirs, anchors, 0.09, ridge=1e-6)
+    np.testing.assert_allclose(fitted, offsets, atol=1e-6)
+
+
+def test_bad_input_is_refused(rest_dirs):
+    with pytest.raises(ValueError, match="offsets"):
+        KeypointConvention("x", np.zeros((20, 2, 3)), rest_dirs, 0.09)
+    with pytest.raises(ValueError, match="ref_length"):
+        KeypointConvention("x", np.zeros((21, 2, 3)), rest_dirs, 0.0)
+    with pytest.raises(ValueError, match="valid"):
+        load_convention("freihand_v9")
+    with pytest.raises(ValueError, match="handedness"):
+        identity_convention().to_ours(np.zeros((21, 3)), handedness="both")
+
+
+def test_mano_manifest_split_by_sequence():
+    manifest = load_convention("mano").manifest
+    split = manifest["split"]
+    assert split["by"] == "sequence"
+    assert split["fit"] and split["held_out"]
+    assert not set(split["fit"]) & set(split["held_out"])
+    assert {"seed", "stride"} <= set(split)
+    assert manifest["held_out_metrics"]["mano_known_shape"]["pa_mpjpe_mm"] > 0
+
+
+def test_mediapipe_manifest_split_by_seed():
+    path = CONVENTION_DIR / "mediapipe.json"
+    if not path.is_file():
+        pytest.skip("mediapipe convention not fitted")
+    split = load_convention("mediapipe").manifest["split"]
+    assert split["fit_seed"] != split["held_out_seed"]
+    assert split["fit_seed"] < 1_000_000 <= split["held_out_seed"]  # synth train / test
+
+
+def test_ik_recovers_a_mano_convention_hand_better(model, hands):
+    """Hands made under the mano convention: solved with it, the IK finds our model's
+    pose; solved as if they were ours, it fits a wrong skeleton."""
+    from hand_ik.ik.solver import IKSolver
+
+    joints, data = hands
+    mano = load_convention("mano")
+    source = mano.from_ours(joints)
+    solver = IKSolver(model)
+    naive = solver.solve(source, post_opt=True)
+    converted = solver.solve(mano.to_ours(source), post_opt=True)
+    err_naive = np.linalg.norm(naive.joints - joints, axis=-1).mean()
+    err_conv = np.linalg.norm(converted.joints - joints, axis=-1).mean()
+    bio_naive = np.abs(naive.bio - data["bio"]).mean()
+    bio_conv = np.abs(converted.bio - data["bio"]).mean()
+    assert err_conv < 0.6 * err_naive, (err_conv, err_naive)
+    assert bio_conv < bio_naive, (bio_conv, bio_naive)
