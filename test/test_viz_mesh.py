@@ -255,3 +255,48 @@ def test_render_recording_rejects_a_file_without_robot_state(tmp_path):
         rec.write("/chatter", String(data="hi"), 1)
     with pytest.raises(ValueError, match="robot_description"):
         read_recorded_tf(path)
+
+
+def _viz_frames(n: int, r: RobotMeshRenderer) -> list:
+    from hand_pose_ros.viz.teleop_viz import VizFrame
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    return [VizFrame(image, None, None, (), _fist(r, k / max(n - 1, 1))) for k in range(n)]
+
+
+def test_teleop_viz_writes_one_frame_per_command(tmp_path, painter):
+    import cv2
+
+    from hand_pose_ros.viz.teleop_viz import TeleopViz, TeleopVizConfig
+
+    n = 8
+    config = TeleopVizConfig(robot_size=96, hand_mesh=False, queue_size=n, max_busy=1.0)
+    viz = TeleopViz(tmp_path / "viz.mp4", OUR_URDF, config)
+    for frame in _viz_frames(n, painter):
+        assert viz.submit(frame)
+    viz.close()
+    assert (viz.written, viz.repeated, viz.dropped) == (n, 0, 0)
+    assert viz.backend == "painter" and len(viz.render_ms) == n
+    cap = cv2.VideoCapture(str(tmp_path / "viz.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    assert len(frames) == n
+    first, last = (f[:, -96:].astype(int) for f in (frames[0], frames[-1]))
+    assert np.abs(first - last).mean() > 2  # the robot panel follows the commands
+    assert frames[0].shape[0] == 96  # the input panel is scaled to the robot panel
+
+
+def test_teleop_viz_repeats_frames_to_stay_within_its_cpu_share(tmp_path, painter):
+    from hand_pose_ros.viz.teleop_viz import TeleopViz, TeleopVizConfig
+
+    n = 6
+    config = TeleopVizConfig(robot_size=96, hand_mesh=False, queue_size=n, max_busy=0.001)
+    viz = TeleopViz(tmp_path / "viz.mp4", OUR_URDF, config)
+    for frame in _viz_frames(n, painter):
+        viz.submit(frame)
+    viz.close()
+    assert viz.written == n and viz.repeated == n - 1  # drawn once, then repeated
+    with pytest.raises(ValueError, match="max_busy"):
+        TeleopVizConfig(max_busy=0.0)

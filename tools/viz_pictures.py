@@ -4,8 +4,8 @@
     python tools/viz_pictures.py frame RUN.mp4 docs/x.png --index 120 [--width 800]
 
 The videos come from the product path (`hand-teleop run --viz`); this script only picks
-and shrinks frames (GIF: ``viz.video.write_gif``; PNG: a shared 128-colour palette keeps
-a frame small).
+and shrinks frames (GIF: ``viz.video.write_gif``; PNG: full colour, or a dithered
+256-colour palette when that is too large for a README).
 """
 
 from __future__ import annotations
@@ -39,15 +39,18 @@ def read_frames(path: Path, every: int = 1, start: int = 0, stop: int | None = N
     return frames
 
 
-def save_png(image: np.ndarray, path: Path, width: int, colours: int = 128) -> int:
-    """Save an RGB image, at most ``width`` wide, quantized to ``colours``; bytes written."""
+def save_png(image: np.ndarray, path: Path, width: int, max_bytes: int = 250_000) -> int:
+    """Save an RGB image at most ``width`` wide; if the full-colour PNG is over
+    ``max_bytes``, again with a dithered 256-colour palette. Returns bytes written."""
     h, w = image.shape[:2]
     if w > width:
         image = cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
-    pil = Image.fromarray(image).quantize(colours, method=Image.Quantize.MEDIANCUT,
-                                          dither=Image.Dither.NONE)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
+    pil = Image.fromarray(image)
     pil.save(path, optimize=True)
+    if path.stat().st_size > max_bytes:
+        pil.quantize(256, method=Image.Quantize.MEDIANCUT,
+                     dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)  # fmt: skip
     return path.stat().st_size
 
 
@@ -67,7 +70,7 @@ def main() -> None:
     frame.add_argument("video", type=Path)
     frame.add_argument("out", type=Path)
     frame.add_argument("--index", type=int, required=True)
-    frame.add_argument("--width", type=int, default=800)
+    frame.add_argument("--width", type=int, default=960)
     args = parser.parse_args()
     if args.what == "gif":
         frames = read_frames(args.video, args.every, args.start, args.stop)

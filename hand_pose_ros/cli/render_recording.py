@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mesh-dir", type=Path, default=None,
                         help="folder the URDF's relative / package:// mesh paths are under "
                              "(default: the current folder)")  # fmt: skip
-    parser.add_argument("--backend", default="auto", choices=("auto", "gl", "painter"),
+    parser.add_argument("--backend", default="painter", choices=("painter", "gl"),
                         help="mesh rasterizer")  # fmt: skip
     parser.set_defaults(func=run)
 

@@ -17,9 +17,10 @@ import numpy as np
 
 from hand_pose_ros.viz._raster import paint_triangles
 
-#: Skin albedo (RGB in [0, 1]) and how much the mesh covers the image (0..1).
-SKIN_RGB = np.array([0.93, 0.72, 0.60])
-MESH_OPACITY = 0.6
+#: Albedo of the IK's hand (RGB in [0, 1]; blue, so it stands apart from skin) and how
+#: much it covers the image (0..1).
+MESH_RGB = np.array([0.45, 0.72, 1.0])
+MESH_OPACITY = 0.55
 #: Direction toward the light, camera frame (upper left, from the camera's side).
 _LIGHT = np.array([-0.3, -0.5, -0.81]) / np.linalg.norm([-0.3, -0.5, -0.81])
 
@@ -106,7 +107,7 @@ class HandMeshOverlay:
             visible = (normals * tri.mean(1)).sum(1) < 0  # faces toward the camera
             tri, normals = tri[visible], normals[visible]
             light = 0.35 + 0.65 * np.clip(normals @ _LIGHT, 0.0, 1.0)
-            rgb = np.clip(255.0 * SKIN_RGB * light[:, None], 0, 255).astype(np.uint8)
+            rgb = np.clip(255.0 * MESH_RGB * light[:, None], 0, 255).astype(np.uint8)
             uvw = tri @ np.asarray(K, float).T
             px = uvw[:, :, :2] / uvw[:, :, 2:3]
             z = tri[:, :, 2]

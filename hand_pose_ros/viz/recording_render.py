@@ -114,7 +114,7 @@ def render_recording(
     times_s: list[float] | None = None,
     size: int = 480,
     mesh_dir: str | Path | None = None,
-    backend: str = "auto",
+    backend: str = "painter",
 ) -> np.ndarray:
     """Draw the recorded robot at some times, side by side.
 

@@ -5,9 +5,11 @@ decimated to a face budget, cached per robot) are placed at their links' poses
 (pinocchio forward kinematics, or any link poses, e.g. composed from a recording's
 ``/tf``), flat-shaded (a headlight plus a key light from the upper left, and a small
 highlight so black plastic still shows its shape) and rasterized on the CPU by one of
-``viz/_raster.py``'s two rasterizers: ``"gl"`` (moderngl on headless EGL, llvmpipe)
-or ``"painter"`` (OpenCV, no GL). ``"auto"`` takes GL when an EGL context can be
-made.
+``viz/_raster.py``'s two rasterizers: ``"painter"`` (OpenCV, no GL; the default) or
+``"gl"`` (moderngl on headless EGL, Mesa llvmpipe). Measured on this 2-core CPU (480x480
+panel, 20 random poses, ``docs/viz.md``): painter 9.6 ms for our hand (2.4k faces), 25 ms
+for the Allegro (11.6k), GL 15.9 and 29.5 ms; the painter also runs on one thread,
+where llvmpipe takes every core, so it is the default.
 
 The view is the stick renderer's (``viz/robot_render.RobotRenderer``: the same hand
 axes and named views, palm toward the viewer), with its scale and centre fitted to the
@@ -31,7 +33,7 @@ from hand_pose_ros.viz.urdf_visuals import MAX_FACES, load_robot_visuals
 _log = logging.getLogger(__name__)
 
 #: Rasterizer names (see the module docstring); "sticks" draws link origins only.
-BACKENDS = ("auto", "gl", "painter", "sticks")
+BACKENDS = ("painter", "gl", "sticks")
 #: Mesh renderer background, RGB (light: most robot hands are dark plastic or metal).
 MESH_BACKGROUND_RGB = (222, 224, 228)
 #: Darkest albedo used for shading (a 2 % black mesh would show no shading at all).
@@ -72,7 +74,7 @@ class RobotMeshRenderer:
         view: one of ``robot_render.VIEWS``.
         fingertips, palm_link, hand_root_to_palm: as for ``RobotRenderer`` (the view).
         max_faces: face budget of the robot's meshes (decimated above it).
-        backend: ``"gl"``, ``"painter"``, ``"auto"`` (GL when EGL works) or
+        backend: ``"painter"``, ``"gl"`` (raises RuntimeError without EGL) or
             ``"sticks"`` (no meshes: ``RobotRenderer``'s drawing).
         supersample: painter only: supersampling factor (anti-aliasing).
         mesh_dir: folder relative mesh paths start from; None: the URDF's folder.
@@ -96,7 +98,7 @@ class RobotMeshRenderer:
         palm_link: str | None = None,
         hand_root_to_palm: np.ndarray | None = None,
         max_faces: int = MAX_FACES,
-        backend: str = "auto",
+        backend: str = "painter",
         supersample: int = 2,
         mesh_dir: str | Path | None = None,
     ):
@@ -141,19 +143,9 @@ class RobotMeshRenderer:
         self._frame_ids = [robot.model.getFrameId(name, pin.FrameType.BODY) for name in self.links]
         self._data = robot.model.createData()
         self._fit_view()
-        self.backend = self._make_raster(backend)
-
-    def _make_raster(self, backend: str) -> str:
-        if backend == "painter":
-            return "painter"
-        try:
+        if backend == "gl":
             self._raster = GLRasterizer(self.size)
-            return "gl"
-        except RuntimeError as exc:
-            if backend == "gl":
-                raise
-            _log.info("mesh rendering without GL (%s): painter's algorithm", exc)
-            return "painter"
+        self.backend = backend
 
     def _fit_view(self) -> None:
         """Scale and centre so every fit pose's meshes fit the image with a margin."""

@@ -42,8 +42,8 @@ class TeleopVizConfig:
     """Frame rate written in the video file, frames per second."""
     robot_size: int = 480
     """Side of the robot panel, pixels (the input image is scaled to this height)."""
-    robot_backend: str = "auto"
-    """Robot panel: gl (EGL), painter (OpenCV), auto, or sticks (no meshes)."""
+    robot_backend: str = "painter"
+    """Robot panel: painter (OpenCV), gl (EGL) or sticks (no meshes)."""
     hand_mesh: bool = True
     """Draw the IK's hand mesh over the input image."""
     hand_model: str = "open"

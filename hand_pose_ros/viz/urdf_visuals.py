@@ -37,7 +37,7 @@ DEFAULT_RGB = (0.72, 0.72, 0.75)
 CYLINDER_SECTIONS = 24
 SPHERE_SUBDIVISIONS = 1
 #: Default face budget of one robot (all visuals together).
-MAX_FACES = 12000
+MAX_FACES = 6000
 
 
 @dataclass(frozen=True)
