@@ -15,7 +15,7 @@ from _retarget_helpers import ALL_CONFIGS, load_config
 from hand_ik.keypoints import FINGER_NAMES
 from hand_ik.pose_presets import BIO_PRESET_NAMES, PINCH_TIP_GAP_M
 from hand_ik.retarget import load_retargeting_config
-from hand_ik.retarget.calibrate import calibrate, write_calibration
+from hand_ik.retarget.calibrate import calibrate, reference_pose, write_calibration
 from hand_ik.retarget.config import ROBOT_CONFIG_DIR
 from hand_ik.retarget.fidelity import (
     CURL_MIN,
@@ -131,7 +131,8 @@ def test_shipped_calibration_is_what_calibrate_writes(tmp_path):
     write_calibration(path, calibration, "hand_pose_ros_hand")
     again = yaml.safe_load(path.read_text())
     ours = yaml.safe_load(shipped)
-    for key in ("scale", "target_scales", "target_offsets", "optimizer"):
+    for key in ("scale", "target_offsets", "closed_offsets", "closed_lengths", "closed_power",
+                "optimizer"):  # fmt: skip
         np.testing.assert_allclose(
             np.asarray(_numbers(again[key])),
             np.asarray(_numbers(ours[key])),
@@ -143,6 +144,58 @@ def test_shipped_calibration_is_what_calibrate_writes(tmp_path):
     write_calibration(path, calibration, "hand_pose_ros_hand")
     assert path.read_text() == text and text.count("# calibration-begin") == 1
     assert "joint_map:" in text and "flexion:" in text
+
+
+@pytest.mark.parametrize("name", ["leap", "shadow"])
+def test_closure_blend_moves_only_a_closing_fingers_offsets(name):
+    """Flat: the open offsets (the robot's open pose); fist: the closed ones (its reference
+    fist); one finger curled: only its rows move; mid-range: closure ** closed_power."""
+    retargeter = load_config(name).build()
+    config = retargeter.config
+    rows = retargeter.target_keypoints
+    fingers = [kp.split("_")[0] for kp in rows]
+    assert config.closed_offsets and len(retargeter.closure(preset_sequence("flat")[0][-1]))
+    # (closed_lengths are stored to 10 um: closure within 1e-3 of 0 and 1.)
+    np.testing.assert_allclose(retargeter.closure(preset_sequence("flat")[0][-1]), 0.0, atol=1e-3)
+    np.testing.assert_allclose(retargeter.closure(preset_sequence("fist")[0][-1]), 1.0, atol=1e-3)
+    # Fist targets: scale x the human vector + closed_offsets; where those are fitted (not
+    # zero: the plain scaled vector), the robot's reference fist.
+    fist_kp, fist_bio = (a[-1] for a in preset_sequence("fist"))
+    human = fist_kp[retargeter._human_pairs[: len(rows), 1]] - fist_kp[0]
+    closed = np.array([config.closed_offsets[kp] for kp in rows])
+    expected = config.scale * human @ np.asarray(config.hand_root_to_palm).T + closed
+    np.testing.assert_allclose(retargeter.targets(fist_kp)[: len(rows)], expected, atol=1e-4)
+    if np.any(closed != 0):
+        reference = retargeter.optimizer.vectors_at(reference_pose(retargeter, fist_bio))[0]
+        np.testing.assert_allclose(expected, reference[: len(rows)], atol=1e-4)
+    flat_kp = preset_sequence("flat")[0][-1]
+    for finger in set(fingers):
+        closure = retargeter.closure(preset_sequence(f"curl_{finger}")[0][-1])
+        np.testing.assert_allclose(closure, [float(f == finger) for f in fingers], atol=1e-3)
+    # Halfway along the finger's shortening the correction is 0.5 ** closed_power of it.
+    index = rows.index("index_tip")
+    open_len, closed_len = config.closed_lengths["index_tip"]
+    half = flat_kp.copy()
+    direction = (flat_kp[8] - flat_kp[0]) / np.linalg.norm(flat_kp[8] - flat_kp[0])
+    half[8] = flat_kp[0] + direction * (open_len + closed_len) / 2
+    expected = 0.5**config.closed_power
+    assert retargeter.closure(half)[index] == pytest.approx(expected, rel=1e-9)
+    # Continuous: a 0.1 mm keypoint change moves no target by more than 1 mm.
+    rng = np.random.default_rng(0)
+    for kp in (flat_kp, half, fist_kp):
+        moved = kp + rng.normal(0.0, 1e-4 / np.sqrt(3), kp.shape)
+        assert np.abs(retargeter.targets(moved) - retargeter.targets(kp)).max() < 1e-3
+
+
+def test_zero_intermediate_weight_leaves_the_intermediates_out():
+    config = load_config("leap")
+    with_them = load_config("leap", optimizer={"intermediate_weight": 0.1}).build()
+    without = load_config("leap", optimizer={"intermediate_weight": 0.0}).build()
+    assert len(with_them.target_keypoints) == len(config.fingertips) + len(config.intermediates)
+    assert without.target_keypoints == tuple(config.fingertips)
+    assert len(without.optimizer.vectors) == len(with_them.optimizer.vectors) - len(
+        config.intermediates
+    )
 
 
 def _numbers(value):

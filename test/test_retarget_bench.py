@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 from conftest import realdata_path
 
@@ -18,6 +19,7 @@ KEYS = {
     "ms_per_frame_median",
     "ms_per_frame_p95",
     "vector_residual_mm",
+    "tip_motion_residual_mm",
     "jitter_rad_per_frame",
 }
 
@@ -58,11 +60,23 @@ def test_rows_on_real_motion(mode):
         assert 0 < row["ik_ms_per_frame_median"] <= row["ik_ms_per_frame_p95"]
     assert 0 < row["ms_per_frame_median"] <= row["ms_per_frame_p95"]
     assert 0 <= row["vector_residual_mm"] < 50 and 0 <= row["jitter_rad_per_frame"] < 0.1
+    assert 0 <= row["tip_motion_residual_mm"] < 50
     reference = result["rows"][-1]
     assert (
         reference["name"] == "dexretargeting_shadow_stored"
         and reference["jitter_rad_per_frame"] > 0
     )
+
+
+def test_tip_motion_residual_ignores_a_constant_offset():
+    """A robot whose tips follow the scaled human motion at a fixed offset scores 0 mm;
+    motion it does not follow counts (mean distance, mm)."""
+    rng = np.random.default_rng(0)
+    offset = rng.normal(0.0, 0.03, (1, 5, 3))  # where the robot's fingers sit: not an error
+    assert bench_retarget.tip_motion_residual_mm(np.repeat(offset, 50, axis=0)) < 1e-9
+    wobble = np.zeros((2, 5, 3))
+    wobble[0, :, 0], wobble[1, :, 0] = 0.002, -0.002  # +-2 mm about the mean
+    assert bench_retarget.tip_motion_residual_mm(offset + wobble) == pytest.approx(2.0)
 
 
 def test_unknown_robot_is_a_user_error(tmp_path):

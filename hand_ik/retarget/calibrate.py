@@ -8,20 +8,24 @@ posed on the open hand model.
    human finger's flexion fraction of their range (open 0, closed the limit the joint
    closes toward); every other joint follows the config's joint map (e.g. the thumb's
    opposition).
-2. ``target_scales``: per fingertip and palm axis, the weighted least-squares ratio of the
-   robot's fingertip displacement from the open pose (palm->tip vector, palm axes) to
-   the human's displacement from the flat hand, over ``FIT_POSES`` and
-   ``curl_<finger>``, shrunk toward the one-number ratio on axes the human tip hardly
-   moves along.
-3. ``target_offsets``: so that the flat human hand's palm->tip targets are exactly the
-   robot's open-pose vectors (a flat hand gives straight robot fingers).
-4. ``scale``: the median of the long fingers' scales (pinch and intermediate vectors).
-5. ``intermediate_weight``, ``map_weight`` and ``pinch_weight``: the first combination
-   (smallest first, in that order of priority, from ``INTERMEDIATE_WEIGHTS`` x
-   ``MAP_WEIGHTS`` x ``PINCH_WEIGHTS``) with which the presets meet every fidelity goal
-   (``hand_ik.retarget.fidelity.fidelity_misses``: flat, fist, curls, independence, and
-   the pinches the robot's kinematics allow); where none does, the combination that
-   misses the fewest goals, then by the least.
+2. ``scale``: one per robot, the robot's open palm point -> middle tip length over
+   ``HUMAN_HAND_LENGTH_M``; every palm->fingertip (and palm->intermediate) target is the
+   human vector times it, so between open and nearly closed the robot's tips move as the
+   human's, scaled by one number.
+3. ``target_offsets``: so that the flat human hand's targets are exactly the robot's
+   open-pose vectors (a flat hand gives straight robot fingers).
+4. ``closed_offsets`` and ``closed_lengths``: the human palm->tip lengths of the flat
+   hand and the fist, and the offsets of a closed finger: zero (the plain scaled vector)
+   where that meets the goals, else the offsets that put the human ``fist`` on the
+   robot's reference fist. The retargeter moves each finger's offsets from the open to
+   the closed ones by its closure to the power ``CLOSED_POWER`` (``Retargeter.closure``).
+5. ``closed_offsets`` (zero, then fitted), ``intermediate_weight`` (0 drops the
+   palm->intermediate vectors), ``map_weight`` and ``pinch_weight``: the first
+   combination (smallest first, in that order of priority, from the closed offsets x
+   ``INTERMEDIATE_WEIGHTS`` x ``MAP_WEIGHTS`` x ``PINCH_WEIGHTS``) with which the
+   presets meet every fidelity goal (``hand_ik.retarget.fidelity.fidelity_misses``: flat,
+   fist, curls, independence, and the pinches the robot's kinematics allow); where none
+   does, the combination that misses the fewest goals, then by the least.
 
 ``write_calibration`` replaces the calibrated fields in the robot YAML, inside a
 marked block with a comment saying how they were obtained.
@@ -45,17 +49,18 @@ from hand_ik.retarget.fidelity import (
     preset_sequence,
 )
 
-#: Candidate weights of the palm->intermediate vectors (where a config has them), smallest first.
-INTERMEDIATE_WEIGHTS: tuple[float, ...] = (0.1, 0.3)
+#: Candidate weights of the palm->intermediate vectors (where a config has them), smallest
+#: first; 0 leaves them out (fewer vectors: faster, and the fingers move as the old mapping).
+INTERMEDIATE_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.3)
 #: Candidate weights of the pull toward the joint map (per rad^2), smallest first.
 MAP_WEIGHTS: tuple[float, ...] = (0.02, 0.1, 0.3, 1.0, 3.0)
 #: Candidate weights of a fully active pinch vector, smallest first.
 PINCH_WEIGHTS: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
-#: Per-axis scales are shrunk toward one scale with this share of the squared displacement.
-AXIS_RIDGE = 0.1
-#: Presets the target scales are fitted on, with their weights (plus ``curl_<finger>``, 1):
-#: the fist, the end of the range, counts most; a tip path is curved, a linear map is not.
-FIT_POSES: tuple[tuple[str, float], ...] = (("fist", 1.0), ("point", 1.0), ("relaxed", 0.3))
+#: Adult human hand length (wrist crease to middle fingertip, m): ``scale`` is the robot's
+#: open palm point -> middle tip over this (an operator's hand, not our 0.196 m template).
+HUMAN_HAND_LENGTH_M = 0.185
+#: ``closed_power`` written by the calibration: closure 0.5 gives 1/16 of the closed offset.
+CLOSED_POWER = 4.0
 #: Markers of the calibrated block in a robot YAML.
 BEGIN, END = "# calibration-begin", "# calibration-end"
 
@@ -65,15 +70,19 @@ class Calibration:
     """Calibrated retargeting fields of one robot config, and how they scored."""
 
     scale: float
-    """Median of the long fingers' scales (the pinch vectors)."""
-    target_scales: dict[str, list[float]]
-    """Fingertip / intermediate keypoint -> (3,) palm vector scale per palm axis."""
+    """Robot-to-human size ratio: every target vector's scale."""
     target_offsets: dict[str, list[float]]
     """Fingertip / intermediate keypoint -> (3,) target offset, palm axes, metres."""
+    closed_offsets: dict[str, list[float]]
+    """Fingertip / intermediate keypoint -> (3,) target offset of a closed finger, metres."""
+    closed_lengths: dict[str, list[float]]
+    """Fingertip keypoint -> human palm->tip length (m) in the flat hand and in the fist."""
     pinch_weight: float
     """Weight of a fully active pinch vector."""
     map_weight: float
     """Pull toward the joint map (per rad^2)."""
+    closed_power: float = CLOSED_POWER
+    """Exponent of the closure that blends the open offsets into the closed ones."""
     intermediate_weight: float | None = None
     """Weight of the palm->intermediate vectors; None: the config has none (unchanged)."""
     pinch_mm: dict[str, float] = field(default_factory=dict)
@@ -92,8 +101,11 @@ class Calibration:
         return replace(
             config,
             scale=self.scale,
-            target_scales={k: list(v) for k, v in self.target_scales.items()},
+            target_scales={},
             target_offsets={k: list(v) for k, v in self.target_offsets.items()},
+            closed_offsets={k: list(v) for k, v in self.closed_offsets.items()},
+            closed_lengths={k: list(v) for k, v in self.closed_lengths.items()},
+            closed_power=self.closed_power,
             optimizer=optimizer,
         )
 
@@ -122,43 +134,42 @@ def reference_pose(retargeter, bio: np.ndarray | None = None) -> np.ndarray:
     return q
 
 
-def _fit_targets(retargeter) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+@dataclass
+class _Targets:
+    """The fitted target fields (see the module docstring)."""
+
+    scale: float
+    target_offsets: dict[str, list[float]]
+    closed_offsets: dict[str, list[float]]
+    closed_lengths: dict[str, list[float]]
+
+
+def _fit_targets(retargeter) -> _Targets:
+    """Fit scale, offsets (open and closed) and closure lengths on the presets."""
     config, opt = retargeter.config, retargeter.optimizer
     rot = np.asarray(config.hand_root_to_palm, dtype=float)
-    keypoints = (*config.fingertips, *config.intermediates)
+    keypoints = retargeter.target_keypoints
     pairs = retargeter._human_pairs[: len(keypoints)]
-    q_open = reference_pose(retargeter)
-    v_open = opt.vectors_at(q_open)[0][: len(pairs)]
+    v_open = opt.vectors_at(reference_pose(retargeter))[0][: len(pairs)]
 
     def human_vectors(pose: str) -> np.ndarray:
         kp = preset_sequence(pose)[0][-1]
         return (kp[pairs[:, 1]] - kp[pairs[:, 0]]) @ rot.T
 
-    h_flat = human_vectors("flat")
-    scales, offsets = {}, {}
+    def robot_vectors(pose: str) -> np.ndarray:
+        return opt.vectors_at(reference_pose(retargeter, preset_sequence(pose)[1][-1]))[0]
+
+    h_flat, h_fist, v_fist = human_vectors("flat"), human_vectors("fist"), robot_vectors("fist")
+    middle = keypoints.index("middle_tip")
+    scale = round(float(np.linalg.norm(v_open[middle]) / HUMAN_HAND_LENGTH_M), 4)
+    offsets, closed, lengths = {}, {}, {}
     for k, tip in enumerate(keypoints):
-        finger = tip.split("_")[0]
-        dh, dv, w = [], [], []
-        for pose, weight in (*FIT_POSES, (f"curl_{finger}", 1.0)):
-            dh.append(human_vectors(pose)[k] - h_flat[k])
-            ref = reference_pose(retargeter, preset_sequence(pose)[1][-1])
-            dv.append(opt.vectors_at(ref)[0][k] - v_open[k])
-            w.append(weight)
-        dh, dv, w = np.array(dh), np.array(dv), np.array(w)[:, None]  # (P, 3) palm axes
-        den = float((w * dh * dh).sum())
-        uniform = float((w * dh * dv).sum()) / den if den > 0 else 0.0
-        if not uniform > 0:
-            raise ValueError(f"{config.name}: cannot fit a scale for {tip} (no displacement)")
-        # Per palm axis, shrunk toward the uniform scale where the human barely moves on that
-        # axis (ridge: AXIS_RIDGE of the total weighted squared displacement); kept positive.
-        ridge = AXIS_RIDGE * den
-        per_axis = ((w * dh * dv).sum(0) + ridge * uniform) / ((w * dh * dh).sum(0) + ridge)
-        scales[tip] = per_axis.clip(0.1 * uniform, 10.0 * uniform)
-        # Rounded as the YAML stores them, so the weights are chosen for what ships.
-        scales[tip] = np.round(scales[tip], 4)
-        offsets[tip] = np.round(v_open[k] - scales[tip] * h_flat[k], 5).tolist()
-        scales[tip] = scales[tip].tolist()
-    return scales, offsets
+        offsets[tip] = np.round(v_open[k] - scale * h_flat[k], 5).tolist()
+        closed[tip] = np.round(v_fist[k] - scale * h_fist[k], 5).tolist()
+        if tip in config.fingertips:
+            lengths[tip] = np.round([np.linalg.norm(h_flat[k]), np.linalg.norm(h_fist[k])], 5)
+            lengths[tip] = lengths[tip].tolist()
+    return _Targets(scale, offsets, closed, lengths)
 
 
 def calibrate(config: RetargetingConfig) -> Calibration:
@@ -172,10 +183,12 @@ def calibrate(config: RetargetingConfig) -> Calibration:
     """
     if not config.flexion:
         raise ValueError(f"{config.name}: calibration needs the 'flexion' field")
-    base = replace(config, target_scales={}, target_offsets={})
+    # Fitted with every intermediate vector present (weight 0 would leave them out).
+    optimizer = replace(config.optimizer, intermediate_weight=max(INTERMEDIATE_WEIGHTS))
+    base = replace(config, target_scales={}, target_offsets={}, closed_offsets={},
+                   closed_lengths={}, optimizer=optimizer)  # fmt: skip
     retargeter = base.build()
-    scales, offsets = _fit_targets(retargeter)
-    scale = round(float(np.median([v for k, v in scales.items() if not k.startswith("thumb_")])), 4)
+    fit = _fit_targets(retargeter)
     fingers = [f for f in config.flexion if f != "thumb"]
     pinches = [
         f"pinch_{f}"
@@ -185,8 +198,15 @@ def calibrate(config: RetargetingConfig) -> Calibration:
     reach = {p: pinch_reach(retargeter, f"{p.removeprefix('pinch_')}_tip") * 1e3 for p in pinches}
     poses = ["flat", "fist", *(f"curl_{f}" for f in ("thumb", *fingers)), *pinches]
     inter_weights = INTERMEDIATE_WEIGHTS if config.intermediates else (None,)
+    # The closed correction only where the fist needs it: first none (the plain scaled
+    # vector once closed: the open offset fades out), then the fitted one.
+    no_correction = {k: [0.0, 0.0, 0.0] for k in fit.closed_offsets}
     trials = [
-        Calibration(scale, scales, offsets, pinch_weight, map_weight, inter_weight)
+        Calibration(
+            fit.scale, fit.target_offsets, closed, fit.closed_lengths,
+            pinch_weight, map_weight, intermediate_weight=inter_weight,
+        )
+        for closed in (no_correction, fit.closed_offsets)
         for inter_weight in inter_weights
         for map_weight in MAP_WEIGHTS
         for pinch_weight in (PINCH_WEIGHTS if pinches else (config.optimizer.pinch_weight,))
@@ -211,6 +231,12 @@ def _flow(mapping: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
 
 
+def _vectors_yaml(key: str, mapping: dict[str, list[float]], digits: int) -> list[str]:
+    """``key:`` then one ``  name: [x, y, ...]`` line per entry."""
+    return [f"{key}:", *(f"  {k}: [{', '.join(f'{x:.{digits}f}' for x in v)}]"
+                         for k, v in mapping.items())]  # fmt: skip
+
+
 def calibration_yaml(calibration: Calibration, name: str, optimizer: dict | None = None) -> str:
     """The YAML block (with its comment and markers) holding ``calibration``'s fields."""
     optimizer = {
@@ -224,42 +250,41 @@ def calibration_yaml(calibration: Calibration, name: str, optimizer: dict | None
     lines = [
         BEGIN,
         f"# Written by `hand-teleop calibrate-robot --robot {name}` (hand_ik.retarget.calibrate)",
-        "# from our human pose presets, not tuned by hand: target_scales fit the robot's",
-        "# fingertip motion (each finger's flexion joints bent by the human's flexion fraction)",
-        "# to the human's; target_offsets put the flat human hand on the robot's open pose;",
-        "# the optimizer weights are the smallest that meet the fidelity goals on the",
-        f"# presets ({calibration.misses} missed). Pinch presets, robot tip distance / kinematic",
-        "# minimum (mm): "
+        "# from our human pose presets, not tuned by hand: scale is the robot's open palm",
+        f"# -> middle tip over a {HUMAN_HAND_LENGTH_M} m adult hand; target_offsets put the flat",
+        "# human hand on the robot's open pose, closed_offsets the human fist on the robot's",
+        "# (each finger's flexion joints bent by the human's flexion fraction), blended by the",
+        "# finger's closure (palm->tip length between closed_lengths) to the power",
+        "# closed_power; the optimizer weights are the smallest that meet the fidelity goals on",
+        "# the presets",
+        f"# ({calibration.misses} missed). Pinch presets, robot tip distance / kinematic minimum",
+        "# (mm): "
         + ", ".join(
             f"{p.removeprefix('pinch_')} {mm:.1f}/{calibration.reach_mm[p]:.1f}"
             for p, mm in calibration.pinch_mm.items()
         ),
         f"scale: {calibration.scale:.4f}",
-        "target_scales:",
-        *(
-            f"  {k}: [{', '.join(f'{x:.4f}' for x in v)}]"
-            for k, v in calibration.target_scales.items()
-        ),
-        "target_offsets:",
-        *(
-            f"  {k}: [{', '.join(f'{x:.5f}' for x in v)}]"
-            for k, v in calibration.target_offsets.items()
-        ),
+        *_vectors_yaml("target_offsets", calibration.target_offsets, 5),
+        *_vectors_yaml("closed_offsets", calibration.closed_offsets, 5),
+        *_vectors_yaml("closed_lengths", calibration.closed_lengths, 5),
+        f"closed_power: {calibration.closed_power}",
         "optimizer: " + _flow(optimizer),
         END,
     ]
     return "\n".join(lines) + "\n"
 
 
-_CALIBRATED_KEYS = re.compile(r"^(scale|target_scales|target_offsets|optimizer):")
+_CALIBRATED_KEYS = re.compile(
+    r"^(scale|target_scales|target_offsets|closed_offsets|closed_lengths|closed_power|optimizer):"
+)
 
 
 def write_calibration(path: str | Path, calibration: Calibration, name: str) -> None:
     """Replace the calibrated fields of the robot YAML ``path`` (other lines are kept).
 
-    An earlier calibration block and top-level ``scale`` / ``target_scales`` /
-    ``target_offsets`` / ``optimizer`` entries are removed (other optimizer settings are
-    carried into the new block); the new block is appended.
+    An earlier calibration block and top-level calibrated entries (``scale``,
+    ``target_scales``, ``target_offsets``, ``closed_*``, ``optimizer``) are removed (other
+    optimizer settings are carried into the new block); the new block is appended.
     """
     path = Path(path)
     text = path.read_text()

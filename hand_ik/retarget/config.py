@@ -134,6 +134,12 @@ class RetargetingConfig:
     """Fingertip/intermediate keypoint -> scale of its palm vector, one or per palm axis (3)."""
     target_offsets: dict[str, list[float]] = field(default_factory=dict)
     """Fingertip/intermediate keypoint -> (3,) metres added to its scaled target (palm axes)."""
+    closed_offsets: dict[str, list[float]] = field(default_factory=dict)
+    """Keypoint -> (3,) metres: its offset once its finger is closed (``closed_lengths``)."""
+    closed_lengths: dict[str, list[float]] = field(default_factory=dict)
+    """Fingertip keypoint -> [open, closed] human palm->tip length (m): the finger's closure."""
+    closed_power: float = 2.0
+    """Offsets go from open to closed by closure ** this (>= 1: mid-range moves at one scale)."""
     locked_joints: dict[str, float] = field(default_factory=dict)
     """Joints held constant (e.g. a wrist), excluded from retargeting."""
     joint_map: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -183,7 +189,7 @@ class RetargetingConfig:
             raise ValueError(f"palm_offset must have 3 values, got {self.palm_offset}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"scale must be > 0, got {self.scale}")
-        for field_name in ("target_scales", "target_offsets"):
+        for field_name in ("target_scales", "target_offsets", "closed_offsets"):
             known = {*self.fingertips, *self.intermediates}
             unknown = sorted(set(getattr(self, field_name)) - known)
             if unknown:
@@ -192,9 +198,24 @@ class RetargetingConfig:
             value = np.asarray(value, dtype=float)
             if value.shape not in ((), (3,)) or not np.all(np.isfinite(value) & (value > 0)):
                 raise ValueError(f"target_scales.{key} must be one or 3 values > 0, got {value}")
-        for key, value in self.target_offsets.items():
-            if np.asarray(value, dtype=float).shape != (3,):
-                raise ValueError(f"target_offsets.{key} must have 3 values, got {value}")
+        for field_name in ("target_offsets", "closed_offsets"):
+            for key, value in getattr(self, field_name).items():
+                if np.asarray(value, dtype=float).shape != (3,):
+                    raise ValueError(f"{field_name}.{key} must have 3 values, got {value}")
+        for key in self.closed_offsets:
+            if _finger_tip(key) not in self.closed_lengths:
+                raise ValueError(f"closed_offsets.{key} needs closed_lengths.{_finger_tip(key)}")
+        for key, value in self.closed_lengths.items():
+            if key not in self.fingertips:
+                raise ValueError(f"closed_lengths: {key!r} is not a fingertip")
+            value = np.asarray(value, dtype=float)
+            if value.shape != (2,) or not value[0] > value[1] > 0:
+                raise ValueError(
+                    f"closed_lengths.{key} must be [open, closed] with open > closed > 0, got "
+                    f"{value.tolist()}"
+                )
+        if not (np.isfinite(self.closed_power) and self.closed_power >= 1):
+            raise ValueError(f"closed_power must be >= 1, got {self.closed_power}")
         for finger, joints in self.flexion.items():
             if finger not in FINGER_NAMES:
                 raise ValueError(f"flexion: unknown finger {finger!r}; valid: {FINGER_NAMES}")
@@ -225,6 +246,9 @@ class RetargetingConfig:
             _check_mapping(getattr(self, name), name, _is_number, "numbers (radians)")
         _check_mapping(self.target_scales, "target_scales", _is_numbers, "numbers")
         _check_mapping(self.target_offsets, "target_offsets", _is_numbers, "numbers")
+        _check_mapping(self.closed_offsets, "closed_offsets", _is_numbers, "numbers")
+        _check_mapping(self.closed_lengths, "closed_lengths", _is_numbers, "numbers")
+        _require(_is_number(self.closed_power), "closed_power", "a number", self.closed_power)
         for name in ("joint_map", "flexion"):
             _check_mapping(getattr(self, name), name, lambda v: isinstance(v, dict), "mappings")
             for key, terms in getattr(self, name).items():
@@ -263,6 +287,11 @@ class RetargetingConfig:
                 f"URDF file or a dex-urdf robots folder holding {self.urdf_hint}"
             )
         return self.urdf
+
+
+def _finger_tip(keypoint: str) -> str:
+    """The fingertip keypoint of a keypoint's finger (``index_dip`` -> ``index_tip``)."""
+    return keypoint.split("_")[0] + "_tip"
 
 
 def _is_number(value: Any) -> bool:

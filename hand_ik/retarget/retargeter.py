@@ -8,7 +8,7 @@ from hand_ik.hand_state import HandState
 from hand_ik.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from hand_ik.optim import LMResult
 from hand_ik.retarget.command import RobotCommand
-from hand_ik.retarget.config import RetargetingConfig
+from hand_ik.retarget.config import RetargetingConfig, _finger_tip
 from hand_ik.retarget.joint_map import JointMap
 from hand_ik.retarget.vector_optimizer import PALM, TaskVector, VectorOptimizer
 from hand_ik.robot import RobotModel
@@ -20,12 +20,16 @@ class Retargeter:
     """Stateful per-robot retargeter (warm start from the last frame; ``reset()`` between takes).
 
     Task vectors, in this order: palm point -> each fingertip (weight 1), palm
-    point -> each intermediate link, thumb tip -> each other fingertip (pinch).
+    point -> each intermediate link (left out at ``intermediate_weight`` 0), thumb
+    tip -> each other fingertip (pinch).
     Human vectors are rotated into palm axes by ``config.hand_root_to_palm`` and
     scaled: a palm->fingertip or palm->intermediate vector by ``config.target_scales``
     (default ``scale``), plus ``config.target_offsets`` (``hand_ik.retarget.calibrate``
-    sets both so that the flat human hand maps onto the robot's open pose); a pinch
-    vector by ``scale``.
+    sets them so that the flat human hand maps onto the robot's open pose); that
+    offset moves toward ``config.closed_offsets`` (the human fist onto the robot's) by
+    the finger's ``closure`` (0 flat, 1 as short as a fist) to the power
+    ``closed_power``, so mid-range motion keeps one scale. A pinch vector is scaled by
+    ``scale``.
     A pinch vector takes part only while the human tips are close: its weight
     ramps from 0 at ``optimizer.pinch_open_m`` to ``pinch_weight`` at
     ``pinch_close_m`` and its target shrinks to zero (tips touching) over the same
@@ -48,7 +52,9 @@ class Retargeter:
             vectors.append(TaskVector(PALM, link, 1.0))
             human.append((_KP["wrist"], _KP[kp]))
         self.num_fingertip_vectors = len(vectors)
-        for kp, link in config.intermediates.items():
+        # Zero-weight intermediates are left out (the calibration's "not needed").
+        intermediates = config.intermediates if opt.intermediate_weight > 0 else {}
+        for kp, link in intermediates.items():
             vectors.append(TaskVector(PALM, link, opt.intermediate_weight))
             human.append((_KP["wrist"], _KP[kp]))
         if config.pinch and opt.pinch_weight > 0:
@@ -62,13 +68,16 @@ class Retargeter:
         )
         self._human_pairs = np.array(human, dtype=int)  # (K, 2) origin, task keypoint
         self._to_palm = np.asarray(config.hand_root_to_palm, dtype=float)
-        n_tips, n_vec = self.num_fingertip_vectors, len(vectors)
+        n_vec = len(vectors)
         self._vec_scale = np.full((n_vec, 3), float(config.scale))  # per palm axis
         self._vec_offset = np.zeros((n_vec, 3))
-        for k, kp in enumerate((*config.fingertips, *config.intermediates)):
+        self.target_keypoints = (*config.fingertips, *intermediates)
+        """Human keypoint of each palm->link vector (fingertips, then intermediates)."""
+        for k, kp in enumerate(self.target_keypoints):
             self._vec_scale[k] = config.target_scales.get(kp, config.scale)
             self._vec_offset[k] = config.target_offsets.get(kp, (0.0, 0.0, 0.0))
-        self._pinch = slice(n_tips + len(config.intermediates), n_vec)
+        self._pinch = slice(len(self.target_keypoints), n_vec)
+        self._init_closure(config)
         self._base_weights = self.optimizer.weights.copy()
         neutral = np.zeros(robot.num_free)
         for name, value in config.neutral.items():
@@ -80,6 +89,36 @@ class Retargeter:
             neutral[robot.free_names.index(name)] = value
         self.neutral_free = np.clip(neutral, robot.free_lower, robot.free_upper)
         self._q_prev: np.ndarray | None = None
+
+    def _init_closure(self, config: RetargetingConfig) -> None:
+        """Rows whose offset moves toward ``closed_offsets`` as their finger closes."""
+        tips = list(config.fingertips)
+        rows, tip_rows, delta = [], [], []
+        for k, kp in enumerate(self.target_keypoints):
+            if kp in config.closed_offsets:
+                rows.append(k)
+                tip_rows.append(tips.index(_finger_tip(kp)))
+                delta.append(np.asarray(config.closed_offsets[kp]) - self._vec_offset[k])
+        self._closed_rows = np.array(rows, dtype=int)
+        self._closed_tip_rows = np.array(tip_rows, dtype=int)
+        self._closed_delta = np.array(delta, dtype=float).reshape(-1, 3)
+        lengths = np.array(
+            [config.closed_lengths[tips[r]] for r in tip_rows], dtype=float
+        ).reshape(-1, 2)
+        self._closed_open_len = lengths[:, 0]
+        self._closed_span = lengths[:, 0] - lengths[:, 1]
+
+    def closure(self, keypoints_hand_root: np.ndarray) -> np.ndarray:
+        """(21, 3) keypoints -> (R,) closure weight in [0, 1] of each ``closed_offsets`` row.
+
+        ``((open length - palm->tip length) / (open - closed length)) ** closed_power``,
+        clipped: 0 for a finger as long as in the flat hand, 1 once as short as in a fist.
+        """
+        kp = np.asarray(keypoints_hand_root, dtype=float)
+        pairs = self._human_pairs[self._closed_tip_rows]
+        length = np.linalg.norm(kp[pairs[:, 1]] - kp[pairs[:, 0]], axis=1)
+        closed = np.clip((self._closed_open_len - length) / self._closed_span, 0.0, 1.0)
+        return closed**self.config.closed_power
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -108,6 +147,8 @@ class Retargeter:
             raise ValueError(f"keypoints_hand_root must have shape (21, 3), got {kp.shape}")
         human = kp[self._human_pairs[:, 1]] - kp[self._human_pairs[:, 0]]
         targets = (human @ self._to_palm.T) * self._vec_scale + self._vec_offset
+        if len(self._closed_rows):
+            targets[self._closed_rows] += self.closure(kp)[:, None] * self._closed_delta
         weights = self._base_weights
         if self._pinch.start < len(targets):
             opt = self.config.optimizer

@@ -1,8 +1,11 @@
 """Retargeting speed, vector residual and jitter per robot on real motion capture (GRAB).
 
 Rows (one per robot config): ms per frame of the retargeter alone (mean,
-median, p95), mean wrist->fingertip vector residual in robot space (mm; also
-divided by the config's scale: human-space mm), joint jitter (mean
+median, p95), mean wrist->fingertip vector residual against the retargeter's own
+targets in robot space (mm; also divided by the config's scale: human-space mm),
+the tip motion residual (``tip_motion_residual_mm``: against the human's palm->tip
+vectors times the config's one ``scale``, each tip's constant offset removed, so it
+compares mappings whose targets differ), joint jitter (mean
 |q_t - q_t-1| over the non-locked movable joints, rad per frame; it grows with the
 motion itself), its high-frequency part (``jitter_hf_rad_per_frame``: mean
 |q_t - (q_t-1 + q_t+1) / 2|, the departure from the straight line through the two
@@ -123,16 +126,19 @@ def _hand_poser():
 
 
 def _replay(retargeter, keypoints: np.ndarray, bio: np.ndarray | None, times: list,
-            residuals: list) -> tuple[np.ndarray, int]:  # fmt: skip
-    """Retarget one sequence from a reset; appends ms and fingertip residuals (m) per frame.
+            residuals: list, scaled_errors: list) -> tuple[np.ndarray, int]:  # fmt: skip
+    """Retarget one sequence from a reset; appends ms and fingertip residuals (m) per frame,
+    and the (tips, 3) robot palm->tip vectors minus ``scale`` x the human's (palm axes, m).
 
     Returns the (T, joints) commands and the frames whose optimizer stalled.
     """
-    robot = retargeter.robot
+    robot, config = retargeter.robot, retargeter.config
     retargeter.reset()
     out = np.empty((len(keypoints), len(robot.joint_names)))
     stalled = 0
     tips = slice(0, retargeter.num_fingertip_vectors)
+    pairs = retargeter._human_pairs[tips]
+    to_palm = config.scale * np.asarray(config.hand_root_to_palm, dtype=float)
     for i, frame in enumerate(keypoints):
         start = time.perf_counter()
         command = retargeter.retarget(frame, None if bio is None else bio[i])
@@ -142,7 +148,20 @@ def _replay(retargeter, keypoints: np.ndarray, bio: np.ndarray | None, times: li
         vecs, _ = retargeter.optimizer.vectors_at(robot.free_joint_values(command.positions))
         error = vecs[tips] - retargeter.targets(frame)[tips]
         residuals.append(np.linalg.norm(error, axis=1).mean())
+        scaled_errors.append(vecs[tips] - (frame[pairs[:, 1]] - frame[pairs[:, 0]]) @ to_palm.T)
     return out, stalled
+
+
+def tip_motion_residual_mm(scaled_errors: np.ndarray) -> float:
+    """Mean fingertip distance (mm) from the human's tip motion scaled by one number.
+
+    ``scaled_errors``: (T, tips, 3) robot palm->tip vectors minus ``scale`` x the human's;
+    each tip's mean over the frames (a constant offset: where the robot's fingers sit,
+    e.g. the open pose against the flat hand) is removed first. Independent of the targets'
+    offsets, so comparable between mappings that differ in them.
+    """
+    centred = scaled_errors - scaled_errors.mean(axis=0)
+    return float(np.linalg.norm(centred, axis=2).mean() * 1e3)
 
 
 def _robot_row(
@@ -156,6 +175,7 @@ def _robot_row(
     robot = retargeter.robot
     moving = np.array([n not in robot.locked_joints for n in robot.joint_names])
     times, residuals, jitters, filtered_jitters, lags, hf = [], [], [], [], [], []
+    scaled_errors: list[np.ndarray] = []
     fields: dict = {}
     ik_times = []
     stalled = 0  # frames where the optimizer accepted no step (its result, not silence)
@@ -163,7 +183,9 @@ def _robot_row(
         keypoints, bio, fields = human_input(path, max_frames, mode)
         if "_ik_times_ms" in fields:
             ik_times.append(fields["_ik_times_ms"])
-        out, sequence_stalled = _replay(retargeter, keypoints, bio, times, residuals)
+        out, sequence_stalled = _replay(
+            retargeter, keypoints, bio, times, residuals, scaled_errors
+        )
         stalled += sequence_stalled
         jitters.append(np.abs(np.diff(out[:, moving], axis=0)).mean(axis=1))
         hf.append(np.abs(out[1:-1, moving] - 0.5 * (out[:-2, moving] + out[2:, moving])).mean(1))
@@ -189,6 +211,7 @@ def _robot_row(
         "stalled_frames": int(stalled),
         "vector_residual_mm": float(np.mean(residuals) * 1e3),
         "vector_residual_human_mm": float(np.mean(residuals) * 1e3 / config.scale),
+        "tip_motion_residual_mm": tip_motion_residual_mm(np.stack(scaled_errors)),
         "jitter_rad_per_frame": float(np.mean(np.concatenate(jitters))),
         "jitter_hf_rad_per_frame": float(np.mean(np.concatenate(hf))),
         "filtered_jitter_rad_per_frame": float(np.mean(np.concatenate(filtered_jitters))),

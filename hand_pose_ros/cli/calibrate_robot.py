@@ -12,7 +12,7 @@ from hand_pose_ros.benchmarks.retarget import DEFAULT_ROBOTS, robot_names_and_ur
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "calibrate-robot",
-        help="calibrate a robot config (tip scales, offsets, pinch weight) on the pose presets",
+        help="calibrate a robot config (scale, offsets, weights) on the pose presets",
     )
     parser.add_argument(
         "--robot", required=True, help="robot config name or YAML path, or 'all' (shipped configs)"
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
                 "name": config.name,
                 "written": None if args.dry_run else str(_yaml_path(name)),
                 "scale": round(calibration.scale, 4),
-                "target_scales": {
-                    k: [round(x, 4) for x in v] for k, v in calibration.target_scales.items()
-                },
+                "closed_power": calibration.closed_power,
+                "intermediate_weight": calibration.intermediate_weight,
+                "map_weight": calibration.map_weight,
                 "pinch_weight": calibration.pinch_weight,
                 "pinch_mm": {k: round(v, 1) for k, v in calibration.pinch_mm.items()},
                 "pinch_reach_mm": {k: round(v, 1) for k, v in calibration.reach_mm.items()},
