@@ -105,13 +105,25 @@ def test_real_robot_meshes_load_within_the_face_budget(urdf):
     assert any(m.source.endswith((".obj", ".glb")) for m in visuals.meshes)
 
 
-@needs_robots
-def test_a_missing_mesh_file_skips_that_visual_with_a_warning(caplog):
-    # README: leap_hand_right_glb.urdf names a palm mesh that the snapshot lacks.
-    with caplog.at_level(logging.WARNING):
-        visuals = load_robot_visuals(ROBOTS / "leap_hand/leap_hand_right_glb.urdf", 3000)
-    assert any("palm_lower" in s for s in visuals.skipped)
-    assert "palm_lower" not in visuals.links and len(visuals.links) > 10
+def test_a_missing_mesh_file_skips_that_visual_with_a_warning(tmp_path, caplog):
+    urdf = tmp_path / "two_links.urdf"
+    urdf.write_text("""<robot name="r">
+  <link name="base"><visual><geometry><mesh filename="package://r/meshes/gone.stl"/>
+  </geometry></visual></link>
+  <link name="tip"><visual><origin xyz="0 0 0.1"/><geometry><box size="0.01 0.02 0.03"/>
+  </geometry><material name="red"><color rgba="1 0 0 1"/></material></visual></link>
+  <joint name="j" type="revolute"><parent link="base"/><child link="tip"/>
+    <axis xyz="1 0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>
+</robot>""")
+    with caplog.at_level(logging.WARNING, logger="hand_pose_ros.viz.urdf_visuals"):
+        visuals = load_robot_visuals(urdf)
+    assert len(visuals.skipped) == 1 and "gone.stl" in visuals.skipped[0]
+    assert any("gone.stl" in rec.getMessage() for rec in caplog.records)
+    assert visuals.links == ("tip",)
+    (box,) = visuals.meshes
+    np.testing.assert_allclose(box.vertices.max(0) - box.vertices.min(0), [0.01, 0.02, 0.03])
+    np.testing.assert_allclose(box.vertices.mean(0), [0, 0, 0.1], atol=1e-12)
+    np.testing.assert_allclose(box.face_rgb, 1.0 * (np.arange(3) == 0)[None].repeat(12, 0))
 
 
 def test_render_is_a_shaded_hand_whose_silhouette_follows_the_pose(painter):

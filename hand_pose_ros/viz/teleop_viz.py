@@ -50,7 +50,7 @@ class TeleopVizConfig:
     """Hand model the IK uses (its ``hand_model`` parameter)."""
     queue_size: int = 4
     """Frames waiting for the worker; more are dropped."""
-    max_busy: float = 0.25
+    max_busy: float = 0.15
     """Largest fraction of time the worker spends drawing; sooner frames repeat the last."""
 
     def __post_init__(self) -> None:
