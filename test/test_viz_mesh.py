@@ -310,5 +310,12 @@ def test_teleop_viz_repeats_frames_to_stay_within_its_cpu_share(tmp_path, painte
         viz.submit(frame)
     viz.close()
     assert viz.written == n and viz.repeated == n - 1  # drawn once, then repeated
+    # More commands than frames may wait: the rest are queued as repeats, none dropped.
+    config = TeleopVizConfig(robot_size=96, hand_mesh=False, queue_size=1, max_busy=1.0)
+    viz = TeleopViz(tmp_path / "burst.mp4", OUR_URDF, config)
+    for frame in _viz_frames(3 * n, painter):
+        assert viz.submit(frame)
+    viz.close()
+    assert (viz.written, viz.dropped) == (3 * n, 0) and viz.repeated >= 1
     with pytest.raises(ValueError, match="max_busy"):
         TeleopVizConfig(max_busy=0.0)

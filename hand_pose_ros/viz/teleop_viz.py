@@ -7,10 +7,13 @@ visuals). Rendering and encoding run on one daemon thread behind a small queue, 
 ROS executor only passes references. The worker draws at most ``max_busy`` of the time
 (the rest of the CPU stays with the teleop graph): a command that arrives sooner
 repeats the last drawn frame, so the video keeps one frame per command and real time,
-at a lower drawing rate when the CPU is busy. When the queue is full a frame is
-dropped and counted. The worker makes the renderers itself (a GL context belongs to
-its thread). The input panel is drawn at the video's height (a 1280x720 camera image
-is scaled down first, its intrinsics with it).
+at a lower drawing rate when the CPU is busy. At most ``queue_size`` frames wait to be
+drawn; a command beyond that is queued as "repeat the last drawing" (a token, not an
+image), and only when ``MAX_PENDING`` tokens wait is one dropped (counted). The
+painter's renderers are made before the first command (the worker is ready at once);
+a GL renderer is made on the worker thread (its context belongs to that thread). The
+input panel is drawn at the video's height (a 1280x720 camera image is scaled down
+first, its intrinsics with it).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from hand_pose_ros.viz.video import SideBySideWriter
 
 _log = logging.getLogger(__name__)
 
+#: Most commands (frames and repeat tokens) waiting for the worker; beyond: dropped.
+MAX_PENDING = 1024
+#: Queued in place of a frame: "write the last drawing again".
+_REPEAT = object()
+
 
 @dataclass
 class TeleopVizConfig:
@@ -49,7 +57,7 @@ class TeleopVizConfig:
     hand_model: str = "open"
     """Hand model the IK uses (its ``hand_model`` parameter)."""
     queue_size: int = 4
-    """Frames waiting for the worker; more are dropped."""
+    """Frames waiting to be drawn; later commands repeat the last drawing."""
     max_busy: float = 0.15
     """Largest fraction of time the worker spends drawing; sooner frames repeat the last."""
 
@@ -113,40 +121,64 @@ class TeleopViz:
         self.render_ms: list[float] = []
         self.left_ms: list[float] = []
         self.backend: str | None = None
-        self._queue: queue.Queue[VizFrame | None] = queue.Queue(self.config.queue_size)
+        self._queue: queue.Queue = queue.Queue(MAX_PENDING)
+        self._frames_pending = 0  # VizFrames in the queue (the rest are repeat tokens)
+        self._lock = threading.Lock()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._renderers = None
+        if self.config.robot_backend != "gl":
+            self._renderers = self._make_renderers()  # errors surface here, at start-up
         self._thread = threading.Thread(target=self._work, name="teleop_viz", daemon=True)
         self._thread.start()
 
+    def _make_renderers(self) -> tuple[RobotMeshRenderer, HandMeshOverlay | None]:
+        cfg = self.config
+        size = (cfg.robot_size, cfg.robot_size)
+        robot = RobotMeshRenderer(self.urdf, size=size, backend=cfg.robot_backend)
+        self.backend = robot.backend
+        return robot, HandMeshOverlay(cfg.hand_model) if cfg.hand_mesh else None
+
     def submit(self, frame: VizFrame) -> bool:
-        """Queue one frame; False (and counted as dropped) when the worker is behind."""
+        """Queue one command's frame (or, when ``queue_size`` frames already wait, a
+        repeat of the last drawing); False (counted as dropped) when the worker is
+        ``MAX_PENDING`` commands behind."""
         self.submitted += 1
+        with self._lock:
+            heavy = self._frames_pending < self.config.queue_size
+            self._frames_pending += heavy
         try:
-            self._queue.put_nowait(frame)
+            self._queue.put_nowait(frame if heavy else _REPEAT)
             return True
         except queue.Full:
-            self.dropped += 1
+            with self._lock:
+                self._frames_pending -= heavy
+                self.dropped += 1
             return False
 
     def _work(self) -> None:
         try:
-            cfg = self.config
-            size = (cfg.robot_size, cfg.robot_size)
-            robot = RobotMeshRenderer(self.urdf, size=size, backend=cfg.robot_backend)
-            self.backend = robot.backend
-            hand = HandMeshOverlay(cfg.hand_model) if cfg.hand_mesh else None
+            robot, hand = self._renderers or self._make_renderers()
         except BaseException as exc:  # re-raised by close()
             self._error = exc
             self._ready.set()
             return
         self._ready.set()
+        cfg = self.config
+        size = (cfg.robot_size, cfg.robot_size)
         last: tuple[np.ndarray, np.ndarray] | None = None
         next_draw = 0.0
         with SideBySideWriter(self.path, fps=self.config.fps, height=size[1]) as writer:
             while (frame := self._queue.get()) is not None:
+                if frame is not _REPEAT:
+                    with self._lock:
+                        self._frames_pending -= 1
                 try:
-                    if last is not None and time.perf_counter() < next_draw:
+                    if frame is _REPEAT and last is None:
+                        with self._lock:
+                            self.dropped += 1  # nothing drawn yet to repeat
+                        continue
+                    if frame is _REPEAT or time.perf_counter() < next_draw:
                         writer.write(*last)
                         self.repeated += 1
                         self.written += 1
