@@ -92,6 +92,13 @@ def palm_frame(keypoints: np.ndarray) -> np.ndarray:
     return np.stack([_cross(y, z), y, z], axis=-1)
 
 
+#: ``(v @ _SKEW).reshape(3, 3)`` is the cross-product matrix ``[v]x``.
+_SKEW = np.zeros((3, 9))
+for _k, _i, _j, _sign in ((2, 0, 1, -1), (1, 0, 2, 1), (2, 1, 0, 1), (0, 1, 2, -1),
+                          (1, 2, 0, -1), (0, 2, 1, 1)):
+    _SKEW[_k, 3 * _i + _j] = _sign
+
+
 def swing_rotmat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minimal rotation (..., 3, 3) taking unit vectors ``a`` to ``b`` (..., 3).
 
@@ -101,22 +108,18 @@ def swing_rotmat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     c = (a * b).sum(-1)
     # The clamp keeps an (impossible) bone reversed against its parent finite.
     scale = 1.0 / np.maximum(1.0 + c, _MIN_ONE_PLUS_COS)
-    rot = v[..., :, None] * (v * scale[..., None])[..., None, :]
-    diag = rot[..., [0, 1, 2], [0, 1, 2]] + c[..., None]
-    rot[..., [0, 1, 2], [0, 1, 2]] = diag
-    rot[..., 0, 1] -= v[..., 2]
-    rot[..., 0, 2] += v[..., 1]
-    rot[..., 1, 0] += v[..., 2]
-    rot[..., 1, 2] -= v[..., 0]
-    rot[..., 2, 0] -= v[..., 1]
-    rot[..., 2, 1] += v[..., 0]
-    return rot
+    rot = (v @ _SKEW).reshape(*v.shape, 3) + v[..., :, None] * (v * scale[..., None])[..., None, :]
+    return rot + c[..., None, None] * np.eye(3)
 
 
 #: Bones grouped by depth along the fingers (child keypoints), thumb to little: the frames
 #: of one level need only the level before.
 _LEVELS: tuple[tuple[int, ...], ...] = tuple(
     tuple(first + d for first in _FIRST_JOINTS) for d in range(4))
+_CHILDREN = np.arange(1, NUM_KEYPOINTS)
+_PARENTS = np.array(KEYPOINT_PARENTS[1:])
+#: Rows of each level in the (20,) bone arrays (bone b has child keypoint b + 1).
+_LEVEL_BONES = tuple(np.array(level) - 1 for level in _LEVELS)
 
 
 def bone_frames(keypoints: np.ndarray, rest_dirs: np.ndarray) -> np.ndarray:
@@ -133,14 +136,12 @@ def bone_frames(keypoints: np.ndarray, rest_dirs: np.ndarray) -> np.ndarray:
     frames = np.empty((*keypoints.shape[:-2], NUM_KEYPOINTS, 3, 3))
     palm = palm_frame(keypoints)
     frames[..., 0, :, :] = palm
-    parent_frames = np.broadcast_to(palm[..., None, :, :], (*palm.shape[:-2], 5, 3, 3))
-    for level in _LEVELS:
-        children = list(level)
-        parents = [KEYPOINT_PARENTS[c] for c in children]
-        bone = _unit(keypoints[..., children, :] - keypoints[..., parents, :])
-        rest = (parent_frames @ rest_dirs[np.array(children) - 1][:, :, None])[..., 0]
-        parent_frames = swing_rotmat(rest, bone) @ parent_frames
-        frames[..., children, :, :] = parent_frames
+    bones = _unit(keypoints[..., _CHILDREN, :] - keypoints[..., _PARENTS, :])  # (..., 20, 3)
+    parent_frames = palm[..., None, :, :]
+    for rows in _LEVEL_BONES:
+        rest = (parent_frames @ rest_dirs[rows][:, :, None])[..., 0]
+        parent_frames = swing_rotmat(rest, bones[..., rows, :]) @ parent_frames
+        frames[..., rows + 1, :, :] = parent_frames
     return frames
 
 
