@@ -146,3 +146,19 @@ def test_ik_recovers_a_mano_convention_hand_better(model, hands):
     bio_conv = np.abs(converted.bio - data["bio"]).mean()
     assert err_conv < 0.6 * err_naive, (err_conv, err_naive)
     assert bio_conv < bio_naive, (bio_conv, bio_naive)
+
+
+def test_bench_rows_with_and_without_the_convention(model):
+    """bench ik's convention rows: the mano rows beat the ours rows on mano-style input."""
+    from hand_ik.ik.evaluate import EVAL_SEED_CLEAN, synthetic_eval_set
+    from hand_pose_ros.benchmarks.ik_conventions import convention_rows, synthetic_in_convention
+
+    mano = load_convention("mano")
+    eval_set = synthetic_in_convention(synthetic_eval_set(model, 12, EVAL_SEED_CLEAN), mano)
+    rows = convention_rows(model, eval_set, {"ours_row": identity_convention(),
+                                             "mano_row": mano},
+                           {"mano": eval_set.gt_betas}, timing_frames=3)  # fmt: skip
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"ours_row", "mano_row", "mano_row_known_shape"}
+    assert by_name["mano_row"]["pa_mpjpe_mm"] < 0.5 * by_name["ours_row"]["pa_mpjpe_mm"]
+    assert all(r["ms_per_frame_median"] > 0 and r["valid_rate"] == 1.0 for r in rows)
