@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_ik.hand_model_data import KEYPOINT_GATHER
 from hand_ik.keypoints import KEYPOINT_PARENTS, NUM_KEYPOINTS, TIP_KEYPOINTS
 
 #: Fitted convention files (``NAME.npz`` + ``NAME.json`` manifest).
@@ -167,6 +168,8 @@ class KeypointConvention:
         ref_length: wrist -> middle MCP length (metres) at which ``offsets`` hold.
         anchors: (21, 2) frame index per slot (``default_anchors``).
         manifest: what the data was fitted on (source, split, seed, fit error).
+        model_offsets: (21, 3) the same convention on the model side (``from_model``),
+            fitted on the same data, or None.
     """
 
     name: str
@@ -175,6 +178,7 @@ class KeypointConvention:
     ref_length: float
     anchors: np.ndarray = field(default_factory=default_anchors)
     manifest: dict = field(default_factory=dict)
+    model_offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.offsets = np.asarray(self.offsets, dtype=np.float64)
@@ -186,6 +190,23 @@ class KeypointConvention:
         if not self.ref_length > 0:
             raise ValueError(f"ref_length must be > 0, got {self.ref_length}")
         self.identity = not np.any(self.offsets)
+        if self.model_offsets is not None:
+            self.model_offsets = np.asarray(self.model_offsets, dtype=np.float64)
+            if self.model_offsets.shape != (NUM_KEYPOINTS, 3):
+                raise ValueError(f"model_offsets must be (21, 3), got {self.model_offsets.shape}")
+
+    def from_model(self, keypoints: np.ndarray, world: np.ndarray) -> np.ndarray:
+        """The model side: posed keypoints (..., 21, 3) and joint rotations (..., 16, 3, 3)
+        (right-hand form) -> this source's keypoints ``ours_k + R_j(k) @ o_k``, metres.
+
+        For a fit that applies the convention to the model's keypoints in its residual.
+        """
+        if self.identity:
+            return np.array(keypoints, dtype=np.float64)
+        if self.model_offsets is None:
+            raise ValueError(f"convention {self.name!r} has no model-side offsets")
+        rot = world[..., model_anchor_joints(), :, :]
+        return keypoints + (rot @ self.model_offsets[:, :, None])[..., 0]
 
     def offset(self, keypoints: np.ndarray) -> np.ndarray:
         """(..., 21, 3) offsets (metres) of this convention at keypoints (..., 21, 3)."""
@@ -271,6 +292,33 @@ def fit_offsets(ours: np.ndarray, source: np.ndarray, rest_dirs: np.ndarray,
     return offsets.reshape(NUM_KEYPOINTS, 2, 3)
 
 
+def model_anchor_joints() -> np.ndarray:
+    """(21,) the model joint (MANO internal order) whose rotation carries each keypoint's
+    model-side offset: the root for the wrist and the first joints, else the joint that
+    turns the keypoint's incoming bone (the parent keypoint's joint)."""
+    joints = np.zeros(NUM_KEYPOINTS, dtype=np.int64)
+    for k in range(1, NUM_KEYPOINTS):
+        if k not in _FIRST_JOINTS:
+            joints[k] = KEYPOINT_GATHER[KEYPOINT_PARENTS[k]]
+    return joints
+
+
+def fit_model_offsets(ours: np.ndarray, source: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """Least-squares model-side offsets (21, 3): ``source_k ~= ours_k + R_j(k) @ o_k``.
+
+    Args:
+        ours: (N, 21, 3) the model's posed keypoints; source: (N, 21, 3) the source's.
+        world: (N, 16, 3, 3) the model's posed joint rotations (MANO internal order).
+
+    Returns:
+        (21, 3) metres in the model's rest frame: the mean of ``R^T (source - ours)``
+        (R orthonormal, so that is the least-squares solution).
+    """
+    rot = world[:, model_anchor_joints()]  # (N, 21, 3, 3)
+    local = (np.swapaxes(rot, -1, -2) @ (source - ours)[..., None])[..., 0]
+    return np.nanmean(local, axis=0)
+
+
 def _mirror(handedness: str) -> np.ndarray:
     if handedness not in ("right", "left"):
         raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
@@ -305,8 +353,9 @@ def save_convention(convention: KeypointConvention, folder: Path = CONVENTION_DI
     """Write ``NAME.npz`` (arrays) and ``NAME.json`` (the manifest); returns the npz path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{convention.name}.npz"
+    extra = {} if convention.model_offsets is None else {"model_offsets": convention.model_offsets}
     np.savez(path, offsets=convention.offsets, rest_dirs=convention.rest_dirs,
-             ref_length=np.float64(convention.ref_length), anchors=convention.anchors)
+             ref_length=np.float64(convention.ref_length), anchors=convention.anchors, **extra)
     (folder / f"{convention.name}.json").write_text(
         json.dumps(convention.manifest, indent=1, sort_keys=False) + "\n")  # fmt: skip
     return path
@@ -328,4 +377,4 @@ def load_convention(name: str, folder: Path = CONVENTION_DIR) -> KeypointConvent
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     return KeypointConvention(name, arrays["offsets"], arrays["rest_dirs"],
                               float(arrays["ref_length"]), arrays["anchors"].astype(np.int64),
-                              manifest)  # fmt: skip
+                              manifest, arrays.get("model_offsets"))  # fmt: skip

@@ -40,6 +40,7 @@ from hand_ik.conventions import (
     CONVENTION_DIR,
     KeypointConvention,
     default_anchors,
+    fit_model_offsets,
     fit_offsets,
     identity_convention,
     rest_bone_directions,
@@ -75,6 +76,40 @@ def load_grab(folder: Path, names: list[str], stride: int) -> np.ndarray:
 def solve(solver: IKSolver, convention: KeypointConvention, joints: np.ndarray, betas):
     """IK of source joints under a convention: the HandState."""
     return solver.solve(convention.to_ours(joints), betas=betas, post_opt=True)
+
+
+def world_rotations(solver: IKSolver, state) -> np.ndarray:
+    """(N, 16, 3, 3) posed joint rotations (MANO internal order) of a HandState."""
+    import roma
+
+    from hand_ik.lbs import batch_rigid_transform
+
+    dtype = solver.dtype
+    with torch.no_grad():
+        local = solver.kinematics.bio_to_rotmats(torch.as_tensor(state.bio, dtype=dtype))
+        root = roma.rotvec_to_rotmat(torch.as_tensor(state.global_orient, dtype=dtype))
+        rot = torch.cat([root[:, None], local], dim=1)
+        rest = solver.model.rest_joints16(torch.as_tensor(state.betas, dtype=dtype))
+        _, transforms = batch_rigid_transform(rot, rest, solver.model._parents_list)
+    return transforms[:, :, :3, :3].double().numpy()
+
+
+def add_model_side(solver, convention, state, source) -> None:
+    """Fit the convention's model-side offsets on solved frames (same data)."""
+    convention.model_offsets = fit_model_offsets(state.joints, source,
+                                                 world_rotations(solver, state))  # fmt: skip
+
+
+def model_side_error_mm(solver, convention, joints) -> dict:
+    """Held-out mean distances to the source joints of both sides of a convention."""
+    state = solve(solver, convention, joints, None)
+    model_side = convention.from_model(state.joints, world_rotations(solver, state))
+    return {
+        "source_side_mm": round(float(1e3 * np.linalg.norm(convention.to_ours(joints)
+                                                           - state.joints, axis=-1).mean()), 3),
+        "model_side_mm": round(float(1e3 * np.linalg.norm(model_side - joints,
+                                                          axis=-1).mean()), 3),
+    }  # fmt: skip
 
 
 def evaluate(solver, convention, joints, betas) -> dict:
@@ -139,6 +174,7 @@ def fit_mano(args) -> KeypointConvention:
     else:
         ridge = args.ridges[0]
     convention, history = alternate(solver, fit_joints, rest_dirs, ref_length, ridge, args.rounds)
+    add_model_side(solver, convention, solve(solver, convention, fit_joints, None), fit_joints)
     held_out = {}
     subject_betas = {}
     for conv in (identity_convention(rest), convention):
@@ -169,6 +205,7 @@ def fit_mano(args) -> KeypointConvention:
         "rounds": history,
         "subject_betas": subject_betas,
         "held_out_metrics": held_out,
+        "held_out_fit_error_mm": model_side_error_mm(solver, convention, test_joints),
         "from_ours_max_error_mm": round(inverse_error, 4),
         "hand_model": "open",
         "git_commit": _git_commit(),
@@ -236,6 +273,8 @@ def fit_mediapipe(args) -> KeypointConvention:
                           ridge=args.ridges[0])  # fmt: skip
     convention = KeypointConvention("mediapipe", offsets, rest_dirs, ref_length, anchors)
     solver = IKSolver(model)
+    # Model side: the rendered hands' poses, recovered by the IK from their clean keypoints.
+    add_model_side(solver, convention, solver.solve(gt_fit, post_opt=True), src_fit)
     held_out = {}
     for conv in (identity_convention(rest), convention):
         ours = conv.to_ours(src_test)
@@ -262,12 +301,26 @@ def fit_mediapipe(args) -> KeypointConvention:
                      "form); least-squares offsets (known pose: no alternation)",
         "ridge": args.ridges[0],
         "held_out_metrics": held_out,
+        "held_out_fit_error_mm": _mediapipe_side_errors(solver, convention, src_test, gt_test),
         "hand_model": "open",
         "git_commit": _git_commit(),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }  # fmt: skip
     return convention
+
+
+def _mediapipe_side_errors(solver, convention, source, truth) -> dict:
+    """Held-out: how far each side of the convention puts the known hands' keypoints."""
+    state = solver.solve(truth, post_opt=True)
+    model_side = convention.from_model(state.joints, world_rotations(solver, state))
+    return {
+        "identity_mm": round(float(1e3 * np.linalg.norm(source - truth, axis=-1).mean()), 3),
+        "source_side_mm": round(float(1e3 * np.linalg.norm(convention.to_ours(source) - truth,
+                                                           axis=-1).mean()), 3),
+        "model_side_mm": round(float(1e3 * np.linalg.norm(model_side - source,
+                                                          axis=-1).mean()), 3),
+    }  # fmt: skip
 
 
 def _git_commit() -> str:
