@@ -103,11 +103,15 @@ class IKNode(Node):
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
         """Solve this hand; with ``max_hands`` 2 also the other hand queued behind it (taken
-        now, so a busy executor cannot starve one hand: nodes/queued.py)."""
+        now, so a busy executor cannot starve one hand: nodes/queued.py), the newest
+        message of each hand only."""
         messages = [msg]
         if self.max_hands > 1:
             messages += take_queued(self.keypoints_sub, self.max_hands - 1)
+        newest = {}  # per hand: two frames of one hand (the other hand gone) solve only the newer
         for message in messages:
+            newest[(message.handedness, message.track_id)] = message
+        for message in newest.values():
             self.solve_hand(message)
 
     def solve_hand(self, msg: HandKeypoints) -> None:

@@ -28,6 +28,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
+from hand_pose_ros.graph_plan import JOINT_STATES_TOPIC
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
 from hand_pose_ros.nodes.config_params import (
@@ -104,7 +105,7 @@ class RetargetNode(Node):
             description="Hand states driving this robot: any (every state: one robot) | "
                         "right | left (that side only: one node per robot in bimanual "
                         "teleop)" + STARTUP_ONLY_NOTE))  # fmt: skip
-        self.declare_parameter("joint_states_topic", "/hand/joint_states", ParameterDescriptor(
+        self.declare_parameter("joint_states_topic", JOINT_STATES_TOPIC, ParameterDescriptor(
             description="Topic of this robot's commands (sensor_msgs/JointState); bimanual: "
                         "/hand/<side>/joint_states" + STARTUP_ONLY_NOTE))  # fmt: skip
         self.hand_side = str(self.get_parameter("hand_side").value)

@@ -56,8 +56,15 @@ class TestBimanualGraph(unittest.TestCase):
         def states(side: str) -> int:
             return sum(m.handedness == side for _, m in lis.get("/hand/state"))
 
-        self.assertTrue(lis.wait_for(lambda: min(states(s) for s in SIDES) >= 15, 90.0),
-                        f"hand states right {states('right')}, left {states('left')}")
+        def commands(side: str) -> int:
+            return len(lis.get(joint_states_topic(side)))
+
+        # Commands are counted from when the listener matched each retarget node (started
+        # at its own pace on a loaded machine), so both counts are waited for.
+        self.assertTrue(lis.wait_for(lambda: min(states(s) for s in SIDES) >= 15
+                                     and min(commands(s) for s in SIDES) >= 15, 90.0),
+                        f"hand states right {states('right')}, left {states('left')}; "
+                        f"commands right {commands('right')}, left {commands('left')}")
         motion = {}
         for side in SIDES:
             commands = lis.get(joint_states_topic(side))
