@@ -162,3 +162,47 @@ def test_bench_rows_with_and_without_the_convention(model):
     assert set(by_name) == {"ours_row", "mano_row", "mano_row_known_shape"}
     assert by_name["mano_row"]["pa_mpjpe_mm"] < 0.5 * by_name["ours_row"]["pa_mpjpe_mm"]
     assert all(r["ms_per_frame_median"] > 0 and r["valid_rate"] == 1.0 for r in rows)
+
+
+def test_fit_model_offsets_recovers_known_offsets(hands):
+    import roma
+
+    from hand_ik.conventions import fit_model_offsets, model_anchor_joints
+
+    joints = hands[0]
+    world = roma.random_rotmat((len(joints), 16), dtype=torch.float64,
+                               generator=torch.Generator().manual_seed(0)).numpy()  # fmt: skip
+    offsets = np.random.default_rng(1).normal(0, 0.004, (21, 3))
+    rot = world[:, model_anchor_joints()]
+    source = joints + (rot @ offsets[:, :, None])[..., 0]
+    np.testing.assert_allclose(fit_model_offsets(joints, source, world), offsets, atol=1e-12)
+    convention = KeypointConvention("t", np.ones((21, 2, 3)) * 1e-3, np.tile([0, 1.0, 0], (20, 1)),
+                                    0.09, model_offsets=offsets)  # fmt: skip
+    np.testing.assert_allclose(convention.from_model(joints, world), source, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mano"])
+def test_model_side_agrees_with_the_source_side(name, model, hands):
+    """Both sides of the mano convention put the keypoints of posed hands close together.
+
+    (Not mediapipe: its two sides are regressions on a network's ~20 mm errors, from noisy
+    frames on one side and clean ones on the other, and disagree by about their size.)"""
+    from hand_ik.lbs import batch_rigid_transform
+
+    convention = load_convention(name)
+    if convention.model_offsets is None:
+        pytest.skip(f"{name}: no model-side offsets fitted")
+    joints, data = hands
+    import roma
+
+    with torch.no_grad():
+        pose = torch.as_tensor(data["pose45"], dtype=torch.float32)
+        rot = roma.rotvec_to_rotmat(torch.cat([torch.zeros(len(pose), 3), pose], 1)
+                                    .reshape(len(pose), 16, 3))  # fmt: skip
+        rest = model.rest_joints16(torch.as_tensor(data["betas"], dtype=torch.float32))
+        _, transforms = batch_rigid_transform(rot, rest, model._parents_list)
+    world = transforms[:, :, :3, :3].double().numpy()
+    source = convention.from_ours(joints)
+    gap = np.linalg.norm(convention.from_model(joints, world) - source, axis=-1)
+    shift = np.linalg.norm(source - joints, axis=-1)
+    assert gap.mean() < 0.5 * shift.mean(), (gap.mean(), shift.mean())
