@@ -1,7 +1,8 @@
-"""Closed-form rigid alignment (Kabsch) of point sets, batched torch."""
+"""Closed-form rigid alignment (Kabsch) of point sets, batched torch and numpy."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -31,6 +32,26 @@ def rigid_align(
     d = torch.sign(torch.linalg.det(u @ vh))
     d = torch.where(d == 0, torch.ones_like(d), d)
     u = torch.cat([u[..., :2], u[..., 2:] * d[:, None, None]], dim=-1)
+    rotation = u @ vh
+    translation = mu_t - (rotation @ mu_s[..., None])[..., 0]
+    return rotation, translation
+
+
+def rigid_align_np(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rigid_align` (equal weights) in numpy: ``target ~= source @ R.T + t``.
+
+    Args:
+        source, target: (B, K, 3) points.
+
+    Returns:
+        rotation (B, 3, 3) (proper: det +1) and translation (B, 3).
+    """
+    mu_s, mu_t = source.mean(1), target.mean(1)
+    cov = (target - mu_t[:, None]).transpose(0, 2, 1) @ (source - mu_s[:, None]) / source.shape[1]
+    u, _, vh = np.linalg.svd(cov)
+    # Flip the last axis where the optimum would be a reflection (det 0 counts as +1).
+    flip = np.linalg.det(u @ vh) < 0
+    u[flip, :, 2] *= -1.0
     rotation = u @ vh
     translation = mu_t - (rotation @ mu_s[..., None])[..., 0]
     return rotation, translation

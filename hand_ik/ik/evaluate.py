@@ -119,8 +119,29 @@ def evaluate_solver_rows(model, eval_set: EvalSet, configs: dict[str, dict],
         post_opt = cfg.get("post_opt", False)
         row["ms_per_frame_median"] = _time_batch1(
             lambda x, b, _s=solver, _p=post_opt: _s.solve(x, betas=b, post_opt=_p), frames)
+        # Without re-posing the mesh (for consumers that need no markers).
+        row["ms_per_frame_median_no_mesh"] = _time_batch1(
+            lambda x, b, _s=solver, _p=post_opt: _s.solve(x, betas=b, post_opt=_p,
+                                                          with_vertices=False), frames)
         rows.append(row)
     return rows
+
+
+def ik_parts_row(model, eval_set: EvalSet, timing_frames: int = 50,
+                 post_opt_config: PostOptConfig | None = None) -> dict:  # fmt: skip
+    """Median milliseconds of each part of the per-frame IK (batch 1, post-opt, with mesh)."""
+    solver = IKSolver(model, post_opt=post_opt_config or PostOptConfig())
+    parts: dict[str, list[float]] = {}
+    frames = [eval_set.inputs[i : i + 1] for i in range(min(timing_frames, len(eval_set.inputs)))]
+    for i, joints in enumerate(frames[:3] + frames):
+        timings: dict[str, float] = {}
+        solver.solve(joints, post_opt=True, timings=timings)
+        if i >= 3:  # after warm-up
+            for name, ms in timings.items():
+                parts.setdefault(name, []).append(ms)
+    row = {"name": "bio_ik23_post_opt_parts", "data": eval_set.name, "frames": len(frames)}
+    row.update({f"{name[:-3]}_ms_median": float(np.median(v)) for name, v in parts.items()})
+    return row
 
 
 def input_noise_row(eval_set: EvalSet) -> dict:

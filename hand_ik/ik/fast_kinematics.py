@@ -1,18 +1,21 @@
-"""Keypoints of the hand model and their analytic Jacobians, in numpy (one frame at a time).
+"""Forward kinematics of the hand model and its closed-form Jacobians, in batched numpy.
 
-The per-frame post-optimization needs, a few times per frame, the 21 keypoints and
-their derivatives with respect to the 23 DoF, the global rotation, the translation and
-the 10 shape coefficients. Torch's autodiff costs milliseconds of dispatch overhead at
-this size; the closed forms below cost a fraction of one:
+The per-frame IK (alignment, post-optimization, output) needs, a few times per frame,
+the keypoints of the posed hand and their derivatives with respect to the 23 DoF, the
+global rotation, the translation and the shape coefficients. Torch's dispatch costs
+milliseconds at this size; these closed forms cost a fraction of one:
 
 - a DoF rotating joint j about the world axis u moves every point x of j's subtree by
   ``u x (x - p_j)`` (p_j: the joint's posed position);
 - the global rotation, perturbed on the left, moves x by ``delta x (x - p_0)``;
-- the keypoints are linear in the shape for fixed rotations (forward kinematics of the
+- the points are linear in the shape for fixed rotations (forward kinematics of the
   shape directions).
-Fingertips are skinned vertices, so their derivatives are blends over the joints that
-carry them. Matches ``KeypointLayer`` exactly (tested) for models without pose
-correctives (our open model); ``supports`` tells.
+
+The points are any :class:`~hand_ik.ik.point_regressor.PointRegressor` (blends over the
+joints): the model's own 21 keypoints by default, or another keypoint convention. Every
+array carries a leading batch dimension B (one frame: B = 1), float64, metres, model
+frame. Matches ``HandModel`` / ``KeypointLayer`` (tested); the Jacobians ignore pose
+correctives (``supports`` is False for models that have them).
 """
 
 from __future__ import annotations
@@ -21,151 +24,284 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hand_ik.bio_dofs import NUM_BIO_DOFS
 from hand_ik.biomech import BioKinematics
-from hand_ik.ik.keypoint_layer import KeypointLayer
-from hand_ik.rotations import axis_angle_to_rotmat, skew
+from hand_ik.ik.point_regressor import PointRegressor
 
 
-def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product over the last axis (broadcasting); np.cross is slow for small arrays."""
-    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
-    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
-    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+def _np64(t) -> np.ndarray:
+    return np.array(t.detach().cpu().double().numpy(), dtype=np.float64)
 
 
-class _Pose(NamedTuple):
-    """Intermediate results of :meth:`FastKeypointKinematics._pose` (world frame)."""
+class Posed(NamedTuple):
+    """A posed hand (world = model frame after the global pose), batch first."""
 
-    keypoints: np.ndarray  # (21, 3)
-    world: np.ndarray  # (16, 3, 3) joint rotations
-    pos: np.ndarray  # (16, 3) joint positions
-    world_axes: np.ndarray  # (15, 3, 3) world axes of the elementary rotations
-    per_joint: np.ndarray  # (5, 16, 3) each joint's transform of each rest fingertip
+    points: np.ndarray  # (B, K, 3) the regressor's points
+    world: np.ndarray  # (B, 16, 3, 3) joint rotations
+    pos: np.ndarray  # (B, 16, 3) joint positions
+    parent_world: np.ndarray  # (B, 15, 3, 3) rotations of the pose joints' parents
+    local: np.ndarray  # (B, 15, 3, 3) local rotations of the pose joints
+    elementary: np.ndarray  # (B, 15, 3, 3, 3) abd, flex, rot rotations of each joint
+    contrib: np.ndarray  # (B, 16, K, 3) each joint's share of each point
+    betas: np.ndarray  # (B, nb)
+
+
+_EYE9 = np.eye(3).reshape(9)
+#: -skew(r) as a linear map of r: ``(r @ _NEG_SKEW).reshape(3, 3) == -skew(r)``.
+_NEG_SKEW = np.zeros((3, 9))
+for _i, _a, _c, _sign in ((2, 0, 1, 1), (1, 0, 2, -1), (2, 1, 0, -1), (0, 1, 2, 1),
+                          (1, 2, 0, 1), (0, 2, 1, -1)):  # fmt: skip
+    _NEG_SKEW[_i, 3 * _a + _c] = _sign
 
 
 class FastKeypointKinematics:
-    """Numpy keypoints + Jacobians of one hand model (float64).
+    """Numpy forward kinematics, points and Jacobians of one hand model (float64).
 
     Args:
-        layer: the model's ``KeypointLayer`` (its buffers are copied).
+        model: the ``HandModel`` (its buffers are copied).
         kinematics: the model's ``BioKinematics``.
+        regressor: the points to pose; default the model's 21 keypoints.
     """
 
-    def __init__(self, layer: KeypointLayer, kinematics: BioKinematics) -> None:
-        def np64(t) -> np.ndarray:
-            return t.detach().cpu().double().numpy().copy()
-
-        self.supports = not layer.has_posedirs and layer.num_extra == 0
-        self.joint_template = np64(layer.joint_template)  # (16, 3)
-        self.joint_dirs = np64(layer.joint_dirs)  # (16, 3, K)
-        self.tip_template = np64(layer.tip_template)[:5]
-        self.tip_dirs = np64(layer.tip_dirs)[:5]
-        self.tip_weights = np64(layer.tip_weights)[:5]  # (5, 16)
-        self.gather = layer.keypoint_gather.cpu().numpy()
-        self.parents = np.array(layer.parents)
-        frames = np64(kinematics.frames)  # (15, 3, 3) rows d, b, e
-        # Elementary axes per pose joint, in composition order: abd (-b), flex (e), rot (d).
-        self.axes = np.stack([-frames[:, 1], frames[:, 2], frames[:, 0]], axis=1)  # (15, 3, 3)
-        slots = kinematics.slots.cpu().numpy()  # (15, 3), 23 = absent
-        self.signs = np64(kinematics.signs)
-        self.slot_valid = slots < 23
-        self.slot_index = np.where(self.slot_valid, slots, 0)
+    def __init__(self, model, kinematics: BioKinematics,
+                 regressor: PointRegressor | None = None) -> None:  # fmt: skip
+        self.regressor = regressor if regressor is not None else PointRegressor.from_model(model)
+        self.has_posedirs = bool(model.has_posedirs)
+        #: The Jacobians are exact (no pose correctives): the post-optimization may use them.
+        self.supports = not self.has_posedirs
+        j_reg, v_template = _np64(model.J_regressor), _np64(model.v_template)
+        shapedirs = _np64(model.shapedirs)
+        self.num_betas = nb = shapedirs.shape[-1]
+        self.joint_rest = j_reg @ v_template  # (16, 3)
+        self.joint_dirs = np.einsum("jv,vcb->jcb", j_reg, shapedirs)  # (16, 3, nb)
+        self.parents = np.array(model._parents_list)
         n = len(self.parents)
+        par = self.parents[1:]
         subtree = np.eye(n, dtype=bool)
         for j in range(n - 1, 0, -1):  # children come after parents
             subtree[self.parents[j]] |= subtree[j]
-        self.subtree = subtree  # subtree[j, k]: k is j or below it
+        #: subtree[j, m]: joint m is j or below it.
+        self.subtree = subtree
+        #: ancestors[m, j - 1]: pose joint j is m or above it (sums bones down the chain).
+        self.ancestors = subtree[1:].T.astype(np.float64)  # (16, 15)
+        self._subtree_f = subtree[1:].astype(np.float64)  # (15, 16)
         depth = np.zeros(n, dtype=int)
         for j in range(1, n):
             depth[j] = depth[self.parents[j]] + 1
         #: Joints grouped by tree depth (parents always in an earlier group).
         self.levels = [np.flatnonzero(depth == d) for d in range(1, depth.max() + 1)]
+        # MANO layout: five chains of three joints stored chain by chain (1-2-3, 4-5-6, ...):
+        # the forward kinematics then walks strided views instead of gathering.
+        chains = [-1] + [0 if j % 3 == 1 else j - 1 for j in range(1, n)]
+        self._five_chains = n == 16 and self.parents.tolist() == chains
+        # Bones (J_j - J_parent) and the shape's effect on them.
+        self._bone_rest = self.joint_rest[1:] - self.joint_rest[par]  # (15, 3)
+        self._bone_dirs = self.joint_dirs[1:] - self.joint_dirs[par]  # (15, 3, nb)
+        # Elementary axes per pose joint, in composition order: abd (-b), flex (e), rot (d).
+        frames = _np64(kinematics.frames)  # (15, 3, 3) rows d, b, e
+        self.axes = np.stack([-frames[:, 1], frames[:, 2], frames[:, 0]], axis=1)  # (15, 3, 3)
+        skews = _np64(kinematics.skews).reshape(-1, 9)  # (45, 9)
+        skews2 = _np64(kinematics.skews2).reshape(-1, 9)
+        #: Rodrigues per elementary rotation: [sin, 1 - cos] @ [K; K^2] (45, 2, 9).
+        self._rodrigues = np.stack([skews, skews2], axis=1)
+        # bio (23) -> the 45 internal angles (joint-major: abd, flex, rot), signs included.
+        slots = kinematics.slots.cpu().numpy().reshape(-1)
+        signs = _np64(kinematics.signs)
+        self.dof_map = np.zeros((NUM_BIO_DOFS, slots.size))
+        held = slots < NUM_BIO_DOFS
+        self.dof_map[slots[held], np.flatnonzero(held)] = signs[slots[held]]
+        self.lower, self.upper = _np64(kinematics.lower), _np64(kinematics.upper)
+        # Mesh (output only).
+        self.v_template = v_template
+        self._shapedirs_t = shapedirs.reshape(-1, nb).T  # (nb, V*3)
+        self.lbs_weights = _np64(model.lbs_weights)  # (V, 16)
+        self._posedirs = _np64(model.posedirs) if self.has_posedirs else None  # (P, V*3)
+        self._set_regressor_tables()
 
-    def forward(self, betas: np.ndarray, bio: np.ndarray, rotation: np.ndarray,
-                transl: np.ndarray, jacobians: bool = True):  # fmt: skip
-        """Keypoints (21, 3) and, optionally, d keypoints / d (bio, rot, transl, betas).
+    def _set_regressor_tables(self) -> None:
+        reg = self.regressor
+        n, nb, k = len(self.parents), self.num_betas, reg.num_points
+        self.num_points = k
+        # Everything linear in the shape, in one product per frame:
+        # [wrist joint (3) | bones (45) | offsets (16 K 3)] = const + betas @ dirs.
+        offsets = reg.offsets.transpose(1, 0, 2)  # (16, K, 3)
+        offset_dirs = reg.offset_dirs.transpose(1, 0, 2, 3)  # (16, K, 3, nb)
+        self._linear_const = np.concatenate([self.joint_rest[0], self._bone_rest.reshape(-1),
+                                             offsets.reshape(-1)])  # fmt: skip
+        self._linear_dirs = np.concatenate([self.joint_dirs[0], self._bone_dirs.reshape(-1, nb),
+                                            offset_dirs.reshape(-1, nb)]).T  # fmt: skip
+        self._pose_dirs_t = (None if reg.pose_dirs is None
+                             else reg.pose_dirs.transpose(1, 0, 2, 3).reshape(
+                                 -1, reg.pose_dirs.shape[-1]).T)  # fmt: skip
+        self._weights_t = reg.weights.T[None, :, :, None]  # (1, 16, K, 1)
+        self._row_sums = reg.weights.sum(1)  # (K,)
+        self._subtree_weights = (self._subtree_f @ reg.weights.T)[None, :, :, None]  # (1,15,K,1)
+        self._transl_jac = np.kron(self._row_sums[:, None], np.eye(3))  # (3K, 3)
+        # d offsets / d betas as (16, 3, K nb) for the shape Jacobian: world_j @ this.
+        self._offset_dirs_jc = offset_dirs.transpose(0, 2, 1, 3).reshape(n, 3, k * nb)
+
+    # --- rotations ---------------------------------------------------------------------
+    def bio_to_rotmats(self, bio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 23) radians -> local rotations (B, 15, 3, 3) and elementary (B, 15, 3, 3, 3).
+
+        The same Rodrigues form as ``BioKinematics.bio_to_rotmats``:
+        ``R = R_abd @ R_flex @ R_rot``, each ``I + sin(a) K + (1 - cos(a)) K^2``.
+        """
+        batch = len(bio)
+        angles = bio @ self.dof_map  # (B, 45)
+        coef = np.stack([np.sin(angles), 1.0 - np.cos(angles)], axis=-1)[..., None, :]
+        elementary = (coef @ self._rodrigues + _EYE9).reshape(batch, -1, 3, 3, 3)
+        local = elementary[:, :, 0] @ elementary[:, :, 1] @ elementary[:, :, 2]
+        return local, elementary
+
+    # --- forward kinematics ------------------------------------------------------------
+    def rest_joints(self, betas: np.ndarray) -> np.ndarray:
+        """(B, nb) shape -> (B, 16, 3) shaped rest joints, metres."""
+        return self.joint_rest + (betas @ self.joint_dirs.reshape(-1, self.num_betas).T
+                                  ).reshape(len(betas), -1, 3)  # fmt: skip
+
+    def pose(self, betas: np.ndarray, bio: np.ndarray, rotation: np.ndarray,
+             transl: np.ndarray) -> Posed:  # fmt: skip
+        """Pose the skeleton and the regressor's points.
 
         Args:
-            betas: (K,); bio: (23,) radians; rotation: (3, 3) global rotation about the
-                wrist joint; transl: (3,) metres.
+            betas: (B, nb); bio: (B, 23) radians; rotation: (B, 3, 3) global rotation
+                about the wrist joint; transl: (B, 3) metres.
+        """
+        batch, n, k = len(bio), len(self.parents), self.num_points
+        linear = self._linear_const + betas @ self._linear_dirs
+        wrist = linear[:, :3] + transl
+        bones = linear[:, 3:48].reshape(batch, n - 1, 3, 1)
+        offsets = linear[:, 48:].reshape(batch, n, k, 3)
+        local, elementary = self.bio_to_rotmats(bio)
+        world = np.empty((batch, n, 3, 3))
+        world[:, 0] = rotation
+        if self._five_chains:
+            chain_world = world[:, 1:].reshape(batch, 5, 3, 3, 3)  # a view: chain, depth
+            chain_local = local.reshape(batch, 5, 3, 3, 3)
+            chain_world[:, :, 0] = rotation[:, None] @ chain_local[:, :, 0]
+            chain_world[:, :, 1] = chain_world[:, :, 0] @ chain_local[:, :, 1]
+            chain_world[:, :, 2] = chain_world[:, :, 1] @ chain_local[:, :, 2]
+            parent_world = np.empty((batch, 5, 3, 3, 3))
+            parent_world[:, :, 0] = rotation[:, None]
+            parent_world[:, :, 1:] = chain_world[:, :, :2]
+            parent_world = parent_world.reshape(batch, n - 1, 3, 3)
+            steps = (parent_world @ bones).reshape(batch, 5, 3, 3)
+            pos = np.empty((batch, n, 3))
+            pos[:, 0] = wrist
+            np.cumsum(steps, axis=2, out=steps)
+            pos[:, 1:] = (steps + wrist[:, None, None]).reshape(batch, n - 1, 3)
+        else:
+            for level in self.levels:  # all joints of one tree depth at once
+                world[:, level] = world[:, self.parents[level]] @ local[:, level - 1]
+            parent_world = world[:, self.parents[1:]]
+            steps = (parent_world @ bones)[..., 0]
+            pos = wrist[:, None] + self.ancestors @ steps
+        if self._pose_dirs_t is not None:
+            feature = (local - np.eye(3)).reshape(batch, -1)
+            offsets = offsets + (feature @ self._pose_dirs_t).reshape(offsets.shape)
+        # Each joint's share of each point: O_kj R_j^T + W_kj p_j, (B, 16, K, 3).
+        contrib = offsets @ world.transpose(0, 1, 3, 2) + pos[:, :, None] * self._weights_t
+        return Posed(contrib.sum(1), world, pos, parent_world, local, elementary, contrib,
+                     betas)  # fmt: skip
+
+    def transform(self, posed: Posed, rotation: np.ndarray, transl: np.ndarray) -> Posed:
+        """A posed hand moved rigidly: ``x' = R (x - J0) + J0 + t`` about its wrist joint J0.
+
+        ``posed`` must have the identity global rotation and no translation; the result
+        equals :meth:`pose` with ``rotation`` (B, 3, 3) and ``transl`` (B, 3), for a
+        fraction of its cost.
+        """
+        wrist = posed.pos[:, 0]
+        shift = wrist + transl - (rotation @ wrist[..., None])[..., 0]  # (B, 3)
+        rot_t = rotation.transpose(0, 2, 1)[:, None]
+        pos = posed.pos @ rot_t[:, 0] + shift[:, None]
+        contrib = posed.contrib @ rot_t + self._weights_t * shift[:, None, None]
+        points = posed.points @ rot_t[:, 0] + self._row_sums[:, None] * shift[:, None]
+        return Posed(points, rotation[:, None] @ posed.world, pos,
+                     rotation[:, None] @ posed.parent_world, posed.local, posed.elementary,
+                     contrib, posed.betas)  # fmt: skip
+
+    def forward(self, betas: np.ndarray, bio: np.ndarray, rotation: np.ndarray,
+                transl: np.ndarray, jacobians: bool = True,
+                shape_jacobian: bool = True):  # fmt: skip
+        """Points (B, K, 3) and, optionally, their Jacobians.
+
+        Args:
+            betas: (B, nb); bio: (B, 23) radians; rotation: (B, 3, 3) about the wrist
+                joint; transl: (B, 3) metres.
+            jacobians: also return d points / d (bio, rot, transl[, betas]).
+            shape_jacobian: include ``betas`` in the Jacobians.
 
         Returns:
-            keypoints (21, 3) and, with ``jacobians``, a dict of (63, n) arrays:
-            ``bio`` (n=23), ``rot`` (3, left perturbation), ``transl`` (3), ``betas`` (K).
+            points (B, K, 3) and, with ``jacobians``, a dict of (B, 3K, n) arrays (rows
+            point-major: 3 k + axis): ``bio`` (n=23), ``rot`` (3, left perturbation),
+            ``transl`` (3) and ``betas`` (nb, with ``shape_jacobian``).
         """
-        pose = self._pose(betas, bio, rotation, transl)
-        keypoints = pose.keypoints
+        posed = self.pose(betas, bio, rotation, transl)
         if not jacobians:
-            return keypoints, None
-        return keypoints, {
-            "bio": self._dof_jacobian(pose),
-            "rot": -skew(keypoints - pose.pos[0]).reshape(63, 3),  # left perturbation
-            "transl": np.tile(np.eye(3), (21, 1)),
-            "betas": self._shape_jacobian(pose.world),
-        }
+            return posed.points, None
+        return posed.points, self.jacobians(posed, shape_jacobian)
 
-    def _pose(self, betas, bio, rotation, transl) -> _Pose:
-        """Forward kinematics of the joints and the skinned fingertips."""
-        rest = self.joint_template + self.joint_dirs @ betas  # (16, 3)
-        tips_rest = self.tip_template + self.tip_dirs @ betas  # (5, 3)
-        internal = bio * self.signs
-        angles = np.where(self.slot_valid, internal[self.slot_index], 0.0)  # (15, 3)
-        elementary = axis_angle_to_rotmat(self.axes, angles)  # (15, 3, 3, 3)
-        n = len(self.parents)
-        world = np.empty((n, 3, 3))
-        pos = np.empty((n, 3))
-        world[0] = rotation
-        pos[0] = rest[0] + transl
-        # World axes of each elementary rotation (15, 3 kinds, 3).
-        world_axes = np.empty((n - 1, 3, 3))
-        for level in self.levels:  # all joints of one tree depth at once
-            parent = self.parents[level]
-            e = elementary[level - 1]  # (L, 3, 3, 3)
-            g = world[parent]
-            ga = g @ e[:, 0]
-            gaf = ga @ e[:, 1]
-            ax = self.axes[level - 1]
-            world_axes[level - 1, 0] = np.einsum("lab,lb->la", g, ax[:, 0])
-            world_axes[level - 1, 1] = np.einsum("lab,lb->la", ga, ax[:, 1])
-            world_axes[level - 1, 2] = np.einsum("lab,lb->la", gaf, ax[:, 2])
-            world[level] = gaf @ e[:, 2]
-            pos[level] = pos[parent] + np.einsum("lab,lb->la", g, rest[level] - rest[parent])
-        # Fingertips: linear blend of the joints' transforms of the rest tip.
-        per_joint = np.einsum("jab,tjb->tja", world, tips_rest[:, None] - rest[None]) + pos[None]
-        tips = np.einsum("tj,tja->ta", self.tip_weights, per_joint)
-        keypoints = np.concatenate([pos, tips])[self.gather]
-        return _Pose(keypoints, world, pos, world_axes, per_joint)
+    def jacobians(self, posed: Posed, shape_jacobian: bool = True) -> dict[str, np.ndarray]:
+        """Jacobians of ``posed.points`` as a dict (see :meth:`forward`)."""
+        nb = self.num_betas if shape_jacobian else 0
+        out = np.empty((len(posed.points), 3 * self.num_points, 29 + nb))
+        self.jacobian_into(posed, out, shape_jacobian)
+        parts = {"bio": out[..., :23], "rot": out[..., 23 + nb : 26 + nb],
+                 "transl": out[..., 26 + nb :]}  # fmt: skip
+        if shape_jacobian:
+            parts["betas"] = out[..., 23 : 23 + nb]
+        return parts
 
-    def _dof_jacobian(self, pose: _Pose) -> np.ndarray:
-        """(63, 23) d keypoints / d bio, from the 45 elementary columns (joint j, kind k)."""
-        pos, world_axes = pose.pos, pose.world_axes
-        # Joint points: u x (p_m - p_j) for m in j's subtree.
-        diff = pos[None, :, :] - pos[1:, None, :]  # (15, 16, 3): p_m - p_j
-        mask = self.subtree[1:]  # (15, 16)
-        d_joints = cross(world_axes[:, :, None, :], diff[:, None, :, :])  # (15, 3, 16, 3)
-        d_joints *= mask[:, None, :, None]
-        # Tips: u x (sum_m w_tm S_jm X_tm - (sum_m w_tm S_jm) p_j).
-        ws = self.tip_weights[None, :, :] * mask[:, None, :]  # (15, 5, 16)
-        blend = (np.einsum("jtm,tma->jta", ws, pose.per_joint)
-                 - ws.sum(-1)[..., None] * pos[1:, None])  # fmt: skip
-        d_tips = cross(world_axes[:, :, None, :], blend[:, None, :, :])  # (15, 3, 5, 3)
-        d_all = np.concatenate([d_joints, d_tips], axis=2)[:, :, self.gather]  # (15, 3, 21, 3)
-        cols = d_all.reshape(45, 63).T  # (63, 45)
-        j_bio = np.zeros((63, 23))
-        valid = self.slot_valid.reshape(-1)
-        np.add.at(j_bio.T, self.slot_index.reshape(-1)[valid], cols.T[valid])
-        j_bio *= self.signs[None, :]
-        return j_bio
+    def jacobian_into(self, posed: Posed, out: np.ndarray, shape_jacobian: bool = True) -> None:
+        """Write d points / d [bio (23), betas (nb, with ``shape_jacobian``), rotation (3, left
+        perturbation), translation (3)] into ``out`` (B, 3K, 29 [+ nb]), rows 3 k + axis."""
+        batch, n, k = len(posed.points), len(self.parents), self.num_points
+        nb = self.num_betas if shape_jacobian else 0
+        pos, e = posed.pos, posed.elementary
+        # World axes of the elementary rotations (columns): abd g a0, flex g R_abd a1,
+        # rot g R_local a2 (a rotation keeps its own axis), g the parent's rotation.
+        local_axes = np.empty((batch, n - 1, 3, 3))
+        local_axes[..., 0] = self.axes[:, 0]
+        local_axes[..., 1] = (e[:, :, 0] @ self.axes[:, 1, :, None])[..., 0]
+        local_axes[..., 2] = (posed.local @ self.axes[:, 2, :, None])[..., 0]
+        axes_rows = (posed.parent_world @ local_axes).transpose(0, 1, 3, 2)  # (B, 15, kind, 3)
+        # Lever of joint j on point k: the point's shares from j's subtree, minus the
+        # subtree's weight times p_j. (B, 15, 1, K, 3)
+        lever = (self._subtree_f @ posed.contrib.reshape(batch, n, -1)).reshape(batch, n - 1, k, 3)
+        lever = (lever - self._subtree_weights * pos[:, 1:, None])[:, :, None]
+        # Columns u x l, as rows: l @ skew(u)^T, and skew(u)^T = -skew(u).
+        skew_t = (axes_rows @ _NEG_SKEW).reshape(batch, n - 1, 3, 3, 3)
+        cols = (lever @ skew_t).reshape(batch, 3 * (n - 1), 3 * k)  # (B, 45, 3K)
+        out[..., :23] = (self.dof_map @ cols).transpose(0, 2, 1)
+        if nb:
+            out[..., 23 : 23 + nb] = self._shape_jacobian(posed)
+        # Global rotation (left perturbation about the wrist joint): delta x (y - s p0).
+        r = posed.points - self._row_sums[:, None] * pos[:, None, 0]
+        out[..., 23 + nb : 26 + nb] = (r @ _NEG_SKEW).reshape(batch, 3 * k, 3)
+        out[..., 26 + nb :] = self._transl_jac
 
-    def _shape_jacobian(self, world: np.ndarray) -> np.ndarray:
-        """(63, K) d keypoints / d betas: forward kinematics of the shape directions."""
-        d_rest = self.joint_dirs  # (16, 3, K)
-        d_pos = np.empty_like(d_rest)
-        d_pos[0] = d_rest[0]
-        for level in self.levels:
-            parent = self.parents[level]
-            d_pos[level] = d_pos[parent] + world[parent] @ (d_rest[level] - d_rest[parent])
-        d_tip_joint = np.einsum("jab,tjbk->tjak", world,
-                                self.tip_dirs[:, None] - d_rest[None]) + d_pos[None]  # fmt: skip
-        d_tips_beta = np.einsum("tj,tjak->tak", self.tip_weights, d_tip_joint)
-        return np.concatenate([d_pos, d_tips_beta])[self.gather].reshape(63, -1)
+    def _shape_jacobian(self, posed: Posed) -> np.ndarray:
+        """(B, 3K, nb) d points / d betas: forward kinematics of the shape directions."""
+        batch, nb, k = len(posed.points), self.num_betas, self.num_points
+        steps = (posed.parent_world @ self._bone_dirs).reshape(batch, -1, 3 * nb)
+        d_pos = self.joint_dirs[0].reshape(-1) + self.ancestors @ steps  # (B, 16, 3 nb)
+        d_points = (self.regressor.weights @ d_pos).reshape(batch, k, 3, nb)
+        d_off = (posed.world @ self._offset_dirs_jc).sum(1).reshape(batch, 3, k, nb)
+        return (d_points + d_off.transpose(0, 2, 1, 3)).reshape(batch, 3 * k, nb)
+
+    # --- mesh ----------------------------------------------------------------------------
+    def vertices(self, posed: Posed) -> np.ndarray:
+        """(B, V, 3) mesh vertices of a posed hand (linear blend skinning), metres."""
+        batch = len(posed.betas)
+        shaped = self.v_template + (posed.betas @ self._shapedirs_t).reshape(batch, -1, 3)
+        if self._posedirs is not None:
+            feature = (posed.local - np.eye(3)).reshape(batch, -1)
+            shaped = shaped + (feature @ self._posedirs).reshape(batch, -1, 3)
+        # Skinning transforms: rest points -> posed points, [R_j | p_j - R_j J_j].
+        rest = self.rest_joints(posed.betas)
+        shift = posed.pos - (posed.world @ rest[..., None])[..., 0]
+        transforms = np.concatenate([posed.world, shift[..., None]], axis=-1)
+        blended = (self.lbs_weights @ transforms.reshape(batch, -1, 12)).reshape(batch, -1, 3, 4)
+        return np.einsum("bvij,bvj->bvi", blended[..., :3], shaped) + blended[..., 3]

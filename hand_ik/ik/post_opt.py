@@ -12,13 +12,12 @@ converge further (``hand-teleop bench ik`` measures both).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from hand_ik.biomech import BioKinematics
-from hand_ik.ik.fast_kinematics import FastKeypointKinematics
-from hand_ik.ik.keypoint_layer import KeypointLayer
+from hand_ik.ik.fast_kinematics import FastKeypointKinematics, Posed
 from hand_ik.ik.post_opt_objective import (
     PostOptProblem,
     PostOptWeights,
@@ -79,80 +78,116 @@ class PostOptConfig:
         )  # fmt: skip
 
 
+class Refined(NamedTuple):
+    """The post-optimization's result for a batch of frames (float64)."""
+
+    bio: np.ndarray  # (B, 23) radians
+    betas: np.ndarray  # (B, K)
+    rotation: np.ndarray  # (B, 3, 3) global rotation about the wrist joint
+    transl: np.ndarray  # (B, 3) metres
+    posed: Posed | None  # the optimizer's kinematics posed there, where known
+
+
 class PostOptimizer:
-    """Per-frame refinement of (bio, betas, global rotation, translation), in numpy.
+    """Refinement of (bio, betas, global rotation, translation), in numpy.
 
     Keypoint Jacobians come in closed form (``FastKeypointKinematics``) where the model
     allows; a model with pose correctives, or a fit to the whole mesh, takes them from
-    torch autodiff (``TorchPointKinematics``). Either way the objective is the same.
+    torch autodiff (``TorchPointKinematics``, one frame at a time). Either way the
+    objective is the same.
+
+    Args:
+        model: the ``HandModel``.
+        kinematics: its ``BioKinematics``.
+        config: the terms' weights and the optimizer.
+        fast: the closed-form kinematics to use (built from the model if None); its
+            regressor defines the keypoints compared with the input (the convention).
     """
 
-    def __init__(self, model, kinematics: BioKinematics, config: PostOptConfig | None = None):
+    def __init__(self, model, kinematics: BioKinematics, config: PostOptConfig | None = None,
+                 fast: FastKeypointKinematics | None = None) -> None:  # fmt: skip
         self.model = model
         self.kinematics = kinematics
         self.config = config or PostOptConfig()
-        self.fast = FastKeypointKinematics(KeypointLayer(model), kinematics)
-        self._autodiff: dict[bool, TorchPointKinematics] = {}
-        self._lower = kinematics.lower.double().numpy()
-        self._upper = kinematics.upper.double().numpy()
+        self.fast = fast if fast is not None else FastKeypointKinematics(model, kinematics)
+        self._autodiff: dict[bool, _OneFrame] = {}
+        self._lower = self.fast.lower
+        self._upper = self.fast.upper
 
     def _point_kinematics(self, use_vertices: bool):
         if not use_vertices and self.fast.supports:
             return self.fast
         if use_vertices not in self._autodiff:
-            self._autodiff[use_vertices] = TorchPointKinematics(
-                self.model, self.kinematics, with_vertices=use_vertices)  # fmt: skip
+            self._autodiff[use_vertices] = _OneFrame(TorchPointKinematics(
+                self.model, self.kinematics, with_vertices=use_vertices))  # fmt: skip
         return self._autodiff[use_vertices]
 
     def refine(
         self,
-        target_joints: torch.Tensor,
-        joint_weights: torch.Tensor,
-        bio: torch.Tensor,
-        betas: torch.Tensor,
-        global_rotvec: torch.Tensor,
-        transl: torch.Tensor,
+        target_joints: np.ndarray,
+        joint_weights: np.ndarray,
+        bio: np.ndarray,
+        betas: np.ndarray,
+        rotation: np.ndarray,
+        transl: np.ndarray,
         *,
         fix_betas: bool,
-        target_vertices: torch.Tensor | None = None,
-        previous_bio: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Refine a batch of IK results, frame by frame.
+        target_vertices: np.ndarray | None = None,
+        previous_bio: np.ndarray | None = None,
+        start_posed: Posed | None = None,
+    ) -> Refined:
+        """Refine a batch of IK results (each frame its own problem).
 
         Args:
             target_joints: (B, 21, 3) metres (missing keypoints may hold anything).
             joint_weights: (B, 21) in [0, 1]; 0 for missing keypoints.
-            bio, betas, global_rotvec, transl: the start, (B, 23), (B, 10), (B, 3), (B, 3).
+            bio, betas, rotation, transl: the start, (B, 23) radians, (B, K), (B, 3, 3)
+                global rotation about the wrist joint, (B, 3) metres.
             fix_betas: keep ``betas`` as given (known operator shape).
             target_vertices: (B, V, 3) estimated mesh, or None.
             previous_bio: (B, 23) previous frame's DoF for the temporal term, or None.
+            start_posed: ``self.fast``'s posed hand at the start, if known (saves a pose).
 
         Returns:
-            bio, betas, global_rotvec, transl after the refinement (dtype of ``bio``).
+            bio, betas, rotation, transl after the refinement (float64 copies) and, where
+            known, ``self.fast``'s posed hand there (else None).
         """
         c = self.config
-        if c.iterations == 0:
-            return bio, betas, global_rotvec, transl
+        args = [np.array(a, dtype=np.float64) for a in (bio, betas, rotation, transl)]
+        if c.iterations == 0 or len(args[0]) == 0:
+            return Refined(*args, start_posed)
         use_vertices = target_vertices is not None and c.vertex_weight > 0
         kinematics = self._point_kinematics(use_vertices)
-        weights = c.objective_weights()
-        out = [_np64(t).copy() for t in (bio, betas, global_rotvec, transl)]
-        target, joint_w = _np64(target_joints), _np64(joint_weights)
-        prev = None if previous_bio is None else _np64(previous_bio)
-        verts = _np64(target_vertices) if use_vertices else None
-        for i in range(len(target)):
+        target = np.asarray(target_joints, np.float64)
+        joint_w = np.asarray(joint_weights, np.float64)
+        prev = None if previous_bio is None else np.asarray(previous_bio, np.float64)
+        verts = np.asarray(target_vertices, np.float64) if use_vertices else None
+        if kinematics is self.fast and c.method == "lm":
+            rows = [slice(None)]  # batched: the frames are solved together, each its own LM
+        else:
+            rows = [slice(i, i + 1) for i in range(len(target))]
+        out = [a.copy() for a in args]
+        final_posed = None
+        for r in rows:
             problem = PostOptProblem(
-                kinematics=kinematics, weights=weights, target=target[i],
-                joint_weights=joint_w[i], start=out[0][i].copy(), betas=out[1][i].copy(),
+                kinematics=kinematics, weights=c.objective_weights(), target=target[r],
+                joint_weights=joint_w[r], start=args[0][r], betas=args[1][r],
                 fix_betas=fix_betas, lower=self._lower, upper=self._upper,
-                previous=None if prev is None else prev[i],
-                target_vertices=None if verts is None else verts[i],
+                previous=None if prev is None else prev[r],
+                target_vertices=None if verts is None else verts[r],
             )  # fmt: skip
-            x0 = problem.pack(out[0][i], out[1][i], rotvec_to_rotmat(out[2][i]), out[3][i])
-            x = self._solve(problem, x0)
-            b, beta, rotation, t = problem.unpack(x)
-            out[0][i], out[1][i], out[2][i], out[3][i] = b, beta, rotmat_to_rotvec(rotation), t
-        return tuple(torch.as_tensor(a, dtype=bio.dtype) for a in out)
+            x0 = problem.pack(args[0][r], args[1][r], args[2][r], args[3][r])
+            if start_posed is not None and kinematics is self.fast and len(rows) == 1:
+                problem.prime(x0, start_posed)
+            if len(x0) == 1:
+                x = self._solve(problem, x0[0])[None]  # one frame: the lean LM path
+            else:
+                x = self._solve(problem, x0)
+            b, beta, rotation_r, t = problem.unpack(x)
+            out[0][r], out[1][r], out[2][r], out[3][r] = b, beta, rotation_r, t
+            if kinematics is self.fast and len(rows) == 1:
+                final_posed = problem.posed_at(x)
+        return Refined(*out, final_posed)
 
     def _solve(self, problem: PostOptProblem, x0: np.ndarray) -> np.ndarray:
         c = self.config
@@ -165,22 +200,45 @@ class PostOptimizer:
         return result.x
 
 
-def _np64(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
+class _OnePosed(NamedTuple):
+    points: np.ndarray  # (1, M, 3)
+    args: tuple  # (betas, bio, rotation, transl) of the frame
+
+
+class _OneFrame:
+    """A one-frame kinematics (``TorchPointKinematics``) behind ``FastKeypointKinematics``'s
+    batched ``pose`` / ``jacobians`` interface (batches of one)."""
+
+    def __init__(self, kinematics: TorchPointKinematics) -> None:
+        self.kinematics = kinematics
+
+    def pose(self, betas, bio, rotation, transl) -> _OnePosed:
+        if len(bio) != 1:
+            raise ValueError(f"one frame at a time, got {len(bio)}")
+        args = (betas[0], bio[0], rotation[0], transl[0])
+        points, _ = self.kinematics.forward(*args, jacobians=False)
+        return _OnePosed(points[None], args)
+
+    def jacobian_into(self, posed: _OnePosed, out: np.ndarray,
+                      shape_jacobian: bool = True) -> None:  # fmt: skip
+        _, jac = self.kinematics.forward(*posed.args, jacobians=True)
+        names = ["bio"] + (["betas"] if shape_jacobian else []) + ["rot", "transl"]
+        out[0] = np.concatenate([jac[name] for name in names], axis=1)
 
 
 def _adam(problem: PostOptProblem, x0: np.ndarray, iterations: int, lr: float,
           betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> np.ndarray:  # fmt: skip
-    """First-order refinement (seed 002 runs 20 iterations), for comparison with LM.
+    """First-order refinement of one frame (seed 002 runs 20 iterations), for comparison.
 
     Adam (``torch.optim.Adam``'s update) on [bio, betas, rotation vector, translation]
     with the gradient ``J^T r`` of the same objective; the rotation's gradient is moved
-    from the objective's left perturbation to the rotation vector.
+    from the objective's left perturbation to the rotation vector. ``x0``: (P,).
     """
     bio, shape, rotation, transl = problem.unpack(x0)
     params = np.concatenate([bio] + ([] if problem.fix_betas else [shape])
                             + [rotmat_to_rotvec(rotation), transl])  # fmt: skip
     nb = len(params) - 29
+    shape = shape.reshape(-1)
     m, v = np.zeros_like(params), np.zeros_like(params)
     x = x0
     for k in range(1, iterations + 1):
@@ -193,6 +251,6 @@ def _adam(problem: PostOptProblem, x0: np.ndarray, iterations: int, lr: float,
         denom = np.sqrt(v) / np.sqrt(1 - betas[1] ** k) + eps
         params = params - (lr / (1 - betas[0] ** k)) * m / denom
         rotation = rotvec_to_rotmat(params[23 + nb : 26 + nb])
-        x = problem.pack(params[:23], params[23 : 23 + nb] if nb else shape, rotation,
-                         params[26 + nb :])  # fmt: skip
+        x = problem.pack(params[None, :23], (params[23 : 23 + nb] if nb else shape)[None],
+                         rotation[None], params[None, 26 + nb :])[0]  # fmt: skip
     return x

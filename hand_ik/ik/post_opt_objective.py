@@ -1,6 +1,6 @@
-"""The post-optimization objective (seed 002 Fig. 6B, eq. 3): one frame's residuals.
+"""The post-optimization objective (seed 002 Fig. 6B, eq. 3): residuals of a batch of frames.
 
-Residuals, in this order (keypoints in millimetres so one millimetre costs about 1):
+Residuals per frame, in this order (keypoints in millimetres so one millimetre costs about 1):
 
 - weighted keypoint error ``1e3 * w_k * (keypoint_k - target_k)`` (missing: w_k = 0);
 - optionally the mean vertex error against an estimated mesh;
@@ -10,9 +10,11 @@ Residuals, in this order (keypoints in millimetres so one millimetre costs about
 
 The kinematics (``FastKeypointKinematics`` in closed form, or ``TorchPointKinematics``
 by autodiff) give the model's points and their Jacobians; the terms above are written
-once, here, in numpy. The unknowns are packed as ``x = [bio (23), betas (K, unless
-known), global rotation (9, row-major matrix), translation (3)]``; a step is ``[d bio,
-d betas, rotation vector (3, applied on the left), d translation]``.
+once, here, in numpy. The unknowns of a frame are packed as ``x = [bio (23), betas (K,
+unless known), global rotation (9, row-major matrix), translation (3)]``; a step is
+``[d bio, d betas, rotation vector (3, applied on the left), d translation]``. ``x`` is
+(P,) for one frame or (B, P) for B independent frames (:func:`hand_ik.optim.least_squares`
+solves both).
 """
 
 from __future__ import annotations
@@ -21,22 +23,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_ik.ik.fast_kinematics import cross
+from hand_ik.ik._rotations_np import rotvec_to_rotmat_batch
 from hand_ik.keypoints import FINGER_KEYPOINTS
-from hand_ik.rotations import rotvec_to_rotmat
 
 #: (mcp, pip, dip, tip) keypoints of the four long fingers, for the bend penalty.
 LONG_FINGER_CHAINS = np.array([FINGER_KEYPOINTS[f] for f in ("index", "middle", "ring",
                                                              "little")])  # fmt: skip
-#: Keypoint coordinates the bend penalty reads (for its finite-difference Jacobian).
-_BEND_COORDS = np.array([3 * k + a for k in LONG_FINGER_CHAINS.reshape(-1).tolist()
-                         for a in range(3)])  # fmt: skip
-#: Central-difference step of the bend penalty's Jacobian, metres.
-_BEND_FD_STEP = 1e-7
+#: Shortest bone (in the keypoints' unit) given a direction; shorter ones count as zero.
+_MIN_BONE = 1e-9
+
+
+def _unit_bones(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit bones (..., 4, 3 bones, 3) pip-mcp, dip-pip, tip-dip and their lengths."""
+    chain = keypoints[..., LONG_FINGER_CHAINS, :]  # (..., 4, 4, 3)
+    bones = chain[..., 1:, :] - chain[..., :-1, :]
+    # Clamp the length so zero-length bones give a zero direction, not NaN.
+    length = np.maximum(np.sqrt((bones * bones).sum(-1))[..., None], _MIN_BONE)
+    return bones / length, length
+
+
+def _dots(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """a.b, b.c, a.c of the unit bones a = B_td, b = B_dp, c = B_pm, each (..., 4)."""
+    c, b, a = unit[..., 0, :], unit[..., 1, :], unit[..., 2, :]
+    return (a * b).sum(-1), (b * c).sum(-1), (a * c).sum(-1)
 
 
 def bend_penalty(keypoints: np.ndarray) -> np.ndarray:
     """Eq. 3 violation per long finger: ``relu(-(B_td x B_dp) . (B_dp x B_pm))``.
+
+    Computed with ``(a x b).(b x c) = (a.b)(b.c) - (a.c)(b.b)`` (``b.b = 1`` for a unit bone).
 
     Args:
         keypoints: (..., 21, 3), any frame and unit.
@@ -44,30 +59,41 @@ def bend_penalty(keypoints: np.ndarray) -> np.ndarray:
     Returns:
         (..., 4) >= 0; zero where PIP and DIP bend the same way (or a bone is straight).
     """
-    chain = keypoints[..., LONG_FINGER_CHAINS, :]  # (..., 4, 4, 3)
-    bones = chain[..., 1:, :] - chain[..., :-1, :]  # pip-mcp, dip-pip, tip-dip
-    # Unit bones make the penalty scale-free; clamp to avoid NaN for zero-length bones.
-    bones = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-9)
-    b_pm, b_dp, b_td = bones[..., 0, :], bones[..., 1, :], bones[..., 2, :]
-    dot = (cross(b_td, b_dp) * cross(b_dp, b_pm)).sum(-1)
-    return np.maximum(-dot, 0.0)
+    unit, length = _unit_bones(keypoints)
+    ab, bc, ac = _dots(unit)
+    # b.b is 1, or 0 for a zero-length bone (its direction is then 0, as is the penalty).
+    bb = (length[..., 1, 0] > _MIN_BONE).astype(float)
+    return np.maximum(ac * bb - ab * bc, 0.0)
 
 
 def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Penalty (4,) and its derivative (4, 63) w.r.t. the flattened (21, 3) keypoints.
+    """Penalty (..., 4) and its derivative (..., 4, 4, 3) w.r.t. each finger's chain points.
 
-    Central differences over the 48 coordinates the penalty reads.
+    Closed form: with unit bones ``a = B_td, b = B_dp, c = B_pm`` and
+    ``f = (a x b).(b x c) = (a.b)(b.c) - (a.c)(b.b)``: ``df/da = (b.c) b - (b.b) c``,
+    ``df/db = (b.c) a + (a.b) c - 2 (a.c) b``, ``df/dc = (a.b) b - (b.b) a``; a unit bone
+    ``v / |v|`` passes ``(g - (g.u) u) / |v|`` back to ``v``. The derivative is 0 where
+    the penalty is (relu).
+
+    Returns:
+        penalty (..., 4) and d penalty / d (mcp, pip, dip, tip) (..., 4 fingers, 4, 3).
     """
-    flat = keypoints.reshape(-1)
-    n = len(_BEND_COORDS)
-    plus = np.tile(flat, (n, 1))
-    minus = plus.copy()
-    plus[np.arange(n), _BEND_COORDS] += _BEND_FD_STEP
-    minus[np.arange(n), _BEND_COORDS] -= _BEND_FD_STEP
-    diff = bend_penalty(plus.reshape(n, 21, 3)) - bend_penalty(minus.reshape(n, 21, 3))
-    jac = np.zeros((4, 63))
-    jac[:, _BEND_COORDS] = (diff / (2 * _BEND_FD_STEP)).T
-    return bend_penalty(keypoints), jac
+    unit, length = _unit_bones(keypoints)
+    c, b, a = unit[..., 0, :], unit[..., 1, :], unit[..., 2, :]
+    ab, bc, ac = _dots(unit)
+    bb = (length[..., 1, 0] > _MIN_BONE).astype(float)
+    dot = ab * bc - ac * bb
+    penalty = np.maximum(-dot, 0.0)
+    ab, bc, ac, bb = ab[..., None], bc[..., None], ac[..., None], bb[..., None]
+    grads = np.stack([ab * b - bb * a, bc * a + ab * c - 2.0 * ac * b, bc * b - bb * c],
+                     axis=-2)  # d f / d unit bones (pm, dp, td)  # fmt: skip
+    grads -= (grads * unit).sum(-1, keepdims=True) * unit
+    # d relu(-f) / d bone vectors: -df where f < 0, else 0.
+    grads *= np.where(dot < 0.0, -1.0, 0.0)[..., None, None] / length
+    d_points = np.zeros((*grads.shape[:-2], 4, 3))
+    d_points[..., :3, :] -= grads
+    d_points[..., 1:, :] += grads
+    return penalty, d_points
 
 
 @dataclass
@@ -84,19 +110,21 @@ class PostOptWeights:
 
 @dataclass
 class PostOptProblem:
-    """One frame's objective. Arrays float64; see the module docstring for the layout.
+    """A batch of frames' objectives. Arrays float64; see the module docstring for the layout.
 
     Attributes:
-        kinematics: ``forward(betas, bio, rotation, transl, jacobians) -> (points, jac)``.
+        kinematics: ``pose(betas, bio, rotation, transl) -> posed`` (``posed.points``
+            (B, M, 3)) and ``jacobian_into(posed, out, shape_jacobian)`` writing the points'
+            Jacobians into ``out`` (B, 3M, S) (``FastKeypointKinematics``'s interface).
         weights: the objective's weights.
-        target: (21, 3) estimated keypoints, metres (missing ones may hold anything).
-        joint_weights: (21,) in [0, 1]; 0 for missing keypoints.
-        start: (23,) the starting DoF (the pull toward it).
-        betas: (K,) the shape: known (``fix_betas``), else only its size matters.
+        target: (B, 21, 3) estimated keypoints, metres (missing ones may hold anything).
+        joint_weights: (B, 21) in [0, 1]; 0 for missing keypoints.
+        start: (B, 23) the starting DoF (the pull toward it).
+        betas: (B, K) the shape: known (``fix_betas``), else only its size matters.
         fix_betas: keep ``betas``; otherwise the shape is estimated (part of x).
         lower, upper: (23,) joint limits, radians.
-        previous: (23,) the previous frame's DoF, or None (no temporal term).
-        target_vertices: (V, 3) estimated mesh, metres, or None (no vertex term).
+        previous: (B, 23) the previous frame's DoF, or None (no temporal term).
+        target_vertices: (B, V, 3) estimated mesh, metres, or None (no vertex term).
     """
 
     kinematics: object
@@ -112,83 +140,148 @@ class PostOptProblem:
     target_vertices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self._kp_scale = np.repeat(1e3 * self.joint_weights, 3)
-        self._num_betas = 0 if self.fix_betas else len(self.betas)
+        w = self.weights
+        self._kp_scale = np.repeat(1e3 * self.joint_weights, 3, axis=-1)  # (B, 63)
+        self._num_betas = 0 if self.fix_betas else self.betas.shape[-1]
+        self._use_vertices = self.target_vertices is not None and w.vertex > 0
+        self._use_temporal = self.previous is not None and w.temporal > 0
+        self._num_points = 21 + (self.target_vertices.shape[1] if self._use_vertices else 0)
+        nb = self._num_betas
+        self.num_step = 29 + nb
+        # Row blocks of the residual vector: keypoints (and vertices), bend, limits, then
+        # the constant-Jacobian priors (shape, temporal, start).
+        self._row_bend = 3 * self._num_points
+        self._row_limit = self._row_bend + 4
+        row = self._row_limit + 23
+        priors = []  # (first row, first column, size, weight)
+        if nb:
+            priors.append((row, 23, nb, w.shape_prior))
+            row += nb
+        if self._use_temporal:
+            priors.append((row, 0, 23, w.temporal))
+            row += 23
+        if w.start > 0:
+            priors.append((row, 0, 23, w.start))
+            row += 23
+        self.num_residuals = row
+        # The Jacobian's constant rows (the priors), copied for every evaluation.
+        self._jac_template = np.zeros((self.num_residuals, self.num_step))
+        for first, col, size, weight in priors:
+            self._jac_template[first + np.arange(size), col + np.arange(size)] = weight
+        # Residual rows of each long finger's (mcp, pip, dip, tip) coordinates: (4, 12).
+        self._chain_rows = (3 * LONG_FINGER_CHAINS[..., None] + np.arange(3)).reshape(4, 12)
+        self._cache: tuple | None = None
 
     # --- packing ---------------------------------------------------------------------
     def pack(self, bio: np.ndarray, betas: np.ndarray, rotation: np.ndarray,
              transl: np.ndarray) -> np.ndarray:  # fmt: skip
-        """(23,), (K,), (3, 3), (3,) -> x (betas left out when known)."""
+        """(B, 23), (B, K), (B, 3, 3), (B, 3) -> x (B, P) (betas left out when known)."""
         parts = [bio] + ([] if self.fix_betas else [betas])
-        return np.concatenate([*parts, rotation.reshape(-1), transl])
+        return np.concatenate([*parts, rotation.reshape(len(bio), 9), transl], axis=-1)
 
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """x -> bio (23,), betas (K,), rotation (3, 3), translation (3,)."""
+        """x (B, P) -> bio (B, 23), betas (B, K), rotation (B, 3, 3), translation (B, 3)."""
         nb = self._num_betas
-        betas = self.betas if self.fix_betas else x[23 : 23 + nb]
-        return x[:23], betas, x[23 + nb : 32 + nb].reshape(3, 3), x[32 + nb :]
+        betas = self.betas if self.fix_betas else x[..., 23 : 23 + nb]
+        rotation = x[..., 23 + nb : 32 + nb].reshape(*x.shape[:-1], 3, 3)
+        return x[..., :23], betas, rotation, x[..., 32 + nb :]
 
     def retract(self, x: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """Apply a step: additive except the rotation, rotated on the left."""
+        """Apply a step ((P,) or (B, P)): additive except the rotation, rotated on the left."""
         nb = self._num_betas
+        rot = slice(23 + nb, 32 + nb)
         out = x.copy()
-        out[: 23 + nb] += step[: 23 + nb]
-        rotation = x[23 + nb : 32 + nb].reshape(3, 3)
-        out[23 + nb : 32 + nb] = (rotvec_to_rotmat(step[23 + nb : 26 + nb]) @ rotation).reshape(-1)
-        out[32 + nb :] += step[26 + nb :]
+        out[..., : 23 + nb] += step[..., : 23 + nb]
+        out[..., 32 + nb :] += step[..., 26 + nb :]
+        delta = rotvec_to_rotmat_batch(step[..., 23 + nb : 26 + nb].reshape(-1, 3))
+        out[..., rot] = (delta @ x[..., rot].reshape(-1, 3, 3)).reshape(out[..., rot].shape)
         return out
 
     # --- objective -------------------------------------------------------------------
     def residuals(self, x: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Residuals (R,) and, with ``jacobian``, d residuals / d step (R, S)."""
-        w = self.weights
-        bio, betas, rotation, transl = self.unpack(x)
-        points, jac = self.kinematics.forward(betas, bio, rotation, transl, jacobians=jacobian)
-        keypoints = points[:21]
-        use_vertices = self.target_vertices is not None and w.vertex > 0
-        vertex_scale = 0.0
-        parts = [self._kp_scale * (keypoints - self.target).reshape(-1)]
-        if use_vertices:
-            vertex_scale = 1e3 * w.vertex / len(self.target_vertices) ** 0.5
-            parts.append(vertex_scale * (points[21:] - self.target_vertices).reshape(-1))
-        if jacobian:
-            penalty, d_penalty = bend_penalty_jacobian(keypoints)
+        """Residuals (B, R) and, with ``jacobian``, d residuals / d step (B, R, S).
+
+        ``x`` of shape (P,) (one frame; the batch then has one row) gives (R,) and (R, S).
+        The last evaluation without Jacobian is kept: Levenberg-Marquardt asks for the
+        Jacobian at the candidate it has just accepted, and the posed hand is reused then.
+        """
+        if x.ndim == 1:
+            res, jac = self.residuals(x[None], jacobian)
+            return res[0], None if jac is None else jac[0]
+        cached = self._cache
+        if cached is not None and np.array_equal(cached[0], x):
+            posed, res = cached[1], cached[2]
         else:
-            penalty, d_penalty = bend_penalty(keypoints), None
-        parts.append(w.bend * penalty)
-        below, above = bio < self.lower, bio > self.upper
-        parts.append(w.limit * np.where(below, self.lower - bio,
-                                        np.where(above, bio - self.upper, 0.0)))  # fmt: skip
-        if not self.fix_betas:
-            parts.append(w.shape_prior * betas)
-        use_temporal = self.previous is not None and w.temporal > 0
-        if use_temporal:
-            parts.append(w.temporal * (bio - self.previous))
-        if w.start > 0:
-            parts.append(w.start * (bio - self.start))
-        res = np.concatenate(parts)
+            posed, res = self._evaluate(x)
+            self._cache = (x.copy(), posed, res)
         if not jacobian:
             return res, None
-        shape_cols = [] if self.fix_betas else [jac["betas"]]
-        cols = [jac["bio"], *shape_cols, jac["rot"], jac["transl"]]
-        j_points = np.concatenate(cols, axis=1)  # (3M, S)
-        j_kp = j_points[:63]
-        n_step = j_points.shape[1]
-        rows = [self._kp_scale[:, None] * j_kp]
-        if use_vertices:
-            rows.append(vertex_scale * j_points[63:])
-        rows.append(w.bend * (d_penalty @ j_kp))
-        j_limit = np.zeros((23, n_step))
-        j_limit[np.arange(23), np.arange(23)] = w.limit * np.where(below, -1.0,
-                                                                   np.where(above, 1.0, 0.0))
-        rows.append(j_limit)
-        if not self.fix_betas:
-            j_beta = np.zeros((self._num_betas, n_step))
-            j_beta[:, 23 : 23 + self._num_betas] = w.shape_prior * np.eye(self._num_betas)
-            rows.append(j_beta)
-        for weight, used in ((w.temporal, use_temporal), (w.start, w.start > 0)):
-            if used:
-                j_pull = np.zeros((23, n_step))
-                j_pull[:, :23] = weight * np.eye(23)
-                rows.append(j_pull)
-        return res, np.concatenate(rows)
+        return res, self._jacobian(posed, res, x[..., :23])
+
+    def prime(self, x: np.ndarray, posed) -> None:
+        """Tell the problem the posed hand at x (B, P) (e.g. the start's, known already)."""
+        x = np.atleast_2d(x)
+        self._cache = (x.copy(), posed, self._residuals_of(posed, x))
+
+    def posed_at(self, x: np.ndarray):
+        """The posed hand at x ((P,) or (B, P)) if the last evaluation was there, else None."""
+        cached = self._cache
+        if cached is not None and np.array_equal(cached[0], np.atleast_2d(x)):
+            return cached[1]
+        return None
+
+    def _evaluate(self, x: np.ndarray) -> tuple[object, np.ndarray]:
+        """The posed hand and the residuals (B, R) at x (B, P)."""
+        bio, betas, rotation, transl = self.unpack(x)
+        posed = self.kinematics.pose(betas, bio, rotation, transl)
+        return posed, self._residuals_of(posed, x)
+
+    def _residuals_of(self, posed, x: np.ndarray) -> np.ndarray:
+        """The residuals (B, R) of the hand ``posed`` at x (B, P)."""
+        w = self.weights
+        bio, betas, _, _ = self.unpack(x)
+        batch = len(x)
+        points = posed.points
+        keypoints = points[:, :21]
+        res = np.empty((batch, self.num_residuals))
+        res[:, :63] = self._kp_scale * (keypoints - self.target).reshape(batch, 63)
+        if self._use_vertices:
+            vertex_scale = 1e3 * w.vertex / self.target_vertices.shape[1] ** 0.5
+            res[:, 63 : self._row_bend] = vertex_scale * (
+                points[:, 21:] - self.target_vertices).reshape(batch, -1)  # fmt: skip
+        res[:, self._row_bend : self._row_limit] = w.bend * bend_penalty(keypoints)
+        # Joint limits: the distance outside [lower, upper], 0 inside.
+        res[:, self._row_limit : self._row_limit + 23] = w.limit * (
+            np.maximum(self.lower - bio, 0.0) + np.maximum(bio - self.upper, 0.0))  # fmt: skip
+        row = self._row_limit + 23
+        if self._num_betas:
+            res[:, row : row + self._num_betas] = w.shape_prior * betas
+            row += self._num_betas
+        if self._use_temporal:
+            res[:, row : row + 23] = w.temporal * (bio - self.previous)
+            row += 23
+        if w.start > 0:
+            res[:, row : row + 23] = w.start * (bio - self.start)
+        return res
+
+    def _jacobian(self, posed, res: np.ndarray, bio: np.ndarray) -> np.ndarray:
+        """d residuals / d step (B, R, S) at a posed hand with residuals ``res``."""
+        w = self.weights
+        batch = len(res)
+        out = np.repeat(self._jac_template[None], batch, axis=0)
+        rows = 3 * self._num_points
+        j_points = out[:, :rows]  # filled in place, then scaled
+        self.kinematics.jacobian_into(posed, j_points, shape_jacobian=not self.fix_betas)
+        # Eq. 3 rows, only where a finger violates it (elsewhere the penalty is 0 and flat).
+        bend_rows = slice(self._row_bend, self._row_limit)
+        if (res[:, bend_rows] > 0).any():
+            _, d_penalty = bend_penalty_jacobian(posed.points[:, :21])
+            j_chain = j_points[:, self._chain_rows]  # (B, 4, 12, S), unscaled
+            out[:, bend_rows] = w.bend * (d_penalty.reshape(batch, 4, 1, 12) @ j_chain)[:, :, 0]
+        j_points[:, :63] *= self._kp_scale[..., None]
+        if self._use_vertices:
+            j_points[:, 63:] *= 1e3 * w.vertex / self.target_vertices.shape[1] ** 0.5
+        limit_block = out[:, self._row_limit : self._row_limit + 23, :23]
+        np.einsum("bii->bi", limit_block)[:] = w.limit * (
+            (bio > self.upper).astype(float) - (bio < self.lower).astype(float))  # fmt: skip
+        return out

@@ -1,27 +1,36 @@
 """``IKSolver``: 21 estimated joints -> hand shape, 23 DoF and wrist pose (a HandState).
 
-Pipeline per batch (seed 002 §3.3-3.4):
+Pipeline per batch (seed 002 §3.3-3.4), all in numpy (no torch per frame):
 1. validity: finite palm keypoints spanning a real palm; missing finger keypoints
    (NaN) are allowed and lower the score;
 2. global orientation and wrist position in closed form: Kabsch of the model's
    rest palm (wrist, thumb CMC, four finger MCPs) onto the input palm;
 3. the IK net on bone directions + lengths of the canonicalised joints -> betas, bio;
-4. optional post-optimization (``PostOptimizer``) on keypoints (and vertices).
+4. optional post-optimization (``PostOptimizer``) on keypoints (and vertices);
+5. the output: the model's keypoints (and, when asked, its mesh) re-posed by the result.
+
+Forward kinematics and Jacobians: :class:`~hand_ik.ik.fast_kinematics.FastKeypointKinematics`.
+The keypoints compared with the input are its ``regressor`` (the input's keypoint
+convention; the model's own keypoints by default): pass another
+:class:`~hand_ik.ik.point_regressor.PointRegressor` as ``keypoints`` to fit another convention.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
-import roma
-import torch
 
 from hand_ik.biomech import bio_kinematics_for
 from hand_ik.hand_state import HandState
-from hand_ik.ik.alignment import rigid_align
-from hand_ik.ik.features import bone_features
+from hand_ik.ik._rotations_np import rotmat_to_rotvec_batch
+from hand_ik.ik.alignment import rigid_align_np
+from hand_ik.ik.fast_kinematics import FastKeypointKinematics
+from hand_ik.ik.features import bone_features_np
+from hand_ik.ik.ik_net import NumpyIKNet
 from hand_ik.ik.keypoint_layer import KeypointLayer
+from hand_ik.ik.point_regressor import PointRegressor
 from hand_ik.ik.post_opt import PostOptConfig, PostOptimizer
 from hand_ik.ik.weights import load_ik_weights
 from hand_ik.keypoints import NUM_KEYPOINTS
@@ -31,8 +40,25 @@ PALM_RIGID_KEYPOINTS = (0, 1, 5, 9, 13, 17)
 #: A palm smaller than this (max distance from the wrist, metres) is degenerate input.
 MIN_PALM_SIZE_M = 0.01
 #: Coordinates beyond this (metres) count as missing: no hand is there, and squaring them
-#: in float32 would overflow the alignment.
+#: would overflow the alignment.
 MAX_ABS_COORDINATE_M = 1e3
+_PALM = list(PALM_RIGID_KEYPOINTS)
+#: x -> -x: a left hand's input into right-hand form, and its re-posed hand back.
+_MIRROR = np.array([-1.0, 1.0, 1.0])
+
+
+class _Clock:
+    """Milliseconds between laps into a dict (or nothing without one)."""
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out = out
+        self.last = time.perf_counter() if out is not None else 0.0
+
+    def lap(self, name: str) -> None:
+        if self.out is not None:
+            now = time.perf_counter()
+            self.out[name] = (now - self.last) * 1e3
+            self.last = now
 
 
 class IKSolver:
@@ -44,51 +70,61 @@ class IKSolver:
         weights: IK net weights file, ``"default"`` for the shipped ones, or None
             (post-optimization alone then starts from the relaxed pose).
         post_opt: configuration of the post-optimization.
+        keypoints: the input's keypoint convention as blends over the model's joints
+            (default: the model's own 21 keypoints); the post-optimization and the fit
+            error compare these with the input.
     """
 
-    def __init__(self, model, weights="default", post_opt: PostOptConfig | None = None) -> None:
+    def __init__(self, model, weights="default", post_opt: PostOptConfig | None = None,
+                 keypoints: PointRegressor | None = None) -> None:  # fmt: skip
         self.model = model
-        self.dtype = model.v_template.dtype
         self.kinematics = bio_kinematics_for(model)
-        self.keypoint_layer = KeypointLayer(model)
         self.net = None if weights is None else load_ik_weights(weights, model)
-        post_opt = post_opt or PostOptConfig()
-        if self.net is None:
-            # Without the net the start is the flat hand: no prior toward it.
-            post_opt = dataclasses.replace(post_opt, start_weight=0.0)
-        self.post_optimizer = PostOptimizer(model, self.kinematics, post_opt)
         if self.net is not None and self.net.num_rotation_params != 23:
             raise ValueError(
                 f"{weights}: IKSolver needs the 23-DoF IK net, this file holds "
                 f"{self.net.num_rotation_params} rotation parameters (the 45-DoF baseline)"
             )
-        with torch.no_grad():
-            self._rest_keypoints = model(betas=None).joints[0]  # (21, 3) mean shape, flat
-        #: x -> -x: a left hand's input into right-hand form, and its re-posed hand back.
-        self._mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=self.dtype)
+        self._net_np = None if self.net is None else NumpyIKNet(self.net)
+        post_opt = post_opt or PostOptConfig()
+        if self.net is None:
+            # Without the net the start is the flat hand: no prior toward it.
+            post_opt = dataclasses.replace(post_opt, start_weight=0.0)
+        #: The model's own keypoints (the output), and the input convention's (the fit).
+        self.fk = FastKeypointKinematics(model, self.kinematics)
+        self.fit_fk = (self.fk if keypoints is None
+                       else FastKeypointKinematics(model, self.kinematics, keypoints))  # fmt: skip
+        self.post_optimizer = PostOptimizer(model, self.kinematics, post_opt, fast=self.fit_fk)
+        self.num_betas = self.fk.num_betas
+        #: The torch keypoint layer, for offline fits (``calibrate_shape``).
+        self.keypoint_layer = KeypointLayer(model)
+        # The rest keypoints (mean shape, flat hand, input convention): the frame the IK
+        # net reads.
+        self._rest_fit = self.fit_fk.pose(np.zeros((1, self.num_betas)), np.zeros((1, 23)),
+                                          np.eye(3)[None], np.zeros((1, 3))).points[0]  # fmt: skip
 
     # ------------------------------------------------------------------------------------
-    def _validate(self, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        observed = (torch.isfinite(joints) & (joints.abs() <= MAX_ABS_COORDINATE_M)).all(-1)
-        palm = list(PALM_RIGID_KEYPOINTS)
-        palm_observed = observed[:, palm].all(-1)
-        safe = torch.where(observed[..., None], joints, torch.zeros_like(joints))
-        size = (safe[:, palm] - safe[:, :1]).norm(dim=-1).amax(-1)
-        valid = palm_observed & (size > MIN_PALM_SIZE_M)
+    def _validate(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed keypoints (N, 21) and valid rows (N,): the palm observed and not tiny."""
+        with np.errstate(invalid="ignore"):
+            observed = (np.abs(joints) <= MAX_ABS_COORDINATE_M).all(-1)  # NaN compares False
+        safe = np.where(observed[..., None], joints, 0.0)
+        palm = safe[:, _PALM]
+        size = np.sqrt(((palm - palm[:, :1]) ** 2).sum(-1)).max(-1)
+        valid = observed[:, _PALM].all(-1) & (size > MIN_PALM_SIZE_M)
         return observed, valid
 
-    def canonicalize(self, joints: torch.Tensor, observed: torch.Tensor, valid: torch.Tensor):
+    def canonicalize(self, joints: np.ndarray, observed: np.ndarray, valid: np.ndarray):
         """Rigidly align the rest palm onto the input palm; joints in the model frame.
 
         Returns (canonical joints (N, 21, 3) with missing ones filled from the rest pose,
         rotation (N, 3, 3), translation (N, 3)) with ``input = R @ canonical + t``.
         """
-        palm = list(PALM_RIGID_KEYPOINTS)
-        rest = self._rest_keypoints.expand(len(joints), -1, -1)
-        safe = torch.where(observed[..., None] & valid[:, None, None], joints, rest)
-        rotation, translation = rigid_align(rest[:, palm], safe[:, palm])
+        rest = np.broadcast_to(self._rest_fit, joints.shape)
+        safe = np.where(observed[..., None] & valid[:, None, None], joints, rest)
+        rotation, translation = rigid_align_np(rest[:, _PALM], safe[:, _PALM])
         canonical = (safe - translation[:, None]) @ rotation
-        canonical = torch.where(observed[..., None], canonical, rest)
+        canonical = np.where(observed[..., None], canonical, rest)
         return canonical, rotation, translation
 
     def solve(
@@ -100,6 +136,8 @@ class IKSolver:
         *,
         handedness: str = "right",
         previous: HandState | None = None,
+        with_vertices: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> HandState:
         """Solve a batch of hands.
 
@@ -112,6 +150,9 @@ class IKSolver:
             handedness: ``"left"`` mirrors the input into right-hand form (x -> -x) and
                 the re-posed joints and vertices back.
             previous: the previous frame's result, for warm start / temporal smoothing.
+            with_vertices: also re-pose the mesh (``HandState.vertices``; None without).
+            timings: a dict to receive the milliseconds of each part (``align_ms``: checks
+                and Kabsch, ``net_ms``, ``global_pose_ms``, ``post_opt_ms``, ``output_ms``).
 
         Returns:
             A HandState (see its docstring for the frame of each field). Invalid rows
@@ -120,39 +161,47 @@ class IKSolver:
         """
         if handedness not in ("right", "left"):
             raise ValueError(f"handedness must be 'right' or 'left', got {handedness!r}")
+        clock = _Clock(timings)
         joints, vertices = self._inputs(joints, vertices)
         if handedness == "left":
-            joints = joints * self._mirror
-            vertices = None if vertices is None else vertices * self._mirror
+            joints = joints * _MIRROR
+            vertices = None if vertices is None else vertices * _MIRROR
         observed, valid = self._validate(joints)
         canonical, rotation, translation = self.canonicalize(joints, observed, valid)
-        fix_betas = betas is not None
+        clock.lap("align_ms")
         prev_bio = None
         if previous is not None and len(previous) == len(joints):
-            prev_bio = torch.as_tensor(previous.bio, dtype=self.dtype)
-        bio, betas_t = self._initial_shape_and_dofs(canonical, betas, prev_bio)
-        global_rotvec, transl = self._global_pose(bio, betas_t, joints, observed, rotation,
-                                                  translation)  # fmt: skip
-        weights = observed.to(self.dtype)
+            prev_bio = np.asarray(previous.bio, np.float64)
+        bio, betas_n = self._initial_shape_and_dofs(canonical, betas, prev_bio)
+        clock.lap("net_ms")
+        rot, transl, posed = self._global_pose(bio, betas_n, joints, observed, rotation,
+                                               translation)  # fmt: skip
+        weights = observed.astype(np.float64)
+        target = np.where(observed[..., None], joints, 0.0)
+        clock.lap("global_pose_ms")
         if post_opt:
-            bio, betas_t, global_rotvec, transl = self.post_optimizer.refine(
-                torch.where(observed[..., None], joints, torch.zeros_like(joints)),
-                weights, bio, betas_t, global_rotvec, transl, fix_betas=fix_betas,
-                target_vertices=vertices, previous_bio=prev_bio,
+            bio, betas_n, rot, transl, posed = self.post_optimizer.refine(
+                target, weights, bio, betas_n, rot, transl, fix_betas=betas is not None,
+                target_vertices=vertices, previous_bio=prev_bio, start_posed=posed,
             )  # fmt: skip
-            bio = self.kinematics.clamp(bio)
-        return self._hand_state(joints, observed, valid, weights, bio, betas_t, global_rotvec,
-                                transl, handedness)  # fmt: skip
+            clamped = np.minimum(np.maximum(bio, self.fk.lower), self.fk.upper)
+            if not np.array_equal(clamped, bio):
+                bio, posed = clamped, None
+        clock.lap("post_opt_ms")
+        state = self._hand_state(target, observed, valid, weights, bio, betas_n, rot, transl,
+                                 handedness, with_vertices, posed)  # fmt: skip
+        clock.lap("output_ms")
+        return state
 
-    def _inputs(self, joints, vertices) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _inputs(self, joints, vertices) -> tuple[np.ndarray, np.ndarray | None]:
         """Validated (N, 21, 3) joints and (N, V, 3) vertices (None if absent or partial)."""
-        joints = torch.as_tensor(np.asarray(joints), dtype=self.dtype)
+        joints = np.array(joints, dtype=np.float64)
         if joints.ndim == 2:
             joints = joints[None]
         if joints.ndim != 3 or joints.shape[1:] != (NUM_KEYPOINTS, 3):
             raise ValueError(f"joints must be (N, 21, 3), got {tuple(joints.shape)}")
         if vertices is not None:
-            vertices = torch.as_tensor(np.asarray(vertices), dtype=self.dtype)
+            vertices = np.array(vertices, dtype=np.float64)
             if vertices.ndim == 2:
                 vertices = vertices[None]
             if vertices.shape != (len(joints), self.model.num_vertices, 3):
@@ -160,85 +209,80 @@ class IKSolver:
                     f"vertices must be (N, {self.model.num_vertices}, 3) for this hand model, "
                     f"got {tuple(vertices.shape)}"
                 )
-            if not torch.isfinite(vertices).all():
+            if not np.isfinite(vertices).all():
                 vertices = None  # a partial mesh is not used; keypoints still are
         return joints, vertices
 
     def _initial_shape_and_dofs(
-        self, canonical: torch.Tensor, betas, prev_bio: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, canonical: np.ndarray, betas, prev_bio: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The start: (N, 23) DoF and (N, 10) shape from the IK net (or flat / warm start).
 
         A known ``betas`` ((10,) or (N, 10)) replaces the net's shape estimate.
         """
         n = len(canonical)
-        if self.net is not None:
-            with torch.no_grad():
-                pred_betas, pred_bio = self.net(bone_features(canonical).to(self.dtype))
-            bio = self.kinematics.clamp(pred_bio)
+        if self._net_np is not None:
+            pred_betas, pred_bio = self._net_np(bone_features_np(canonical))
+            bio = np.minimum(np.maximum(pred_bio, self.fk.lower), self.fk.upper)
         else:
-            pred_betas = torch.zeros(n, 10, dtype=self.dtype)
+            pred_betas = np.zeros((n, self.num_betas))
             # Without the net, the previous frame is the best start (warm start).
-            bio = prev_bio if prev_bio is not None else torch.zeros(n, 23, dtype=self.dtype)
+            bio = prev_bio.copy() if prev_bio is not None else np.zeros((n, 23))
         if betas is None:
             return bio, pred_betas
-        known = torch.as_tensor(np.asarray(betas), dtype=self.dtype).reshape(-1, 10)
-        return bio, known.expand(n, -1).clone()
+        known = np.asarray(betas, dtype=np.float64).reshape(-1, self.num_betas)
+        return bio, np.broadcast_to(known, (n, self.num_betas)).copy()
 
-    def _global_pose(self, bio, betas_t, joints, observed, rotation, translation):
-        """Global rotation vector (N, 3) and translation (N, 3) of the fitted hand.
+    def _global_pose(self, bio, betas, joints, observed, rotation, translation):
+        """Global rotation (N, 3, 3), translation (N, 3) and posed hand of the fitted hand.
 
         Aligns the fitted hand's palm (with its own shape) onto the input palm; the
-        model rotates about its wrist joint J0: ``x' = R (x - J0) + J0 + transl``.
+        model rotates about its wrist joint J0: ``x' = R (x - J0) + J0 + transl``. The
+        posed hand is ``fit_fk``'s.
         """
         n = len(bio)
-        with torch.no_grad():
-            rotmats = torch.cat(
-                [torch.eye(3, dtype=self.dtype).expand(n, 1, 3, 3),
-                 self.kinematics.bio_to_rotmats(bio)], dim=1)  # fmt: skip
-            fitted = self.keypoint_layer(betas_t, rotmats)
-        palm = list(PALM_RIGID_KEYPOINTS)
-        target = torch.where(observed[..., None], joints, fitted @ rotation.transpose(1, 2)
-                             + translation[:, None])  # fmt: skip
-        rot2, shift2 = rigid_align(fitted[:, palm], target[:, palm])
-        layer = self.keypoint_layer
-        wrist = layer.joint_template[0] + betas_t @ layer.joint_dirs[0].T
+        local = self.fit_fk.pose(betas, bio, np.broadcast_to(np.eye(3), (n, 3, 3)),
+                                 np.zeros((n, 3)))  # fmt: skip
+        fitted = local.points
+        target = np.where(observed[..., None], joints,
+                          fitted @ rotation.transpose(0, 2, 1) + translation[:, None])
+        rot2, shift2 = rigid_align_np(fitted[:, _PALM], target[:, _PALM])
+        wrist = local.pos[:, 0]  # J0 of the shaped hand (no global pose yet)
         transl = shift2 + (rot2 @ wrist[..., None])[..., 0] - wrist
-        return roma.rotmat_to_rotvec(rot2), transl
+        return rot2, transl, self.fit_fk.transform(local, rot2, transl)
 
-    def _hand_state(self, joints, observed, valid, weights, bio, betas_t, global_rotvec,
-                    transl, handedness: str) -> HandState:  # fmt: skip
-        """Re-pose the model, neutralise invalid rows, mirror left hands back: a HandState."""
-        with torch.no_grad():
-            # Rotation matrices straight from the DoF (no axis-angle round trip).
-            out = self.model.forward_rotmat(betas_t, self.kinematics.bio_to_rotmats(bio),
-                                            roma.rotvec_to_rotmat(global_rotvec), transl)
-        diff = (out.joints - torch.where(observed[..., None], joints, out.joints)).norm(dim=-1)
-        fit_error = (diff * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
+    def _hand_state(self, target, observed, valid, weights, bio, betas, rotation, transl,
+                    handedness: str, with_vertices: bool, posed=None) -> HandState:  # fmt: skip
+        """Re-pose the model, neutralise invalid rows, mirror left hands back: a HandState.
 
-        # Invalid rows: a neutral, finite hand (never NaN).
+        ``posed``: ``fit_fk``'s posed hand at these parameters if known (reused when it is
+        also the output's model keypoints).
+        """
+        # Invalid rows: a neutral, finite hand (never NaN): the flat mean hand at the origin.
         inv = ~valid
         if inv.any():
-            bio[inv] = 0.0
-            betas_t[inv] = 0.0
-            global_rotvec[inv] = 0.0
-            transl[inv] = 0.0
-            with torch.no_grad():
-                neutral = self.model(betas=betas_t[inv])
-            out.joints[inv] = neutral.joints
-            out.vertices[inv] = neutral.vertices
-            fit_error[inv] = 0.0
-        joints_out, verts_out = out.joints, out.vertices
+            bio, betas, rotation, transl = bio.copy(), betas.copy(), rotation.copy(), transl.copy()
+            bio[inv], betas[inv], rotation[inv], transl[inv] = 0.0, 0.0, np.eye(3), 0.0
+            posed = None
+        if posed is None or self.fit_fk is not self.fk:
+            posed = self.fk.pose(betas, bio, rotation, transl)
+        fitted = posed.points if self.fit_fk is self.fk else self.fit_fk.pose(
+            betas, bio, rotation, transl).points  # fmt: skip
+        diff = np.sqrt(((fitted - target) ** 2).sum(-1)) * weights
+        fit_error = np.where(valid, diff.sum(-1) / np.maximum(weights.sum(-1), 1.0), 0.0)
+        joints_out = posed.points
+        verts_out = self.fk.vertices(posed) if with_vertices else None
         if handedness == "left":
-            joints_out, verts_out = joints_out * self._mirror, verts_out * self._mirror
+            joints_out = joints_out * _MIRROR
+            verts_out = None if verts_out is None else verts_out * _MIRROR
         return HandState(
-            betas=betas_t.detach().double().numpy(),
-            bio=bio.detach().double().numpy(),
-            global_orient=global_rotvec.detach().double().numpy(),
-            transl=transl.detach().double().numpy(),
-            joints=joints_out.detach().double().numpy(),
-            vertices=verts_out.detach().double().numpy(),
-            fit_error=fit_error.detach().double().numpy(),
-            valid=valid.numpy(),
+            betas=betas,
+            bio=bio,
+            global_orient=rotmat_to_rotvec_batch(rotation),
+            transl=transl,
+            joints=joints_out,
+            vertices=verts_out,
+            fit_error=fit_error,
+            valid=valid,
             handedness=handedness,
         )

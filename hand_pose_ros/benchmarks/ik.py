@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> dict:
         EVAL_SEED_NOISY,
         baseline45_rows,
         evaluate_solver_rows,
+        ik_parts_row,
         input_noise_row,
         synthetic_eval_set,
     )
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> dict:
         if baseline_path.is_file():
             rows += baseline45_rows(model, baseline_path, eval_set, args.timing_frames)
         rows += evaluate_solver_rows(model, eval_set, configs, args.timing_frames)
+        rows.append(ik_parts_row(model, eval_set, args.timing_frames))
     if not baseline_path.is_file():
         skipped.append({"name": "ik45_baseline", "reason": f"{baseline_path} not trained "
                         "(hand-teleop train ik --rotation pose45)"})  # fmt: skip

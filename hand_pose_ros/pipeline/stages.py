@@ -95,13 +95,14 @@ class IKStage:
         self.config = config
         self.solver.post_optimizer.config = post_opt
 
-    def solve(self, joints_cam: np.ndarray, handedness: str = "right",
-              track_id: int = -1) -> HandState:  # fmt: skip
+    def solve(self, joints_cam: np.ndarray, handedness: str = "right", track_id: int = -1,
+              with_vertices: bool = True) -> HandState:  # fmt: skip
         """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState.
 
         A hand that breaks the plausibility rules (:mod:`hand_ik.plausibility`) before or
         after the fit comes back with ``valid=False`` and :attr:`last_rejection` says why;
-        degenerate input gives ``valid=False`` too, never an exception.
+        degenerate input gives ``valid=False`` too, never an exception. ``with_vertices``:
+        re-pose the mesh too (``HandState.vertices``, for markers; None without).
         """
         joints_cam = np.asarray(joints_cam, dtype=np.float64)
         if joints_cam.shape != (21, 3):
@@ -110,13 +111,14 @@ class IKStage:
         if self.last_rejection is not None:
             self._previous.pop(track_id, None)
             return self.solver.solve(np.full((1, 21, 3), np.nan), post_opt=False,
-                                     handedness=handedness)  # fmt: skip
+                                     handedness=handedness,
+                                     with_vertices=with_vertices)  # fmt: skip
         previous = self._previous.get(track_id)
         if previous is not None and previous.handedness != handedness:
             previous = None
         state = self.solver.solve(joints_cam[None], betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
-                                  previous=previous)  # fmt: skip
+                                  previous=previous, with_vertices=with_vertices)  # fmt: skip
         if state.valid[0]:
             self.last_rejection = check_fit_error(float(state.fit_error[0]),
                                                   self.config.plausibility)  # fmt: skip

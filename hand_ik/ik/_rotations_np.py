@@ -1,0 +1,64 @@
+"""Batched rotation conversions in numpy for the per-frame IK (private).
+
+``hand_ik.rotations`` holds the one-rotation twins; these take a leading batch axis
+and avoid scipy's per-call overhead (tens of microseconds, several times per frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: skew(v) as a linear map of v: ``(v @ SKEW).reshape(3, 3) == skew(v)``.
+SKEW = np.zeros((3, 9))
+for _i, _a, _c, _sign in ((2, 0, 1, -1), (1, 0, 2, 1), (2, 1, 0, 1), (0, 1, 2, -1),
+                          (1, 2, 0, -1), (0, 2, 1, 1)):  # fmt: skip
+    SKEW[_i, 3 * _a + _c] = _sign
+_EYE3 = np.eye(3)
+
+
+def rotvec_to_rotmat_batch(rotvec: np.ndarray) -> np.ndarray:
+    """(B, 3) axis-angle, radians -> (B, 3, 3) rotation matrices (Rodrigues).
+
+    Below 1e-12 rad the axis is undefined (0/0): ``sin(a)/a`` and ``(1 - cos a)/a^2`` take
+    their limits 1 and 1/2 there, exact to machine precision.
+    """
+    angle = np.sqrt((rotvec * rotvec).sum(-1))[:, None, None]
+    small = angle < 1e-12
+    safe = np.where(small, 1.0, angle)
+    s = np.where(small, 1.0, np.sin(safe) / safe)
+    c = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
+    k = (rotvec @ SKEW).reshape(-1, 3, 3)
+    return _EYE3 + s * k + c * (k @ k)
+
+
+def rotmat_to_rotvec_batch(rotmat: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) rotation matrices -> (B, 3) axis-angle in [0, pi] radians.
+
+    Through the unit quaternion, built from the largest of its four components
+    (Shepperd's method: stable at every angle, 0 and pi included), as scipy does.
+    """
+    r = rotmat
+    diag = np.einsum("bii->bi", r)
+    trace = diag.sum(-1)
+    # Four candidate quaternions (x, y, z, w), each accurate when its own term is largest.
+    m01, m10 = r[:, 0, 1], r[:, 1, 0]
+    m02, m20 = r[:, 0, 2], r[:, 2, 0]
+    m12, m21 = r[:, 1, 2], r[:, 2, 1]
+    cand = np.stack([
+        np.stack([1.0 + 2.0 * diag[:, 0] - trace, m10 + m01, m20 + m02, m21 - m12], -1),
+        np.stack([m01 + m10, 1.0 + 2.0 * diag[:, 1] - trace, m21 + m12, m02 - m20], -1),
+        np.stack([m02 + m20, m12 + m21, 1.0 + 2.0 * diag[:, 2] - trace, m10 - m01], -1),
+        np.stack([m21 - m12, m02 - m20, m10 - m01, 1.0 + trace], -1),
+    ], axis=1)  # fmt: skip
+    choice = np.argmax(np.concatenate([diag, trace[:, None]], axis=-1), axis=-1)
+    quat = cand[np.arange(len(r)), choice]
+    quat /= np.sqrt((quat * quat).sum(-1, keepdims=True))
+    quat *= np.where(quat[:, 3:] < 0.0, -1.0, 1.0)  # w >= 0: the angle in [0, pi]
+    xyz_norm = np.sqrt((quat[:, :3] ** 2).sum(-1))
+    angle = 2.0 * np.arctan2(xyz_norm, quat[:, 3])
+    # angle / sin(angle / 2), with its series near 0 (0/0 there).
+    small = angle < 1e-3
+    safe = np.where(small, 1.0, angle)
+    scale = np.where(small, 2.0 + angle**2 / 12.0 + 7.0 * angle**4 / 2880.0,
+                     safe / np.sin(safe / 2.0))  # fmt: skip
+    return scale[:, None] * quat[:, :3]
