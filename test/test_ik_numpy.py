@@ -10,7 +10,11 @@ import torch
 
 from hand_ik.biomech import bio_kinematics_for
 from hand_ik.hand_model import load_hand_model
-from hand_ik.ik._rotations_np import rotmat_to_rotvec_batch, rotvec_to_rotmat_batch
+from hand_ik.ik._rotations_np import (
+    rotmat_to_rotvec_batch,
+    rotvec_to_rotmat_batch,
+    rotvec_to_rotmat_one,
+)
 from hand_ik.ik.alignment import rigid_align, rigid_align_np
 from hand_ik.ik.evaluate import synthetic_eval_set
 from hand_ik.ik.fast_kinematics import FastKeypointKinematics
@@ -198,6 +202,8 @@ def test_rotation_conversions_round_trip_at_every_angle():
                               rng.normal(size=(50, 3)) * 0.8, np.zeros((1, 3))])  # fmt: skip
     mats = rotvec_to_rotmat_batch(rotvecs)
     np.testing.assert_allclose(mats, Rotation.from_rotvec(rotvecs).as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(np.stack([rotvec_to_rotmat_one(v) for v in rotvecs]), mats,
+                               atol=1e-15)  # fmt: skip
     back = rotmat_to_rotvec_batch(mats)
     np.testing.assert_allclose(rotvec_to_rotmat_batch(back), mats, atol=1e-12)
     np.testing.assert_allclose(back[5:], rotvecs[5:], atol=1e-9)  # unique below pi

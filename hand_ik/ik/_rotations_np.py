@@ -6,6 +6,8 @@ and avoid scipy's per-call overhead (tens of microseconds, several times per fra
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: skew(v) as a linear map of v: ``(v @ SKEW).reshape(3, 3) == skew(v)``.
@@ -29,6 +31,24 @@ def rotvec_to_rotmat_batch(rotvec: np.ndarray) -> np.ndarray:
     c = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
     k = (rotvec @ SKEW).reshape(-1, 3, 3)
     return _EYE3 + s * k + c * (k @ k)
+
+
+def rotvec_to_rotmat_one(rotvec: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle, radians -> (3, 3): :func:`rotvec_to_rotmat_batch` for one vector,
+    in Python floats (a dozen numpy calls cost more than the arithmetic here)."""
+    x, y, z = float(rotvec[0]), float(rotvec[1]), float(rotvec[2])
+    angle2 = x * x + y * y + z * z
+    if angle2 < 1e-24:  # below 1e-12 rad: the limits 1 and 1/2 (0/0 otherwise)
+        s, c = 1.0, 0.5
+    else:
+        angle = math.sqrt(angle2)
+        s, c = math.sin(angle) / angle, (1.0 - math.cos(angle)) / angle2
+    # I + s K + c K^2 with K = skew(v), K^2 = v v^T - |v|^2 I.
+    return np.array([
+        [1.0 + c * (x * x - angle2), -s * z + c * x * y, s * y + c * x * z],
+        [s * z + c * x * y, 1.0 + c * (y * y - angle2), -s * x + c * y * z],
+        [-s * y + c * x * z, s * x + c * y * z, 1.0 + c * (z * z - angle2)],
+    ])  # fmt: skip
 
 
 def rotmat_to_rotvec_batch(rotmat: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_ik.ik._rotations_np import rotvec_to_rotmat_batch
+from hand_ik.ik._rotations_np import rotvec_to_rotmat_batch, rotvec_to_rotmat_one
 from hand_ik.keypoints import FINGER_KEYPOINTS
 
 #: (mcp, pip, dip, tip) keypoints of the four long fingers, for the bend penalty.
@@ -193,8 +193,12 @@ class PostOptProblem:
         out = x.copy()
         out[..., : 23 + nb] += step[..., : 23 + nb]
         out[..., 32 + nb :] += step[..., 26 + nb :]
-        delta = rotvec_to_rotmat_batch(step[..., 23 + nb : 26 + nb].reshape(-1, 3))
-        out[..., rot] = (delta @ x[..., rot].reshape(-1, 3, 3)).reshape(out[..., rot].shape)
+        if x.ndim == 1:  # one frame (the per-frame path): no batch bookkeeping
+            delta = rotvec_to_rotmat_one(step[23 + nb : 26 + nb])
+            out[rot] = (delta @ x[rot].reshape(3, 3)).reshape(9)
+            return out
+        delta = rotvec_to_rotmat_batch(step[:, 23 + nb : 26 + nb])
+        out[:, rot] = (delta @ x[:, rot].reshape(-1, 3, 3)).reshape(len(x), 9)
         return out
 
     # --- objective -------------------------------------------------------------------
