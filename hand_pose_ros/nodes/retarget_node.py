@@ -198,6 +198,11 @@ class RetargetNode(Node):
         return time.monotonic() - self.t0
 
     def _publish(self, positions) -> None:
+        if self.commands_published == 0 and not self.started_from_robot_state:
+            self.get_logger().info(
+                f"first command without the robot's measured joints (nothing usable on "
+                f"'{self.robot_state_topic}'): it is not rate-limited from where the robot "
+                "is; a robot driver publishing its joints there makes a restart jump-free")
         self.pub.publish(joint_state_to_msg(self.joint_names, positions,
                                             stamp=self.get_clock().now().to_msg()))  # fmt: skip
         self.commands_published += 1
