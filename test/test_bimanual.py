@@ -283,3 +283,28 @@ def test_the_launch_file_runs_both_robots(tmp_path):
 
     data = run_launch_test("launch_bimanual", 105, tmp_path)
     assert min(data["hand_states"].values()) >= 15
+
+
+def test_a_bimanual_recording_holds_both_robots(tmp_path):
+    """``hand-teleop run --robot-left ... --record``: each robot's commands on its own topic,
+    both descriptions, and both link trees on /tf (the left one's frames prefixed)."""
+    from hand_pose_ros.cli.main import main
+    from hand_pose_ros.io.mcap_recorder import read_messages
+    from hand_pose_ros.scene_frames import LEFT_ROBOT_FRAME_PREFIX
+
+    path = tmp_path / "both.mcap"
+    code = main(["run", "--frames", "20", "--record", str(path), "--estimator", "truth",
+                 "--robot-left", "hand_pose_ros_hand_left"])  # fmt: skip
+    assert code == 0
+    topics: dict[str, list] = {}
+    for message in read_messages(path):
+        topics.setdefault(message.topic, []).append(message.msg)
+    for side in SIDES:
+        commands = topics.get(joint_states_topic(side), [])
+        assert commands, f"no {side} commands recorded"
+        assert len(commands[0].name) == len(commands[0].position) > 0
+    assert "/hand/joint_states" not in topics
+    assert topics["/robot_description"] and topics["/left/robot_description"]
+    children = {t.child_frame_id for m in topics["/tf"] for t in m.transforms}
+    assert any(c.startswith(LEFT_ROBOT_FRAME_PREFIX) for c in children)
+    assert any(not c.startswith(LEFT_ROBOT_FRAME_PREFIX) for c in children)

@@ -18,7 +18,6 @@ from pathlib import Path
 from hand_pose_ros.dds_profile import use_package_dds_profile
 from hand_pose_ros.graph_plan import (
     GRAPH_OPTIONS,
-    GraphConfigError,
     GraphPlan,
     joint_states_topic,
     plan_graph,
@@ -72,16 +71,15 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_graph({name: getattr(args, name) for name in GRAPH_OPTIONS})
-    if plan.bimanual and args.record is not None:
-        raise GraphConfigError("--record with --robot-left: the recorder keeps one robot's "
-                               "/hand/joint_states only; record bimanual runs with "
-                               "`ros2 bag record` for now")  # fmt: skip
     use_package_dds_profile()  # before rclpy loads Fast DDS: 720p images over shared memory
     import rclpy
     import torch
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
 
     from hand_pose_ros.nodes.monitor import TeleopMonitor
-    from hand_pose_ros.nodes.robot_state_node import RobotStateNode
+    from hand_pose_ros.nodes.qos import COMMAND_QOS, LATCHED_QOS
+    from hand_pose_ros.nodes.robot_state_node import RobotStateNode, robot_description_topic
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
     # a mesh forward of 23 ms with 2 threads on a busy CPU, 2.3 ms with 1).
@@ -96,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         estimator = nodes.get("estimator_node")
         ik = nodes["ik_node"]
         monitors = {}
+        # Bimanual: the bag (written by the first monitor) keeps the other robots' commands
+        # and descriptions too; their /tf frames are prefixed on the one /tf topic.
+        other_robots = tuple(
+            topic for side in list(plan.robot_nodes)[1:]
+            for topic in ((joint_states_topic(side), JointState, COMMAND_QOS),
+                          (robot_description_topic(side), String, LATCHED_QOS)))  # fmt: skip
         for side, name in plan.robot_nodes.items():
             retarget = nodes[name]
             robot = retarget.stage.retargeter.robot
@@ -105,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 context=context, lower=robot.lower, upper=robot.upper,
                 urdf=retarget.stage.urdf_path, viz_path=args.viz if not monitors else None,
                 record_path=args.record if not monitors else None,
+                extra_recorded_topics=other_robots if not monitors else (),
                 cli_args=_remap_args(f"teleop_monitor{'_' + side if side else ''}",
                                      {joint_states_topic(): joint_states_topic(side)}))  # fmt: skip
             nodes[f"monitor_{side}"] = monitors[side]

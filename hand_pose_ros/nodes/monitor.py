@@ -51,10 +51,13 @@ class TeleopMonitor(Node):
     Args:
         lower, upper: (n,) joint limits of the commanded robot, for the checks.
         urdf: the robot URDF (for the viz renderer).
+        extra_recorded_topics: (topic, message type, QoS) recorded besides
+            :data:`RECORDED_TOPICS` (bimanual: the left robot's commands and description).
     """
 
     def __init__(self, *, lower: np.ndarray, upper: np.ndarray, urdf: Path | None = None,
                  viz_path: Path | None = None, record_path: Path | None = None,
+                 extra_recorded_topics: tuple[tuple[str, type, object], ...] = (),
                  **kwargs) -> None:  # fmt: skip
         super().__init__("teleop_monitor", **kwargs)
         self.lower, self.upper = np.asarray(lower), np.asarray(upper)
@@ -70,7 +73,7 @@ class TeleopMonitor(Node):
         self._recorder = None
         if record_path is not None:
             self._recorder = McapRecorder(record_path).__enter__()
-            for topic, msg_type, qos in RECORDED_TOPICS:
+            for topic, msg_type, qos in RECORDED_TOPICS + tuple(extra_recorded_topics):
                 if topic != "/hand/joint_states":
                     callback = self._recorder_callback(topic)
                     self.create_subscription(msg_type, topic, callback, qos)
@@ -84,8 +87,9 @@ class TeleopMonitor(Node):
                                          IMAGE_QOS)  # fmt: skip
                 self.create_subscription(HandState, "/hand/state", self._on_hand_state,
                                          RESULT_SUB_QOS)  # fmt: skip
-        self.create_subscription(JointState, "/hand/joint_states", self._on_joint_state,
-                                 COMMAND_QOS)  # fmt: skip
+        # Remapped per robot in bimanual runs; recorded under the topic it really reads.
+        self._command_sub = self.create_subscription(JointState, "/hand/joint_states",
+                                                     self._on_joint_state, COMMAND_QOS)  # fmt: skip
 
     def _recorder_callback(self, topic: str):
         return lambda msg: self._record(topic, msg)
@@ -135,7 +139,8 @@ class TeleopMonitor(Node):
         self.joint_states += 1
         self.last_positions = q
         if self._recorder is not None:
-            self._recorder.write("/hand/joint_states", msg, self.get_clock().now().nanoseconds)
+            self._recorder.write(self._command_sub.topic_name, msg,
+                                 self.get_clock().now().nanoseconds)  # fmt: skip
         if self._viz is not None and self._image is not None:
             self._viz.submit(VizFrame(self._image, self._uv, self._K, self._hands,
                                       dict(zip(msg.name, q, strict=True))))  # fmt: skip

@@ -41,6 +41,12 @@ from hand_pose_ros.scene_frames import (
 )
 
 
+def robot_description_topic(side: str | None = None) -> str:
+    """Where a robot's URDF text is published: the left robot's (bimanual) in namespace
+    ``left``, as its robot_state_publisher does under ``ros2 launch``."""
+    return "/left/robot_description" if side == "left" else "/robot_description"
+
+
 def transform_msg(link: LinkTransform, stamp: Time, prefix: str = "") -> TransformStamped:
     """A parent -> child link transform as a TransformStamped (metres, xyzw); ``prefix``
     goes before both link names."""
@@ -90,7 +96,7 @@ class RobotStateNode(Node):
         self.joint_names = self.links.robot.joint_names
         self.tf_published = 0
         self.skipped = 0
-        description = "/left/robot_description" if side == "left" else "/robot_description"
+        description = robot_description_topic(side)
         self.description_pub = self.create_publisher(String, description, LATCHED_QOS)
         self.static_pub = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
         self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
