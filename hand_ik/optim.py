@@ -300,7 +300,7 @@ def _damped_step(
     hess = jac.T @ jac
     grad = jac.T @ res
     size = len(grad)
-    diagonal = np.einsum("ii->i", hess)  # a writable view
+    diagonal = hess.reshape(-1)[:: size + 1]  # a writable view (hess is a fresh C array)
     if cfg.scaling == "marquardt":
         diagonal += lam * np.maximum(diagonal, _MIN_SCALE)
     else:
@@ -316,9 +316,10 @@ def _damped_step(
             step = np.zeros(size)
             if free.any():
                 step[free] = -_solve(hess[free][:, free], grad[free])
-    largest = max(float(step.max(initial=0.0)), -float(step.min(initial=0.0)))
-    if largest > cfg.max_step:
-        step *= cfg.max_step / largest
+    if cfg.max_step < np.inf:
+        largest = float(np.abs(step).max(initial=0.0))
+        if largest > cfg.max_step:
+            step *= cfg.max_step / largest
     return step
 
 

@@ -46,8 +46,9 @@ def rigid_align_np(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
     Returns:
         rotation (B, 3, 3) (proper: det +1) and translation (B, 3).
     """
-    mu_s, mu_t = source.mean(1), target.mean(1)
-    cov = (target - mu_t[:, None]).transpose(0, 2, 1) @ (source - mu_s[:, None]) / source.shape[1]
+    inv_k = 1.0 / source.shape[1]
+    mu_s, mu_t = source.sum(1) * inv_k, target.sum(1) * inv_k
+    cov = (target - mu_t[:, None]).transpose(0, 2, 1) @ (source - mu_s[:, None]) * inv_k
     u, _, vh = np.linalg.svd(cov)
     # Flip the last axis where the optimum would be a reflection (det 0 counts as +1).
     flip = np.linalg.det(u @ vh) < 0

@@ -149,7 +149,10 @@ class FastKeypointKinematics:
         """
         batch = len(bio)
         angles = bio @ self.dof_map  # (B, 45)
-        coef = np.stack([np.sin(angles), 1.0 - np.cos(angles)], axis=-1)[..., None, :]
+        coef = np.empty((batch, angles.shape[1], 1, 2))  # [sin, 1 - cos] per rotation
+        np.sin(angles, out=coef[:, :, 0, 0])
+        np.cos(angles, out=coef[:, :, 0, 1])
+        np.subtract(1.0, coef[:, :, 0, 1], out=coef[:, :, 0, 1])
         elementary = (coef @ self._rodrigues + _EYE9).reshape(batch, -1, 3, 3, 3)
         local = elementary[:, :, 0] @ elementary[:, :, 1] @ elementary[:, :, 2]
         return local, elementary

@@ -212,12 +212,13 @@ class PostOptProblem:
         if x.ndim == 1:
             res, jac = self.residuals(x[None], jacobian)
             return res[0], None if jac is None else jac[0]
+        key = x.tobytes()  # cheaper than np.array_equal for a few dozen numbers
         cached = self._cache
-        if cached is not None and np.array_equal(cached[0], x):
+        if cached is not None and cached[0] == key:
             posed, res = cached[1], cached[2]
         else:
             posed, res = self._evaluate(x)
-            self._cache = (x.copy(), posed, res)
+            self._cache = (key, posed, res)
         if not jacobian:
             return res, None
         return res, self._jacobian(posed, res, x[..., :23])
@@ -225,12 +226,12 @@ class PostOptProblem:
     def prime(self, x: np.ndarray, posed) -> None:
         """Tell the problem the posed hand at x (B, P) (e.g. the start's, known already)."""
         x = np.atleast_2d(x)
-        self._cache = (x.copy(), posed, self._residuals_of(posed, x))
+        self._cache = (x.tobytes(), posed, self._residuals_of(posed, x))
 
     def posed_at(self, x: np.ndarray):
         """The posed hand at x ((P,) or (B, P)) if the last evaluation was there, else None."""
         cached = self._cache
-        if cached is not None and np.array_equal(cached[0], np.atleast_2d(x)):
+        if cached is not None and cached[0] == np.ascontiguousarray(x).tobytes():
             return cached[1]
         return None
 
