@@ -170,7 +170,9 @@ class PostOptProblem:
             self._jac_template[first + np.arange(size), col + np.arange(size)] = weight
         # Residual rows of each long finger's (mcp, pip, dip, tip) coordinates: (4, 12).
         self._chain_rows = (3 * LONG_FINGER_CHAINS[..., None] + np.arange(3)).reshape(4, 12)
-        self._cache: tuple | None = None
+        #: The last two evaluations, x bytes -> (posed hand, residuals): LM asks for the
+        #: Jacobian at the candidate it just accepted, and ends at one of the last two.
+        self._cache: dict[bytes, tuple] = {}
 
     # --- packing ---------------------------------------------------------------------
     def pack(self, bio: np.ndarray, betas: np.ndarray, rotation: np.ndarray,
@@ -206,19 +208,18 @@ class PostOptProblem:
         """Residuals (B, R) and, with ``jacobian``, d residuals / d step (B, R, S).
 
         ``x`` of shape (P,) (one frame; the batch then has one row) gives (R,) and (R, S).
-        The last evaluation without Jacobian is kept: Levenberg-Marquardt asks for the
-        Jacobian at the candidate it has just accepted, and the posed hand is reused then.
+        The last two evaluations are kept (see ``_cache``): their posed hands are reused.
         """
         if x.ndim == 1:
             res, jac = self.residuals(x[None], jacobian)
             return res[0], None if jac is None else jac[0]
         key = x.tobytes()  # cheaper than np.array_equal for a few dozen numbers
-        cached = self._cache
-        if cached is not None and cached[0] == key:
-            posed, res = cached[1], cached[2]
+        cached = self._cache.get(key)
+        if cached is not None:
+            posed, res = cached
         else:
             posed, res = self._evaluate(x)
-            self._cache = (key, posed, res)
+            self._remember(key, posed, res)
         if not jacobian:
             return res, None
         return res, self._jacobian(posed, res, x[..., :23])
@@ -226,14 +227,18 @@ class PostOptProblem:
     def prime(self, x: np.ndarray, posed) -> None:
         """Tell the problem the posed hand at x (B, P) (e.g. the start's, known already)."""
         x = np.atleast_2d(x)
-        self._cache = (x.tobytes(), posed, self._residuals_of(posed, x))
+        self._remember(x.tobytes(), posed, self._residuals_of(posed, x))
+
+    def _remember(self, key: bytes, posed, res: np.ndarray) -> None:
+        if len(self._cache) >= 2:
+            del self._cache[next(iter(self._cache))]  # the oldest
+        self._cache[key] = (posed, res)
 
     def posed_at(self, x: np.ndarray):
-        """The posed hand at x ((P,) or (B, P)) if the last evaluation was there, else None."""
-        cached = self._cache
-        if cached is not None and cached[0] == np.ascontiguousarray(x).tobytes():
-            return cached[1]
-        return None
+        """The posed hand at x ((P,) or (B, P)) if one of the last two evaluations was there,
+        else None."""
+        cached = self._cache.get(np.ascontiguousarray(x).tobytes())
+        return None if cached is None else cached[0]
 
     def _evaluate(self, x: np.ndarray) -> tuple[object, np.ndarray]:
         """The posed hand and the residuals (B, R) at x (B, P)."""
@@ -273,7 +278,8 @@ class PostOptProblem:
         """d residuals / d step (B, R, S) at a posed hand with residuals ``res``."""
         w = self.weights
         batch = len(res)
-        out = np.repeat(self._jac_template[None], batch, axis=0)
+        out = np.empty((batch, *self._jac_template.shape))
+        out[:] = self._jac_template
         rows = 3 * self._num_points
         j_points = out[:, :rows]  # filled in place, then scaled
         self.kinematics.jacobian_into(posed, j_points, shape_jacobian=not self.fix_betas)
