@@ -23,7 +23,11 @@ from typing import Any
 
 from hand_pose_ros.estimation.detections import HAND_SIDES
 from hand_pose_ros.params import DEFAULT_PARAMS, load_node_parameters
-from hand_pose_ros.pipeline.estimators import ESTIMATOR_NAMES
+from hand_pose_ros.pipeline.estimators import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATOR_CONVENTIONS,
+    ESTIMATOR_NAMES,
+)
 from hand_pose_ros.runtime.weights import BACKENDS
 
 #: Source kinds: ``demo``, ``video:PATH``, ``webcam:N``, ``keypoints:FILE``, ``ros``.
@@ -276,6 +280,13 @@ def plan_graph(options: dict[str, Any]) -> GraphPlan:
     for option, (node, parameter) in OPTION_PARAMETERS.items():
         if value[option] is not None and not (option == "estimator" and truth):
             overrides[node][parameter] = value[option]
+    if file_parameters.get("ik_node", {}).get("keypoint_convention", "auto") == "auto":
+        # The IK takes its input's keypoint convention: the estimator's, or ours for our
+        # model's own keypoints (the demo's truth) and keypoint files (set mano for GRAB).
+        name = (value["estimator"]
+                or file_parameters.get("estimator_node", {}).get("estimator", DEFAULT_ESTIMATOR))
+        overrides["ik_node"]["keypoint_convention"] = (
+            "ours" if truth or kind == "keypoints" else ESTIMATOR_CONVENTIONS[name])
     source = SOURCE_NODES[kind]
     if kind == "demo":
         # The demo's image goes through the estimator like a camera image; truth bypasses it.

@@ -206,3 +206,29 @@ def test_model_side_agrees_with_the_source_side(name, model, hands):
     gap = np.linalg.norm(convention.from_model(joints, world) - source, axis=-1)
     shift = np.linalg.norm(source - joints, axis=-1)
     assert gap.mean() < 0.5 * shift.mean(), (gap.mean(), shift.mean())
+
+
+def test_ik_stage_takes_its_input_convention(hands):
+    """IKStage converts its input with ``keypoint_convention`` (live), auto = ours."""
+    import dataclasses
+
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
+
+    joints = hands[0][:4] + np.array([0.0, 0.0, 0.5])  # in front of the camera
+    source = load_convention("mano").from_ours(joints)
+    stage = IKStage(IKStageConfig())
+    assert stage.convention.name == "ours"  # auto outside a graph plan
+
+    def error() -> float:
+        states = [stage.solve(s, track_id=i) for i, s in enumerate(source)]
+        assert all(st.valid[0] for st in states), stage.last_rejection
+        return float(np.mean([np.linalg.norm(st.joints[0] - j, axis=-1).mean()
+                              for st, j in zip(states, joints, strict=True)]))  # fmt: skip
+
+    as_ours = error()
+    stage.reconfigure(dataclasses.replace(stage.config, keypoint_convention="mano"))
+    stage.reset()
+    assert stage.convention.name == "mano"
+    assert error() < 0.6 * as_ours
+    with pytest.raises(ValueError, match="keypoint_convention"):
+        IKStageConfig(keypoint_convention="freihand_v9")

@@ -90,14 +90,18 @@ def test_plans_start_the_right_nodes():
     assert keypoints.node_names == ("keypoints_player", "ik_node", "retarget_node",
                                     "wrist_pose_node")  # fmt: skip
     assert keypoints.node("keypoints_player").overrides == {"file": "/k.npz", "rate_hz": 20.0}
-    assert keypoints.node("ik_node").overrides == {"plausibility.check_depth": False}
+    assert keypoints.node("ik_node").overrides == {"plausibility.check_depth": False,
+                                                   "keypoint_convention": "ours"}
+    assert plan_graph({}).node("ik_node").overrides == {"keypoint_convention": "mediapipe"}
+    assert plan_graph({"estimator": "ours"}).parameters("ik_node")["keypoint_convention"] == "ours"
 
 
 def test_overrides_go_over_the_params_file_and_empty_options_keep_it():
     file_values = load_node_parameters()
     plan = plan_graph({"robot": "leap"})
     assert plan.parameters("retarget_node")["robot"] == "leap"
-    assert plan.parameters("ik_node") == file_values["ik_node"]
+    assert plan.parameters("ik_node") == {**file_values["ik_node"],
+                                          "keypoint_convention": "mediapipe"}
     default = plan_graph({"robot": ""})
     assert default.parameters("retarget_node")["robot"] == file_values["retarget_node"]["robot"]
     assert default.node("demo_source").overrides == {"publish_keypoints": False}
@@ -142,7 +146,7 @@ def test_bimanual_plan_adds_a_left_robot_node_and_splits_the_hands_by_side():
     left = plan.node("retarget_left_node")
     assert left.executable == "retarget_node" and left.section == "retarget_node"
     assert plan.node("demo_source").overrides["hands"] == 2
-    assert plan.node("ik_node").overrides == {"max_hands": 2}
+    assert plan.node("ik_node").overrides == {"max_hands": 2, "keypoint_convention": "mediapipe"}
     right, left_params = plan.parameters("retarget_node"), plan.parameters("retarget_left_node")
     assert (right["robot"], right["urdf"]) == ("allegro", "/r.urdf")
     assert (left_params["robot"], left_params["urdf"]) == ("allegro_left", "/l.urdf")

@@ -27,6 +27,10 @@ Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 #:   synthetic data only (research; far less accurate on real images).
 ESTIMATOR_NAMES = ("auto", "handtrack", "mediapipe", "ours")
 DEFAULT_ESTIMATOR = "handtrack"
+#: Each estimator's keypoint convention (hand_ik/conventions.py): where its 21 points sit
+#: on the hand. The graph plan gives it to the IK node (``keypoint_convention`` auto).
+ESTIMATOR_CONVENTIONS = {"auto": "mediapipe", "handtrack": "mediapipe",
+                         "mediapipe": "mediapipe", "ours": "ours"}  # fmt: skip
 
 #: EstimatorStageConfig fields the estimator is built from (the others are read per image).
 BUILD_FIELDS = ("estimator", "backend", "device", "landmark_model", "max_hands",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hand_ik.command_filter import CommandFilter, CommandFilterConfig
+from hand_ik.conventions import CONVENTION_NAMES, load_convention
 from hand_ik.hand_model import load_hand_model
 from hand_ik.hand_state import HandState
 from hand_ik.ik.calibration import load_operator_profile
@@ -43,8 +44,14 @@ class IKStageConfig:
     """Operator profile YAML (hand-teleop calibrate); empty: estimate the shape per frame."""
     plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
     """Human ranges a hand must fall in before it drives anything."""
+    keypoint_convention: str = "auto"
+    """Where the input's keypoints sit on the hand (hand_ik/conventions.py): ours | mano |
+    mediapipe, or auto: the graph plan picks the estimator's (a bare stage: ours)."""
 
     def __post_init__(self) -> None:
+        if self.keypoint_convention not in ("auto", *CONVENTION_NAMES):
+            raise ValueError(f"keypoint_convention: one of auto, {', '.join(CONVENTION_NAMES)}; "
+                             f"got {self.keypoint_convention!r}")  # fmt: skip
         if isinstance(self.plausibility, dict):
             self.plausibility = PlausibilityConfig(**self.plausibility)
         if isinstance(self.post_opt, dict):
@@ -70,6 +77,7 @@ class IKStage:
         self.solver = IKSolver(self.model, weights=weights, post_opt=c.post_opt)
         self.betas = (load_operator_profile(c.operator_profile, self.model)
                       if c.operator_profile else None)  # fmt: skip
+        self.convention = _load_convention(c.keypoint_convention)
         self._previous: OrderedDict[int, HandState] = OrderedDict()
         """Last valid state per track id, most recently solved last (at most
         :data:`MAX_WARM_START_TRACKS`)."""
@@ -92,6 +100,8 @@ class IKStage:
         post_opt = config.post_opt
         if self.solver.net is None:  # as IKSolver: without the net there is no start prior
             post_opt = dataclasses.replace(post_opt, start_weight=0.0)
+        if config.keypoint_convention != self.config.keypoint_convention:
+            self.convention = _load_convention(config.keypoint_convention)
         self.config = config
         self.solver.post_optimizer.config = post_opt
 
@@ -116,7 +126,9 @@ class IKStage:
         previous = self._previous.get(track_id)
         if previous is not None and previous.handedness != handedness:
             previous = None
-        state = self.solver.solve(joints_cam[None], betas=self.betas,
+        # The source's keypoints -> our model's (net input and post-opt target alike).
+        joints_in = self.convention.to_ours(joints_cam, handedness)
+        state = self.solver.solve(joints_in[None], betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
                                   previous=previous, with_vertices=with_vertices)  # fmt: skip
         if state.valid[0]:
@@ -132,6 +144,11 @@ class IKStage:
         else:
             self._previous.pop(track_id, None)
         return state
+
+
+def _load_convention(name: str):
+    """The stage's keypoint convention; ``auto`` outside a graph plan is ours."""
+    return load_convention("ours" if name == "auto" else name)
 
 
 @dataclass
