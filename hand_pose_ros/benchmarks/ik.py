@@ -23,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mocap-stride", type=int, default=10,
                         help="use every k-th motion-capture frame (default 10: 12 Hz of 120 Hz)")
     parser.add_argument("--timing-frames", type=int, default=50)
-    parser.add_argument("--sets", nargs="+", default=["clean", "noisy", "mocap"],
-                        choices=["clean", "noisy", "mocap"])
+    parser.add_argument("--sets", nargs="+", default=["clean", "noisy", "mocap", "conventions"],
+                        choices=["clean", "noisy", "mocap", "conventions"],
+                        help="conventions: rows with and without the mano keypoint convention "
+                             "(GRAB held-out sequences, synthetic sets as MANO reports them)")
 
 
 def _mocap_set(folder: Path, stride: int):
@@ -89,6 +91,13 @@ def run(args: argparse.Namespace) -> dict:
             rows += baseline45_rows(model, baseline_path, eval_set, args.timing_frames)
         rows += evaluate_solver_rows(model, eval_set, configs, args.timing_frames)
         rows.append(ik_parts_row(model, eval_set, args.timing_frames))
+    if "conventions" in args.sets:
+        from hand_pose_ros.benchmarks.ik_conventions import conventions_rows
+
+        synthetic = [s for s in sets if s.name.startswith("synthetic")]
+        more, why = conventions_rows(model, synthetic, args.data, args.mocap_stride,
+                                     args.timing_frames)  # fmt: skip
+        rows, skipped = rows + more, skipped + why
     if not baseline_path.is_file():
         skipped.append({"name": "ik45_baseline", "reason": f"{baseline_path} not trained "
                         "(hand-teleop train ik --rotation pose45)"})  # fmt: skip

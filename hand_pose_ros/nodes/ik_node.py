@@ -123,8 +123,11 @@ class IKNode(Node):
             return  # too uncertain: the retargeting node's hand-lost policy takes over
         joints, _, confidence = keypoints_from_msg(msg)
         joints[confidence <= 0.0] = np.nan  # zero confidence marks a missing keypoint
+        publish_markers = bool(self.get_parameter("publish_markers").value)
         start = time.perf_counter()
-        state = self.stage.solve(joints, msg.handedness, msg.track_id)
+        # The mesh is only posed for the markers (the retarget node re-poses the hand itself).
+        state = self.stage.solve(joints, msg.handedness, msg.track_id,
+                                 with_vertices=publish_markers)  # fmt: skip
         self.last_ms = (time.perf_counter() - start) * 1e3
         self.frames += 1
         self.rate.tick()
@@ -140,7 +143,7 @@ class IKNode(Node):
         self.state_pub.publish(out)
         self.states_published += 1
         self.states_by_side[msg.handedness] += 1
-        if self.get_parameter("publish_markers").value:
+        if publish_markers:
             self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,
                 frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0)))  # fmt: skip
