@@ -132,7 +132,7 @@ def test_shipped_calibration_is_what_calibrate_writes(tmp_path):
     again = yaml.safe_load(path.read_text())
     ours = yaml.safe_load(shipped)
     for key in ("scale", "target_offsets", "closed_offsets", "closed_lengths", "closed_power",
-                "optimizer"):  # fmt: skip
+                "palm_length_m", "optimizer"):  # fmt: skip
         np.testing.assert_allclose(
             np.asarray(_numbers(again[key])),
             np.asarray(_numbers(ours[key])),
@@ -242,3 +242,15 @@ def test_calibrate_robot_cli_dry_run(tmp_path, capsys):
     assert args.func(args) == 0
     assert path.read_text() == before
     assert '"pinch_weight"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["allegro", "shadow"])
+@pytest.mark.parametrize("size", [0.85, 1.15])
+def test_flat_and_fist_hold_for_smaller_and_larger_hands(name, size):
+    """The operator's hand is scaled to the calibration's (``palm_length_m``): a flat hand
+    of another size is still open, its fist still closed."""
+    retargeter = load_config(name).build()
+    step = lambda kp, bio: retargeter.retarget(kp * size, bio).positions  # noqa: E731
+    result = evaluate_presets(retargeter, ["flat", "fist"], step=step)
+    assert max(result.flex["flat"].values()) <= FLAT_MAX, result.flex["flat"]
+    assert min(result.flex["fist"].values()) >= FIST_MIN, result.flex["fist"]

@@ -281,3 +281,56 @@ def test_commands_report_the_optimizer_result_and_stalls():
     result = opt.solve(targets, q0, q0, None, weights=weights)
     assert result.reason == "stalled" and not result.converged and result.accepted == 0
     np.testing.assert_array_equal(result.x, q0)
+
+
+def test_hand_size_estimate_is_a_running_mean_per_track():
+    from hand_ik.retarget.hand_size import FACTOR_RANGE, HandSizeEstimate, palm_length
+
+    poses = human_poses(3, seed=3)
+    estimate = HandSizeEstimate(frames=2)
+    assert estimate.factor(0.1) == 1.0  # no hand yet: not scaled
+    lengths = [palm_length(p) for p in poses]
+    assert estimate.update(poses[0]) == pytest.approx(lengths[0])
+    assert estimate.update(poses[1]) == pytest.approx(np.mean(lengths[:2]))
+    # After ``frames`` frames: an exponential average with that time constant.
+    expected = np.mean(lengths[:2]) + (lengths[2] - np.mean(lengths[:2])) / 2
+    assert estimate.update(poses[2]) == pytest.approx(expected)
+    assert estimate.update(np.zeros((21, 3))) == pytest.approx(expected)  # no palm: skipped
+    assert estimate.factor(2 * expected) == pytest.approx(2.0)
+    assert estimate.factor(100 * expected) == FACTOR_RANGE[1]
+    estimate.reset()
+    assert estimate.length_m is None and estimate.factor(0.1) == 1.0
+    with pytest.raises(ValueError, match="frames"):
+        HandSizeEstimate(frames=0)
+
+
+def test_operator_hand_size_anchors_the_flat_hand_and_keeps_the_gain():
+    """A flat hand 0.85 times the calibration's gets the calibration's flat targets (the
+    robot's open pose); a small motion moves the targets by ``scale`` times it; reset
+    forgets the size."""
+    from hand_ik.retarget.fidelity import preset_sequence
+    from hand_ik.retarget.hand_size import palm_length
+
+    retargeter = load_config("shadow").build()
+    config = retargeter.config
+    assert config.palm_length_m > 0
+    flat = preset_sequence("flat")[0][-1]
+    expected = retargeter.targets(flat)
+    small = flat * 0.85
+    for _ in range(3):
+        retargeter.retarget(small)
+    assert retargeter.hand_factor == pytest.approx(config.palm_length_m / palm_length(small))
+    assert retargeter.hand_factor == pytest.approx(1 / 0.85, rel=1e-3)
+    rows = len(retargeter.target_keypoints)
+    np.testing.assert_allclose(retargeter.targets(small)[:rows], expected[:rows], atol=1e-5)
+    moved = small.copy()
+    moved[8] += (0.0, 0.0, 0.002)  # index tip 2 mm palmar: closure stays ~0
+    step = retargeter.targets(moved)[1] - retargeter.targets(small)[1]
+    palm = np.asarray(config.hand_root_to_palm) @ np.array([0.0, 0.0, 0.002])
+    np.testing.assert_allclose(step, config.scale * palm, atol=1e-6)
+    retargeter.reset()
+    assert retargeter.hand_factor == 1.0
+    off = load_config("shadow", palm_length_m=0.0).build()
+    off.retarget(small)
+    assert off.hand_factor == 1.0
+    assert np.abs(off.targets(small)[:rows] - expected[:rows]).max() > 0.01

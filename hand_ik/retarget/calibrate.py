@@ -27,6 +27,9 @@ posed on the open hand model.
    fist, curls, independence, and the pinches the robot's kinematics allow); where none
    does, the combination that misses the fewest goals, then by the least.
 
+6. ``palm_length_m``: the presets' palm length (``hand_size.palm_length``); the
+   retargeter measures each operator's palm against it (``Retargeter.hand_factor``).
+
 ``write_calibration`` replaces the calibrated fields in the robot YAML, inside a
 marked block with a comment saying how they were obtained.
 """
@@ -48,6 +51,7 @@ from hand_ik.retarget.fidelity import (
     pinch_reach,
     preset_sequence,
 )
+from hand_ik.retarget.hand_size import palm_length
 
 #: Candidate weights of the palm->intermediate vectors (where a config has them), smallest
 #: first; 0 leaves them out (fewer vectors: faster, and the fingers move as the old mapping).
@@ -83,6 +87,8 @@ class Calibration:
     """Pull toward the joint map (per rad^2)."""
     closed_power: float = CLOSED_POWER
     """Exponent of the closure that blends the open offsets into the closed ones."""
+    palm_length_m: float = 0.0
+    """Palm length (m, ``hand_size.palm_length``) of the presets' hand (operators scaled to it)."""
     intermediate_weight: float | None = None
     """Weight of the palm->intermediate vectors; None: the config has none (unchanged)."""
     pinch_mm: dict[str, float] = field(default_factory=dict)
@@ -106,6 +112,7 @@ class Calibration:
             closed_offsets={k: list(v) for k, v in self.closed_offsets.items()},
             closed_lengths={k: list(v) for k, v in self.closed_lengths.items()},
             closed_power=self.closed_power,
+            palm_length_m=self.palm_length_m,
             optimizer=optimizer,
         )
 
@@ -142,6 +149,7 @@ class _Targets:
     target_offsets: dict[str, list[float]]
     closed_offsets: dict[str, list[float]]
     closed_lengths: dict[str, list[float]]
+    palm_length_m: float
 
 
 def _fit_targets(retargeter) -> _Targets:
@@ -169,7 +177,8 @@ def _fit_targets(retargeter) -> _Targets:
         if tip in config.fingertips:
             lengths[tip] = np.round([np.linalg.norm(h_flat[k]), np.linalg.norm(h_fist[k])], 5)
             lengths[tip] = lengths[tip].tolist()
-    return _Targets(scale, offsets, closed, lengths)
+    palm = round(palm_length(preset_sequence("flat")[0][-1]), 5)
+    return _Targets(scale, offsets, closed, lengths, palm)
 
 
 def calibrate(config: RetargetingConfig) -> Calibration:
@@ -204,7 +213,8 @@ def calibrate(config: RetargetingConfig) -> Calibration:
     trials = [
         Calibration(
             fit.scale, fit.target_offsets, closed, fit.closed_lengths,
-            pinch_weight, map_weight, intermediate_weight=inter_weight,
+            pinch_weight, map_weight, palm_length_m=fit.palm_length_m,
+            intermediate_weight=inter_weight,
         )
         for closed in (no_correction, fit.closed_offsets)
         for inter_weight in inter_weights
@@ -255,8 +265,9 @@ def calibration_yaml(calibration: Calibration, name: str, optimizer: dict | None
         "# human hand on the robot's open pose, closed_offsets the human fist on the robot's",
         "# (each finger's flexion joints bent by the human's flexion fraction), blended by the",
         "# finger's closure (palm->tip length between closed_lengths) to the power",
-        "# closed_power; the optimizer weights are the smallest that meet the fidelity goals on",
-        "# the presets",
+        "# closed_power; palm_length_m is the presets' palm (mean wrist -> finger MCP), the",
+        "# size each operator's hand is measured against; the optimizer weights are the",
+        "# smallest that meet the fidelity goals on the presets",
         f"# ({calibration.misses} missed). Pinch presets, robot tip distance / kinematic minimum",
         "# (mm): "
         + ", ".join(
@@ -268,6 +279,7 @@ def calibration_yaml(calibration: Calibration, name: str, optimizer: dict | None
         *_vectors_yaml("closed_offsets", calibration.closed_offsets, 5),
         *_vectors_yaml("closed_lengths", calibration.closed_lengths, 5),
         f"closed_power: {calibration.closed_power}",
+        f"palm_length_m: {calibration.palm_length_m:.5f}",
         "optimizer: " + _flow(optimizer),
         END,
     ]
@@ -275,7 +287,8 @@ def calibration_yaml(calibration: Calibration, name: str, optimizer: dict | None
 
 
 _CALIBRATED_KEYS = re.compile(
-    r"^(scale|target_scales|target_offsets|closed_offsets|closed_lengths|closed_power|optimizer):"
+    r"^(scale|target_scales|target_offsets|closed_offsets|closed_lengths|closed_power|"
+    r"palm_length_m|optimizer):"
 )
 
 

@@ -140,6 +140,9 @@ class RetargetingConfig:
     """Fingertip keypoint -> [open, closed] human palm->tip length (m): the finger's closure."""
     closed_power: float = 2.0
     """Offsets go from open to closed by closure ** this (>= 1: mid-range moves at one scale)."""
+    palm_length_m: float = 0.0
+    """Palm length (m, ``hand_size.palm_length``) of the hand the calibration used; the
+    operator's keypoints are scaled to it (running estimate per track); 0: not scaled."""
     locked_joints: dict[str, float] = field(default_factory=dict)
     """Joints held constant (e.g. a wrist), excluded from retargeting."""
     joint_map: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -214,6 +217,8 @@ class RetargetingConfig:
                     f"closed_lengths.{key} must be [open, closed] with open > closed > 0, got "
                     f"{value.tolist()}"
                 )
+        if not (np.isfinite(self.palm_length_m) and self.palm_length_m >= 0):
+            raise ValueError(f"palm_length_m must be >= 0 (0: off), got {self.palm_length_m}")
         if not (np.isfinite(self.closed_power) and self.closed_power >= 1):
             raise ValueError(f"closed_power must be >= 1, got {self.closed_power}")
         for finger, joints in self.flexion.items():
@@ -249,6 +254,7 @@ class RetargetingConfig:
         _check_mapping(self.closed_offsets, "closed_offsets", _is_numbers, "numbers")
         _check_mapping(self.closed_lengths, "closed_lengths", _is_numbers, "numbers")
         _require(_is_number(self.closed_power), "closed_power", "a number", self.closed_power)
+        _require(_is_number(self.palm_length_m), "palm_length_m", "a number", self.palm_length_m)
         for name in ("joint_map", "flexion"):
             _check_mapping(getattr(self, name), name, lambda v: isinstance(v, dict), "mappings")
             for key, terms in getattr(self, name).items():

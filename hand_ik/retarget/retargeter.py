@@ -9,6 +9,7 @@ from hand_ik.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from hand_ik.optim import LMResult
 from hand_ik.retarget.command import RobotCommand
 from hand_ik.retarget.config import RetargetingConfig, _finger_tip
+from hand_ik.retarget.hand_size import HandSizeEstimate
 from hand_ik.retarget.joint_map import JointMap
 from hand_ik.retarget.vector_optimizer import PALM, TaskVector, VectorOptimizer
 from hand_ik.robot import RobotModel
@@ -34,6 +35,14 @@ class Retargeter:
     ramps from 0 at ``optimizer.pinch_open_m`` to ``pinch_weight`` at
     ``pinch_close_m`` and its target shrinks to zero (tips touching) over the same
     range (smoothstep, so the targets stay continuous).
+    Operator hand size (``config.palm_length_m`` > 0): ``hand_factor`` f is that palm
+    length over the operator's (``hand_size``, a running estimate that ``retarget``
+    updates since the last ``reset``). The targets are those of the keypoints times f
+    (the operator's hand at the calibration's size: closure and pinch ramp included),
+    with their displacement from an anchor (palm->link rows: the robot's open-pose
+    vector; pinch rows: tips touching) shrunk by ``(1 - 1/f) * (1 - closure weight)``:
+    a flat hand of any size gives the open pose, mid-range motion moves the tips by
+    ``scale`` times the operator's own motion, and a fist of any size closes the robot.
 
     Args:
         config: the robot's retargeting config (``config.urdf`` must be set).
@@ -89,6 +98,14 @@ class Retargeter:
             neutral[robot.free_names.index(name)] = value
         self.neutral_free = np.clip(neutral, robot.free_lower, robot.free_upper)
         self._q_prev: np.ndarray | None = None
+        self.hand_size = HandSizeEstimate()
+        """The operator's palm length since the last ``reset``."""
+        self.hand_factor = 1.0
+        """Calibration palm / operator palm (1: off, or no hand since ``reset``)."""
+        self._anchor = np.zeros((n_vec, 3))  # open-pose palm->link vectors; 0 for pinches
+        if config.palm_length_m > 0:
+            v_open = self.optimizer.vectors_at(np.clip(0.0, robot.free_lower, robot.free_upper))
+            self._anchor[: len(self.target_keypoints)] = v_open[0][: len(self.target_keypoints)]
 
     def _init_closure(self, config: RetargetingConfig) -> None:
         """Rows whose offset moves toward ``closed_offsets`` as their finger closes."""
@@ -130,8 +147,10 @@ class Retargeter:
         return self.command(self.neutral_free)
 
     def reset(self) -> None:
-        """Forget the previous frame (next call starts cold)."""
+        """Forget the previous frame and the hand's size (next call starts cold: a new track)."""
         self._q_prev = None
+        self.hand_size.reset()
+        self.hand_factor = 1.0
 
     def targets(self, keypoints_hand_root: np.ndarray) -> np.ndarray:
         """(21, 3) human keypoints in hand_root, metres -> (K, 3) target vectors in palm axes."""
@@ -140,15 +159,24 @@ class Retargeter:
     def task(self, keypoints_hand_root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(21, 3) keypoints in hand_root, metres -> targets (K, 3) in palm axes, weights (K,).
 
-        See the class docstring for the scaling, offsets and the pinch ramp.
+        See the class docstring for the hand size, scaling, offsets and the pinch ramp
+        (``hand_factor`` as it stands: ``retarget`` updates it, this does not).
         """
         kp = np.asarray(keypoints_hand_root, dtype=float)
         if kp.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"keypoints_hand_root must have shape (21, 3), got {kp.shape}")
+        f = self.hand_factor
+        if f != 1.0:
+            kp = kp * f
         human = kp[self._human_pairs[:, 1]] - kp[self._human_pairs[:, 0]]
         targets = (human @ self._to_palm.T) * self._vec_scale + self._vec_offset
+        if f != 1.0:
+            shrink = np.full(len(targets), 1.0 - 1.0 / f)  # of the displacement from anchor
         if len(self._closed_rows):
-            targets[self._closed_rows] += self.closure(kp)[:, None] * self._closed_delta
+            closure = self.closure(kp)
+            targets[self._closed_rows] += closure[:, None] * self._closed_delta
+            if f != 1.0:
+                shrink[self._closed_rows] *= 1.0 - closure
         weights = self._base_weights
         if self._pinch.start < len(targets):
             opt = self.config.optimizer
@@ -158,6 +186,8 @@ class Retargeter:
             targets[self._pinch] *= ramp[:, None]
             weights = weights.copy()
             weights[self._pinch] *= 1.0 - ramp  # >= 0: the config's weights are
+        if f != 1.0:
+            targets -= shrink[:, None] * (targets - self._anchor)
         return targets, weights
 
     def command(self, q_free: np.ndarray, solve: LMResult | None = None) -> RobotCommand:
@@ -195,7 +225,11 @@ class Retargeter:
         if keypoints_hand_root is None:
             q = q_map
         else:
-            targets, weights = self.task(keypoints_hand_root)
+            keypoints = np.asarray(keypoints_hand_root, dtype=float)
+            if self.config.palm_length_m > 0 and keypoints.shape == (NUM_KEYPOINTS, 3):
+                self.hand_size.update(keypoints)  # skips a non-finite palm
+                self.hand_factor = self.hand_size.factor(self.config.palm_length_m)
+            targets, weights = self.task(keypoints)
             if not np.all(np.isfinite(targets)):
                 raise ValueError("keypoints_hand_root contains NaN or inf")
             if self._q_prev is None:
