@@ -4,6 +4,9 @@ Residuals per frame, in this order (keypoints in millimetres so one millimetre c
 
 - weighted keypoint error ``1e3 * w_k * (keypoint_k - target_k)`` (missing: w_k = 0);
 - optionally the mean vertex error against an estimated mesh;
+- optionally the reprojection error (:func:`reprojection_residuals`): the keypoints
+  projected with the camera intrinsics against the estimator's 2D keypoints, in percent
+  of the hand's image size, Huber-robust, per-keypoint confidence;
 - eq. 3: opposite bend directions at PIP and DIP of the four long fingers;
 - joint-limit violation, shape prior (when the shape is estimated), the pull toward
   the previous frame's DoF (tracking) and toward the starting DoF (the IK net's).
@@ -96,6 +99,71 @@ def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return penalty, d_points
 
 
+#: The reprojection residual's unit: percent of the hand's image size (so 1 % costs about
+#: as much as 1 mm of keypoint error).
+REPROJECTION_UNIT = 100.0
+#: Keypoints nearer the camera plane than this (metres) drop out of the reprojection term.
+MIN_DEPTH_M = 1e-2
+
+
+def _huber_gain(n2: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``g`` with ``(g e)^2 = huber(|e|^2)`` and ``dg/d(e) = q e``: returns (g, q).
+
+    ``huber(n2) = n2`` up to ``|e| = threshold``, ``2 c |e| - c^2`` beyond (c = threshold).
+    """
+    c = threshold
+    outer = n2 > c * c
+    n2 = np.where(outer, n2, 1.0)  # the inner branch is constant (g = 1): no 1 / 0
+    inv = 1.0 / n2
+    inv_n = np.sqrt(inv)
+    h = np.where(outer, 2.0 * c * inv_n - c * c * inv, 1.0)
+    g = np.sqrt(h)
+    dh = np.where(outer, -c * inv * inv_n + c * c * inv * inv, 0.0)  # dh / d n2
+    return g, dh / g  # d g / d e = (dh / dn2) (2 e) / (2 g)
+
+
+def reprojection_residuals(points: np.ndarray, camera: np.ndarray, target: np.ndarray,
+                           weights: np.ndarray, scale: np.ndarray, threshold: float,
+                           jacobian: bool = False):  # fmt: skip
+    """Robust reprojection residuals of a batch of hands and d residuals / d points.
+
+    ``r_k = w_k g(e_k) e_k`` with ``e_k = (project(K p_k) - uv_k) / scale`` (Huber gain g,
+    :func:`_huber_gain`); keypoints behind or on the camera plane (depth < ``MIN_DEPTH_M``)
+    give 0. Closed-form derivative: ``dr/dp = w (g I + q e e^T) de/dp`` with
+    ``de/dp = [(K_0 - u K_2); (K_1 - v K_2)] / (z scale)``.
+
+    Args:
+        points: (B, N, 3) camera frame, metres.
+        camera: (B, 3, 3) intrinsics (last row 0, 0, 1; a negative fx mirrors x).
+        target: (B, N, 2) pixels (anything where the weight is 0).
+        weights: (B, N) >= 0 (confidence, times any unit and weight).
+        scale: (B,) pixels: the hand's image size.
+        threshold: Huber threshold, in units of ``scale``.
+
+    Returns:
+        residuals (B, N, 2) and, with ``jacobian``, d residuals / d points (B, N, 2, 3).
+    """
+    q = points @ camera.transpose(0, 2, 1)  # (B, N, 3)
+    z = q[..., 2]
+    front = z > MIN_DEPTH_M
+    z_safe = np.where(front, z, 1.0)
+    uv = q[..., :2] / z_safe[..., None]
+    w = np.where(front, weights, 0.0)
+    inv_scale = 1.0 / scale[:, None, None]
+    e = (uv - target) * inv_scale
+    e = np.where(w[..., None] > 0, e, 0.0)
+    g, gq = _huber_gain((e * e).sum(-1), threshold)
+    res = (w * g)[..., None] * e
+    if not jacobian:
+        return res, None
+    # de/dp (B, N, 2, 3): rows K_i - uv_i K_2, over z scale.
+    de = camera[:, None, :2, :] - uv[..., None] * camera[:, None, 2:3, :]
+    de *= (inv_scale[..., None] / z_safe[..., None, None])
+    d_res = (g[..., None, None] * np.eye(2)
+             + gq[..., None, None] * (e[..., :, None] * e[..., None, :]))  # dr / de
+    return res, w[..., None, None] * (d_res @ de)
+
+
 @dataclass
 class PostOptWeights:
     """Square roots of the objective's weights (see ``PostOptConfig``); 0 disables a term."""
@@ -106,6 +174,10 @@ class PostOptWeights:
     shape_prior: float
     temporal: float
     start: float
+    reprojection: float = 0.0
+    reprojection_huber: float = 0.05
+    """Huber threshold of the reprojection term (a fraction of the hand's image size; not
+    a square root)."""
 
 
 @dataclass
@@ -125,6 +197,12 @@ class PostOptProblem:
         lower, upper: (23,) joint limits, radians.
         previous: (B, 23) the previous frame's DoF, or None (no temporal term).
         target_vertices: (B, V, 3) estimated mesh, metres, or None (no vertex term).
+        image_points: (B, 21, 2) the estimator's 2D keypoints, pixels, or None (no
+            reprojection term); anything where ``image_weights`` is 0.
+        image_weights: (B, 21) >= 0 their confidence (0: missing).
+        camera: (B, 3, 3) intrinsics projecting the points' frame (a left hand's, mirrored
+            into right-hand form, has fx negated).
+        image_scale: (B,) pixels, the hand's image size the 2D error is measured in.
     """
 
     kinematics: object
@@ -138,9 +216,17 @@ class PostOptProblem:
     upper: np.ndarray
     previous: np.ndarray | None = None
     target_vertices: np.ndarray | None = None
+    image_points: np.ndarray | None = None
+    image_weights: np.ndarray | None = None
+    camera: np.ndarray | None = None
+    image_scale: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         w = self.weights
+        self._use_reprojection = (self.image_points is not None and w.reprojection > 0
+                                  and self.camera is not None)  # fmt: skip
+        if self._use_reprojection:
+            self._image_w = REPROJECTION_UNIT * w.reprojection * self.image_weights
         self._kp_scale = np.repeat(1e3 * self.joint_weights, 3, axis=-1)  # (B, 63)
         self._num_betas = 0 if self.fix_betas else self.betas.shape[-1]
         self._use_vertices = self.target_vertices is not None and w.vertex > 0
@@ -150,7 +236,8 @@ class PostOptProblem:
         self.num_step = 29 + nb
         # Row blocks of the residual vector: keypoints (and vertices), bend, limits, then
         # the constant-Jacobian priors (shape, temporal, start).
-        self._row_bend = 3 * self._num_points
+        self._row_reproj = 3 * self._num_points
+        self._row_bend = self._row_reproj + (42 if self._use_reprojection else 0)
         self._row_limit = self._row_bend + 4
         row = self._row_limit + 23
         priors = []  # (first row, first column, size, weight)
@@ -259,6 +346,10 @@ class PostOptProblem:
             vertex_scale = 1e3 * w.vertex / self.target_vertices.shape[1] ** 0.5
             res[:, 63 : self._row_bend] = vertex_scale * (
                 points[:, 21:] - self.target_vertices).reshape(batch, -1)  # fmt: skip
+        if self._use_reprojection:
+            res[:, self._row_reproj : self._row_bend] = reprojection_residuals(
+                keypoints, self.camera, self.image_points, self._image_w, self.image_scale,
+                w.reprojection_huber)[0].reshape(batch, 42)  # fmt: skip
         res[:, self._row_bend : self._row_limit] = w.bend * bend_penalty(keypoints)
         # Joint limits: the distance outside [lower, upper], 0 inside.
         res[:, self._row_limit : self._row_limit + 23] = w.limit * (
@@ -289,6 +380,12 @@ class PostOptProblem:
             _, d_penalty = bend_penalty_jacobian(posed.points[:, :21])
             j_chain = j_points[:, self._chain_rows]  # (B, 4, 12, S), unscaled
             out[:, bend_rows] = w.bend * (d_penalty.reshape(batch, 4, 1, 12) @ j_chain)[:, :, 0]
+        if self._use_reprojection:
+            _, d_points = reprojection_residuals(
+                posed.points[:, :21], self.camera, self.image_points, self._image_w,
+                self.image_scale, w.reprojection_huber, jacobian=True)  # fmt: skip
+            j_kp = j_points[:, :63].reshape(batch, 21, 3, -1)  # unscaled
+            out[:, self._row_reproj : self._row_bend] = (d_points @ j_kp).reshape(batch, 42, -1)
         j_points[:, :63] *= self._kp_scale[..., None]
         if self._use_vertices:
             j_points[:, 63:] *= 1e3 * w.vertex / self.target_vertices.shape[1] ** 0.5

@@ -31,7 +31,7 @@ from hand_ik.ik.features import bone_features_np
 from hand_ik.ik.ik_net import NumpyIKNet
 from hand_ik.ik.keypoint_layer import KeypointLayer
 from hand_ik.ik.point_regressor import PointRegressor
-from hand_ik.ik.post_opt import PostOptConfig, PostOptimizer
+from hand_ik.ik.post_opt import ImageEvidence, PostOptConfig, PostOptimizer
 from hand_ik.ik.weights import load_ik_weights
 from hand_ik.keypoints import NUM_KEYPOINTS
 
@@ -45,6 +45,48 @@ MAX_ABS_COORDINATE_M = 1e3
 _PALM = list(PALM_RIGID_KEYPOINTS)
 #: x -> -x: a left hand's input into right-hand form, and its re-posed hand back.
 _MIRROR = np.array([-1.0, 1.0, 1.0])
+
+
+#: Fewer usable 2D keypoints than this: no reprojection term for the hand.
+MIN_IMAGE_KEYPOINTS = 4
+
+
+def image_evidence(image_points, confidence, K, n: int,
+                   handedness: str = "right") -> ImageEvidence | None:  # fmt: skip
+    """The post-optimization's 2D evidence for n hands (right-hand form), or None.
+
+    A keypoint drops out where its pixels are not finite or its confidence is not > 0; a
+    hand with fewer than :data:`MIN_IMAGE_KEYPOINTS` left, or a non-finite ``K``, gets
+    weight 0. A left hand is solved mirrored (x -> -x in 3D): its projection is
+    ``K @ diag(-1, 1, 1)``, i.e. fx (and the skew) negated; the pixels stay as they are.
+    The hand's image size (the scale of the 2D error) is its keypoints' bounding-box
+    diagonal, pixels.
+    """
+    if image_points is None or K is None:
+        return None
+    points = np.array(image_points, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+    camera = np.array(K, dtype=np.float64)
+    if camera.shape == (3, 3):
+        camera = np.broadcast_to(camera, (n, 3, 3)).copy()
+    if len(points) != n or camera.shape != (n, 3, 3):
+        raise ValueError(f"image_points must be (N, 21, 2) and K (3, 3) or (N, 3, 3) for "
+                         f"N = {n}, got {points.shape} and {camera.shape}")  # fmt: skip
+    conf = (np.ones((n, NUM_KEYPOINTS)) if confidence is None
+            else np.array(confidence, dtype=np.float64).reshape(n, NUM_KEYPOINTS))  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(points).all(-1) & (conf > 0) & np.isfinite(conf)
+    usable &= np.isfinite(camera).all((1, 2))[:, None]
+    weights = np.where(usable, np.minimum(np.where(usable, conf, 0.0), 1.0), 0.0)
+    points = np.where(usable[..., None], points, 0.0)
+    big = np.where(usable[..., None], points, np.inf).min(1)
+    small = np.where(usable[..., None], points, -np.inf).max(1)
+    scale = np.sqrt(((small - big) ** 2).sum(-1)) if usable.any() else np.zeros(n)
+    scale = np.where(usable.sum(-1) >= MIN_IMAGE_KEYPOINTS, scale, 0.0)
+    weights[~(scale > 1.0)] = 0.0  # too few keypoints, or a hand under a pixel
+    camera = np.where(np.isfinite(camera), camera, 0.0)
+    if handedness == "left":
+        camera = camera * _MIRROR
+    return ImageEvidence(points, weights, camera, np.where(scale > 1.0, scale, 1.0))
 
 
 class _Clock:
@@ -138,6 +180,9 @@ class IKSolver:
         previous: HandState | None = None,
         with_vertices: bool = True,
         timings: dict[str, float] | None = None,
+        image_points=None,
+        confidence=None,
+        K=None,
     ) -> HandState:
         """Solve a batch of hands.
 
@@ -153,6 +198,13 @@ class IKSolver:
             with_vertices: also re-pose the mesh (``HandState.vertices``; None without).
             timings: a dict to receive the milliseconds of each part (``align_ms``: checks
                 and Kabsch, ``net_ms``, ``global_pose_ms``, ``post_opt_ms``, ``output_ms``).
+            image_points: (N, 21, 2) or (21, 2) the estimator's 2D keypoints, pixels, in the
+                image ``joints`` are the camera frame of (same keypoint convention as the
+                fit); with ``K``, the post-optimization's reprojection term. NaN: missing.
+            confidence: (N, 21) or (21,) their confidence in [0, 1] (0: missing), or None
+                (all 1).
+            K: (3, 3) or (N, 3, 3) camera intrinsics of ``joints``' frame, or None (no
+                reprojection term).
 
         Returns:
             A HandState (see its docstring for the frame of each field). Invalid rows
@@ -180,9 +232,13 @@ class IKSolver:
         target = np.where(observed[..., None], joints, 0.0)
         clock.lap("global_pose_ms")
         if post_opt:
+            image = image_evidence(image_points, confidence, K, len(joints), handedness)
+            if image is not None:
+                image = image._replace(weights=image.weights * valid[:, None])
             bio, betas_n, rot, transl, posed = self.post_optimizer.refine(
                 target, weights, bio, betas_n, rot, transl, fix_betas=betas is not None,
                 target_vertices=vertices, previous_bio=prev_bio, start_posed=posed,
+                image=image,
             )  # fmt: skip
             clamped = np.minimum(np.maximum(bio, self.fk.lower), self.fk.upper)
             if not np.array_equal(clamped, bio):
