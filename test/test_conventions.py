@@ -232,3 +232,62 @@ def test_ik_stage_takes_its_input_convention(hands):
     assert error() < 0.6 * as_ours
     with pytest.raises(ValueError, match="keypoint_convention"):
         IKStageConfig(keypoint_convention="freihand_v9")
+
+
+def _reference_to_ours(convention: KeypointConvention, keypoints: np.ndarray,
+                       handedness: str) -> np.ndarray:  # fmt: skip
+    """The map of the module docstring, one keypoint at a time (np.cross, explicit
+    Rodrigues): the reference the fast per-frame path is checked against."""
+    from hand_ik.keypoints import KEYPOINT_PARENTS
+
+    mirror = np.array([-1.0 if handedness == "left" else 1.0, 1.0, 1.0])
+    src = keypoints * mirror
+    y = src[9] - src[0]
+    y = y / np.linalg.norm(y)
+    t = src[5] - src[17]
+    z = t - t.dot(y) * y
+    z = z / np.linalg.norm(z)
+    frames = {0: np.column_stack([np.cross(y, z), y, z])}
+    for child in range(1, 21):
+        parent = KEYPOINT_PARENTS[child]
+        a = frames[parent] @ convention.rest_dirs[child - 1]
+        b = (src[child] - src[parent]) / np.linalg.norm(src[child] - src[parent])
+        v, c = np.cross(a, b), a.dot(b)
+        skew = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+        frames[child] = (c * np.eye(3) + skew + np.outer(v, v) / (1 + c)) @ frames[parent]
+    scale = np.linalg.norm(src[9] - src[0]) / convention.ref_length
+    out = src.copy()
+    for k in range(21):
+        for slot in range(convention.anchors.shape[1]):
+            if convention.anchors[k, slot] >= 0:
+                frame = frames[int(convention.anchors[k, slot])]
+                out[k] -= scale * frame @ convention.offsets[k, slot]
+    return out * mirror
+
+
+@pytest.mark.parametrize("handedness", ["right", "left"])
+@pytest.mark.parametrize("name", [*FITTED, "two_slots"])
+def test_per_frame_path_matches_the_reference(name, handedness, hands, rest_dirs):
+    """One hand goes through the Python-float path; it equals the reference map and the
+    batched numpy path to float rounding (1e-9 m) on noisy posed hands."""
+    if name == "two_slots":
+        anchors = default_anchors(outgoing=True)
+        offsets = np.random.default_rng(1).normal(0, 0.004, (21, 2, 3))
+        convention = KeypointConvention(name, offsets * (anchors >= 0)[..., None],
+                                        rest_dirs, 0.09, anchors)  # fmt: skip
+    else:
+        convention = load_convention(name)
+    rng = np.random.default_rng(7)
+    joints = hands[0] + rng.normal(0, 0.004, hands[0].shape)
+    mirror = np.array([-1.0, 1.0, 1.0]) if handedness == "left" else np.ones(3)
+    joints = joints * mirror
+    batched = convention.to_ours(joints, handedness)  # (16, 21, 3): the numpy path
+    for hand, row in zip(joints, batched, strict=True):
+        single = convention.to_ours(hand, handedness)
+        assert single.shape == (21, 3)
+        expected = _reference_to_ours(convention, hand, handedness)
+        np.testing.assert_allclose(single, expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(row, expected, rtol=0, atol=1e-9)
+        assert np.abs(single - hand).max() > 1e-4  # the map moves keypoints (mm)
+    with pytest.raises(ValueError, match="handedness"):
+        convention.to_ours(joints[0], "both")
