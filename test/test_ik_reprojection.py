@@ -225,3 +225,86 @@ def test_config_validates_reprojection_fields():
         PostOptConfig(reprojection_weight=-1.0)
     with pytest.raises(ValueError, match="reprojection_huber"):
         PostOptConfig(reprojection_huber=0.0)
+
+
+@needs_weights
+def test_ik_stage_moves_the_image_points_with_the_keypoint_convention(hands):
+    """IKStage with the mediapipe convention: its 2D keypoints follow the 3D conversion."""
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig, _image_points_to_ours
+
+    gt, noisy, uv = _frames(hands, 1, 13, noise_3d_m=0.006, noise_2d_px=0.5)
+    stage = IKStage(IKStageConfig(keypoint_convention="mediapipe"))
+    source = stage.convention.from_ours(gt[0])  # the scene in the source's convention
+    source_uv = _project(source)
+    moved = _image_points_to_ours(source_uv, source, stage.convention.to_ours(source), K)
+    assert np.abs(source_uv - uv[0]).max() > 1.0  # the conventions differ by pixels
+    np.testing.assert_allclose(moved, _project(gt[0]), atol=0.5)
+    noisy_source = stage.convention.from_ours(noisy[0])
+    plain = stage.solve(noisy_source, with_vertices=False)
+    stage.reset()
+    image = stage.solve(noisy_source, with_vertices=False, image_points=source_uv, K=K)
+    assert plain.valid[0] and image.valid[0]
+    assert _error_px(image.joints, gt) < 0.75 * _error_px(plain.joints, gt)  # 4.0 vs 6.6 px
+    stage.reset()
+    no_k = stage.solve(noisy_source, with_vertices=False, image_points=source_uv)
+    np.testing.assert_allclose(no_k.joints, plain.joints, atol=1e-12)
+
+
+@needs_weights
+def test_ik_node_fits_the_image_keypoints_once_camera_info_comes(rclpy_context, hands):
+    from conftest import spin_until
+    from hand_pose_ros.msg import HandKeypoints, HandState
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo
+
+    from hand_pose_ros.nodes.conversions import keypoints_to_msg
+    from hand_pose_ros.nodes.ik_node import IKNode
+    from hand_pose_ros.nodes.image_conversion import camera_info_msg
+    from hand_pose_ros.nodes.qos import IMAGE_QOS, RESULT_PUB_QOS, RESULT_SUB_QOS
+    from hand_pose_ros.params import load_node_parameters
+
+    _, noisy, uv = _frames(hands, 1, 17, noise_3d_m=0.006, noise_2d_px=0.5)
+    ctx = rclpy_context
+    params = load_node_parameters()["ik_node"]
+    params["keypoint_convention"] = "ours"
+    node = IKNode(context=ctx, parameter_overrides=[Parameter(k, value=v)
+                                                    for k, v in params.items()])  # fmt: skip
+    assert node.stage.config.post_opt.reprojection_weight == PostOptConfig().reprojection_weight
+    talker = Node("keypoint_talker", context=ctx)
+    pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+    info_pub = talker.create_publisher(CameraInfo, "/camera/camera_info", IMAGE_QOS)
+    states = []
+    talker.create_subscription(HandState, "/hand/state", states.append, RESULT_SUB_QOS)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    executor.add_node(talker)
+    calls = []
+    solve = node.stage.solve
+    node.stage.solve = lambda *a, **k: calls.append(k) or solve(*a, **k)
+
+    def send() -> None:
+        stamp = talker.get_clock().now().to_msg()
+        pub.publish(keypoints_to_msg(noisy[0], stamp=stamp, frame_id="cam", image_points=uv[0],
+                                     confidence=np.full(21, 0.9)))  # fmt: skip
+        before = len(states)
+        spin_until(executor, 5.0, until=lambda: len(states) > before)
+
+    try:
+        send()  # no camera_info yet: 3D only
+        assert calls[-1]["K"] is None and len(states) == 1
+        info_pub.publish(camera_info_msg(K, 640, 480, stamp=talker.get_clock().now().to_msg(),
+                                         frame_id="cam"))  # fmt: skip
+        spin_until(executor, 5.0, until=lambda: node.K is not None)
+        np.testing.assert_allclose(node.K, K)
+        node.stage.reset()
+        send()
+        assert len(states) == 2
+        np.testing.assert_allclose(calls[-1]["image_points"], uv[0])
+        np.testing.assert_allclose(calls[-1]["confidence"], 0.9)
+        assert calls[-1]["K"] is node.K
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        talker.destroy_node()

@@ -4,6 +4,8 @@ One keypoint message is one hand; every hand is solved and published as its own
 HandState (handedness and track id kept; left hands are solved mirrored, see
 msg/HandState.msg), warm-started from the previous state of the same track. With
 ``max_hands`` 2 (bimanual teleop) both hands of an image are taken, not the newest only.
+With the camera's intrinsics (/camera/camera_info) the post-optimization also fits the
+message's 2D keypoints (``post_opt.reprojection_weight``); without them it fits 3D only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo
 from visualization_msgs.msg import MarkerArray
 
 from hand_pose_ros.msg import HandKeypoints, HandState
@@ -30,7 +33,12 @@ from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_ms
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.markers import SerializedHandMarkers
-from hand_pose_ros.nodes.qos import PER_HAND_SUB_QOS, RESULT_PUB_QOS, RESULT_SUB_QOS
+from hand_pose_ros.nodes.qos import (
+    IMAGE_QOS,
+    PER_HAND_SUB_QOS,
+    RESULT_PUB_QOS,
+    RESULT_SUB_QOS,
+)
 from hand_pose_ros.nodes.queued import take_queued
 from hand_pose_ros.nodes.spin import spin_node
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
@@ -82,6 +90,11 @@ class IKNode(Node):
         self.keypoints_sub = self.create_subscription(
             HandKeypoints, "/hand/keypoints", self.guard.wrap(self.on_keypoints),
             KEYPOINTS_QOS[max_hands])  # fmt: skip
+        self.K: np.ndarray | None = None
+        """The camera intrinsics (3, 3) from /camera/camera_info, or None (no 2D term)."""
+        self._warned_no_camera_info = False
+        self.create_subscription(CameraInfo, "/camera/camera_info",
+                                 self.guard.wrap(self.on_camera_info), IMAGE_QOS)  # fmt: skip
         self.add_on_set_parameters_callback(live_parameters_callback(
             STARTUP_REASONS, {"min_score": in_range(0.0, 1.0)}, self.apply_parameters))  # fmt: skip
         self.rate = RateMeter()
@@ -100,6 +113,12 @@ class IKNode(Node):
         ``publish_markers`` are read per message."""
         config = replace_config(self.stage.config, {p.name: p.value for p in params})
         self.stage.reconfigure(config)
+
+    def on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the intrinsics for the reprojection term (a K with fx or fy <= 0 is ignored)."""
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        if k[0, 0] > 0 and k[1, 1] > 0 and np.isfinite(k).all():
+            self.K = k
 
     def on_keypoints(self, msg: HandKeypoints) -> None:
         """Solve this hand; with ``max_hands`` 2 also the other hand queued behind it (taken
@@ -121,13 +140,21 @@ class IKNode(Node):
             return
         if msg.score < float(self.get_parameter("min_score").value):
             return  # too uncertain: the retargeting node's hand-lost policy takes over
-        joints, _, confidence = keypoints_from_msg(msg)
+        joints, image_points, confidence = keypoints_from_msg(msg)
         joints[confidence <= 0.0] = np.nan  # zero confidence marks a missing keypoint
+        if image_points.shape != (21, 2) or confidence.shape != (21,) \
+                or not image_points.any():  # fmt: skip
+            image_points, confidence = None, None  # no 2D keypoints (published as zeros)
+        if self.K is None and not self._warned_no_camera_info:
+            self._warned_no_camera_info = True
+            self.get_logger().info("no /camera/camera_info yet: the IK fits the 3D keypoints "
+                                   "only (no reprojection term) until it comes")  # fmt: skip
         publish_markers = bool(self.get_parameter("publish_markers").value)
         start = time.perf_counter()
         # The mesh is only posed for the markers (the retarget node re-poses the hand itself).
         state = self.stage.solve(joints, msg.handedness, msg.track_id,
-                                 with_vertices=publish_markers)  # fmt: skip
+                                 with_vertices=publish_markers, image_points=image_points,
+                                 confidence=confidence, K=self.K)  # fmt: skip
         self.last_ms = (time.perf_counter() - start) * 1e3
         self.frames += 1
         self.rate.tick()

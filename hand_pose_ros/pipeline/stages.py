@@ -106,8 +106,15 @@ class IKStage:
         self.solver.post_optimizer.config = post_opt
 
     def solve(self, joints_cam: np.ndarray, handedness: str = "right", track_id: int = -1,
-              with_vertices: bool = True) -> HandState:  # fmt: skip
+              with_vertices: bool = True, *, image_points: np.ndarray | None = None,
+              confidence: np.ndarray | None = None,
+              K: np.ndarray | None = None) -> HandState:  # fmt: skip
         """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState.
+
+        With ``image_points`` (21, 2) pixels (NaN = missing), their ``confidence`` (21,)
+        (0 = missing; None: all 1) and the camera intrinsics ``K`` (3, 3), the
+        post-optimization also fits the keypoints' projection to the image
+        (``post_opt.reprojection_weight``); without ``K`` there is no such term.
 
         A hand that breaks the plausibility rules (:mod:`hand_ik.plausibility`) before or
         after the fit comes back with ``valid=False`` and :attr:`last_rejection` says why;
@@ -128,9 +135,13 @@ class IKStage:
             previous = None
         # The source's keypoints -> our model's (net input and post-opt target alike).
         joints_in = self.convention.to_ours(joints_cam, handedness)
+        uv = None
+        if image_points is not None and K is not None:
+            uv = _image_points_to_ours(image_points, joints_cam, joints_in, K)
         state = self.solver.solve(joints_in[None], betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
-                                  previous=previous, with_vertices=with_vertices)  # fmt: skip
+                                  previous=previous, with_vertices=with_vertices,
+                                  image_points=uv, confidence=confidence, K=K)  # fmt: skip
         if state.valid[0]:
             self.last_rejection = check_fit_error(float(state.fit_error[0]),
                                                   self.config.plausibility)  # fmt: skip
@@ -144,6 +155,22 @@ class IKStage:
         else:
             self._previous.pop(track_id, None)
         return state
+
+
+def _image_points_to_ours(image_points, joints_cam: np.ndarray, joints_in: np.ndarray,
+                          K) -> np.ndarray:  # fmt: skip
+    """The source's 2D keypoints (21, 2) pixels moved by the image shift of its 3D
+    convention change (``joints_cam`` -> ``joints_in``, projected with ``K``): our model's
+    keypoints in the image, to first order. No shift where either 3D point is missing."""
+    uv = np.array(image_points, dtype=np.float64).reshape(21, 2)
+    if np.array_equal(joints_cam, joints_in, equal_nan=True):
+        return uv
+    K = np.asarray(K, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q_cam, q_in = joints_cam @ K.T, joints_in @ K.T
+        shift = q_in[:, :2] / q_in[:, 2:] - q_cam[:, :2] / q_cam[:, 2:]
+    ok = np.isfinite(shift).all(-1) & (q_cam[:, 2] > 0) & (q_in[:, 2] > 0)
+    return uv + np.where(ok[:, None], shift, 0.0)
 
 
 def _load_convention(name: str):
