@@ -158,23 +158,32 @@ def handtrack_row(args: argparse.Namespace):
 
 
 def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:
-    """One ``+ik_postopt`` row per predictor: its joints (and mesh) through the IK net and
-    the post-optimization (hand model ``open``), as seed 002 Table 5's last row."""
+    """Two rows per predictor: its joints (and mesh) through the IK net and the
+    post-optimization (hand model ``open``), as seed 002 Table 5's last row, fitting the 3D
+    keypoints only (``+ik_postopt_3d``) and also the estimator's 2D keypoints with the crop's
+    K (``+ik_postopt``, the default ``reprojection_weight``)."""
     import torch
 
     from hand_ik import load_hand_model
+    from hand_ik.ik.post_opt import PostOptConfig
     from hand_ik.ik.solver import IKSolver
     from hand_pose_ros.research.estimation import evaluate as ev
 
     torch.set_num_threads(1)  # per-hand solves: one thread is faster on a busy CPU
-    solver = IKSolver(load_hand_model("open"))
+    model = load_hand_model("open")
+    solvers = {"+ik_postopt_3d": (IKSolver(model, post_opt=PostOptConfig(reprojection_weight=0.0)),
+                                  False),
+               "+ik_postopt": (IKSolver(model), True)}  # fmt: skip
     out = []
     for row, predict in pairs:
-        ik_row = {**{k: row[k] for k in ("name", "backend", "device") if k in row},
-                  "stage": "estimator+ik+post_opt"}  # fmt: skip
-        ik_row["name"] = f"{row['name']}+ik_postopt"
-        ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver), data, limit))
-        out.append(ik_row)
+        for suffix, (solver, image) in solvers.items():
+            weight = solver.post_optimizer.config.reprojection_weight if image else 0.0
+            ik_row = {**{k: row[k] for k in ("name", "backend", "device") if k in row},
+                      "stage": "estimator+ik+post_opt", "reprojection_weight": weight}  # fmt: skip
+            ik_row["name"] = f"{row['name']}{suffix}"
+            ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver, image=image), data,
+                                      limit))  # fmt: skip
+            out.append(ik_row)
     return out
 
 

@@ -169,9 +169,12 @@ def network_estimate(model) -> Callable:
     return estimate
 
 
-def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
+def ik_predictor(predict: Callable, solver, post_opt: bool = True,
+                 image: bool = True) -> Callable:  # fmt: skip
     """Seed 002 Table 5's last row: the estimator's joints (and mesh) through the IK net and
-    the post-optimization; the prediction becomes the fitted hand model's joints and mesh."""
+    the post-optimization; the prediction becomes the fitted hand model's joints and mesh.
+    ``image``: the post-optimization also fits the estimator's 2D keypoints (with the
+    crop's K; its weight: the solver's ``reprojection_weight``)."""
     def predict_ik(item: EvalItem) -> Prediction | None:
         pred = predict(item)
         if pred is None:
@@ -181,7 +184,9 @@ def ik_predictor(predict: Callable, solver, post_opt: bool = True) -> Callable:
             verts = None
         state = solver.solve(pred.joints_cam[None], None if verts is None else verts[None],
                              post_opt=post_opt,
-                             handedness="left" if item.left else "right")  # fmt: skip
+                             handedness="left" if item.left else "right",
+                             image_points=pred.uv if image else None,
+                             K=item.K if image else None)  # fmt: skip
         if not bool(np.asarray(state.valid)[0]):
             return None
         joints = np.asarray(state.joints[0], np.float64)
