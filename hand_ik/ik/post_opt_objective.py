@@ -113,6 +113,8 @@ def _huber_gain(n2: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     """
     c = threshold
     outer = n2 > c * c
+    if not outer.any():  # all inliers (common): the plain squared error
+        return np.ones_like(n2), np.zeros_like(n2)
     n2 = np.where(outer, n2, 1.0)  # the inner branch is constant (g = 1): no 1 / 0
     inv = 1.0 / n2
     inv_n = np.sqrt(inv)
@@ -135,7 +137,7 @@ def reprojection_residuals(points: np.ndarray, camera: np.ndarray, target: np.nd
     Args:
         points: (B, N, 3) camera frame, metres.
         camera: (B, 3, 3) intrinsics (last row 0, 0, 1; a negative fx mirrors x).
-        target: (B, N, 2) pixels (anything where the weight is 0).
+        target: (B, N, 2) pixels (any finite value where the weight is 0).
         weights: (B, N) >= 0 (confidence, times any unit and weight).
         scale: (B,) pixels: the hand's image size.
         threshold: Huber threshold, in units of ``scale``.
@@ -146,12 +148,13 @@ def reprojection_residuals(points: np.ndarray, camera: np.ndarray, target: np.nd
     q = points @ camera.transpose(0, 2, 1)  # (B, N, 3)
     z = q[..., 2]
     front = z > MIN_DEPTH_M
-    z_safe = np.where(front, z, 1.0)
+    if front.all():  # the usual case: no masking
+        z_safe, w = z, weights
+    else:
+        z_safe, w = np.where(front, z, 1.0), np.where(front, weights, 0.0)
     uv = q[..., :2] / z_safe[..., None]
-    w = np.where(front, weights, 0.0)
     inv_scale = 1.0 / scale[:, None, None]
-    e = (uv - target) * inv_scale
-    e = np.where(w[..., None] > 0, e, 0.0)
+    e = (uv - target) * inv_scale  # (weight-0 keypoints: finite, multiplied by 0 below)
     g, gq = _huber_gain((e * e).sum(-1), threshold)
     res = (w * g)[..., None] * e
     if not jacobian:
@@ -227,6 +230,8 @@ class PostOptProblem:
                                   and self.camera is not None)  # fmt: skip
         if self._use_reprojection:
             self._image_w = REPROJECTION_UNIT * w.reprojection * self.image_weights
+            # Missing 2D keypoints may hold NaN: zero them (their weight is 0).
+            self.image_points = np.where(self._image_w[..., None] > 0, self.image_points, 0.0)
         self._kp_scale = np.repeat(1e3 * self.joint_weights, 3, axis=-1)  # (B, 63)
         self._num_betas = 0 if self.fix_betas else self.betas.shape[-1]
         self._use_vertices = self.target_vertices is not None and w.vertex > 0
