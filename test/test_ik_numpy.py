@@ -117,7 +117,38 @@ def test_rigid_transform_of_a_posed_hand_equals_posing_it(model64):
     at_origin = fk.pose(betas, bio, np.broadcast_to(np.eye(3), (4, 3, 3)), np.zeros((4, 3)))
     moved, direct = fk.transform(at_origin, rotation, transl), fk.pose(betas, bio, rotation, transl)
     for a, b, name in zip(moved, direct, type(moved)._fields, strict=True):
+        if a is None or b is None:  # contrib: not kept when each point has one joint
+            assert a is None and b is None, name
+            continue
         np.testing.assert_allclose(a, b, atol=1e-12, rtol=0, err_msg=name)
+
+
+def test_one_joint_per_point_path_matches_the_dense_blend(model64):
+    """Our keypoints each follow one joint: pose gathers it (contrib None). Points,
+    transform and Jacobians equal the dense 16-joint blend (the general path, and
+    sum_j R_j O_kj + W_kj p_j written out here) to float rounding."""
+    import copy
+
+    fk = FastKeypointKinematics(model64, bio_kinematics_for(model64))
+    assert fk.point_joint is not None
+    dense = copy.copy(fk)
+    dense.point_joint = None
+    betas, bio, rotation, transl = _random_pose(5, 11)
+    fast, ref = fk.pose(betas, bio, rotation, transl), dense.pose(betas, bio, rotation, transl)
+    assert fast.contrib is None and ref.contrib is not None
+    reg = fk.regressor
+    offsets = reg.offsets + np.einsum("kjxn,bn->bkjx", reg.offset_dirs, betas)
+    blend = (np.einsum("bjxy,bkjy->bkx", fast.world, offsets)
+             + np.einsum("kj,bjx->bkx", reg.weights, fast.pos))  # fmt: skip
+    np.testing.assert_allclose(fast.points, blend, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(fast.points, ref.points, atol=1e-12, rtol=0)
+    for shape_jacobian in (True, False):
+        got, want = fk.jacobians(fast, shape_jacobian), dense.jacobians(ref, shape_jacobian)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], atol=1e-12, rtol=0, err_msg=name)
+    moved = fk.transform(fk.pose(betas, bio, np.broadcast_to(np.eye(3), (5, 3, 3)),
+                                 np.zeros((5, 3))), rotation, transl)  # fmt: skip
+    np.testing.assert_allclose(moved.points, ref.points, atol=1e-12, rtol=0)
 
 
 def test_vertex_regressor_matches_regressing_the_posed_mesh(model64):

@@ -42,7 +42,8 @@ class Posed(NamedTuple):
     parent_world: np.ndarray  # (B, 15, 3, 3) rotations of the pose joints' parents
     local: np.ndarray  # (B, 15, 3, 3) local rotations of the pose joints
     elementary: np.ndarray  # (B, 15, 3, 3, 3) abd, flex, rot rotations of each joint
-    contrib: np.ndarray  # (B, 16, K, 3) each joint's share of each point
+    contrib: np.ndarray | None  # (B, 16, K, 3) each joint's share of each point; None
+    # when every point follows one joint (``FastKeypointKinematics.point_joint``)
     betas: np.ndarray  # (B, nb)
 
 
@@ -139,6 +140,21 @@ class FastKeypointKinematics:
         self._transl_jac = np.kron(self._row_sums[:, None], np.eye(3))  # (3K, 3)
         # d offsets / d betas as (16, 3, K nb) for the shape Jacobian: world_j @ this.
         self._offset_dirs_jc = offset_dirs.transpose(0, 2, 1, 3).reshape(n, 3, k * nb)
+        # Every point carried by one joint (our keypoints): pose gathers that joint instead
+        # of summing 16 shares, of which 15 are zero.
+        nonzero = ((reg.weights != 0) | np.any(reg.offsets != 0, -1)
+                   | np.any(reg.offset_dirs != 0, (-2, -1)))  # fmt: skip
+        if reg.pose_dirs is not None:
+            nonzero |= np.any(reg.pose_dirs != 0, (-2, -1))
+        #: (K,) the joint carrying each point, or None when some point blends joints.
+        self.point_joint = (nonzero.argmax(1) if (nonzero.sum(1) == 1).all() else None)
+        if self.point_joint is not None:
+            points = np.arange(k)
+            self._point_weight = reg.weights[points, self.point_joint][None, :, None]  # (1, K, 1)
+            # Gathers (B, K, 3) from the (B, 16, K, 3) offsets.
+            self._offset_index = (slice(None), self.point_joint, points)
+            # lever = [point in j's subtree] * point - subtree weight * p_j.
+            self._lever_mask = self._subtree_f[:, self.point_joint][None, :, :, None]  # (1,15,K,1)
 
     # --- rotations ---------------------------------------------------------------------
     def bio_to_rotmats(self, bio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,6 +219,12 @@ class FastKeypointKinematics:
         if self._pose_dirs_t is not None:
             feature = (local - np.eye(3)).reshape(batch, -1)
             offsets = offsets + (feature @ self._pose_dirs_t).reshape(offsets.shape)
+        if self.point_joint is not None:
+            # One joint j(k) per point: R_j O_kj + W_kj p_j.
+            joint = self.point_joint
+            own = offsets[self._offset_index][..., None]  # (B, K, 3, 1)
+            points = (world[:, joint] @ own)[..., 0] + pos[:, joint] * self._point_weight
+            return Posed(points, world, pos, parent_world, local, elementary, None, betas)
         # Each joint's share of each point: O_kj R_j^T + W_kj p_j, (B, 16, K, 3).
         contrib = offsets @ world.transpose(0, 1, 3, 2) + pos[:, :, None] * self._weights_t
         return Posed(contrib.sum(1), world, pos, parent_world, local, elementary, contrib,
@@ -219,7 +241,8 @@ class FastKeypointKinematics:
         shift = wrist + transl - (rotation @ wrist[..., None])[..., 0]  # (B, 3)
         rot_t = rotation.transpose(0, 2, 1)[:, None]
         pos = posed.pos @ rot_t[:, 0] + shift[:, None]
-        contrib = posed.contrib @ rot_t + self._weights_t * shift[:, None, None]
+        contrib = (None if posed.contrib is None
+                   else posed.contrib @ rot_t + self._weights_t * shift[:, None, None])
         points = posed.points @ rot_t[:, 0] + self._row_sums[:, None] * shift[:, None]
         return Posed(points, rotation[:, None] @ posed.world, pos,
                      rotation[:, None] @ posed.parent_world, posed.local, posed.elementary,
@@ -272,7 +295,11 @@ class FastKeypointKinematics:
         axes_rows = (posed.parent_world @ local_axes).transpose(0, 1, 3, 2)  # (B, 15, kind, 3)
         # Lever of joint j on point k: the point's shares from j's subtree, minus the
         # subtree's weight times p_j. (B, 15, 1, K, 3)
-        lever = (self._subtree_f @ posed.contrib.reshape(batch, n, -1)).reshape(batch, n - 1, k, 3)
+        if posed.contrib is None:  # one joint per point: its subtree holds all or nothing
+            lever = self._lever_mask * posed.points[:, None]
+        else:
+            lever = (self._subtree_f @ posed.contrib.reshape(batch, n, -1)).reshape(
+                batch, n - 1, k, 3)  # fmt: skip
         lever = (lever - self._subtree_weights * pos[:, 1:, None])[:, :, None]
         # Columns u x l, as rows: l @ skew(u)^T, and skew(u)^T = -skew(u).
         skew_t = (axes_rows @ _NEG_SKEW).reshape(batch, n - 1, 3, 3, 3)
