@@ -296,3 +296,16 @@ def test_batched_solve_equals_frame_by_frame(model):
     bare = solver.solve(es.inputs[:1], with_vertices=False)
     assert bare.vertices is None
     np.testing.assert_allclose(bare.joints, frames[0].joints, atol=1e-12)
+
+
+def test_elementary_rotations_match_the_rodrigues_product(model64):
+    """bio_to_rotmats (elementwise Rodrigues) equals [sin, 1 - cos] @ [K; K^2] + I."""
+    fk = FastKeypointKinematics(model64, bio_kinematics_for(model64))
+    bio = _random_pose(6, 12)[1]
+    angles = bio @ fk.dof_map
+    coef = np.stack([np.sin(angles), 1.0 - np.cos(angles)], axis=-1)[:, :, None]
+    expected = (coef @ fk._rodrigues + np.eye(3).reshape(9)).reshape(6, -1, 3, 3, 3)
+    local, elementary = fk.bio_to_rotmats(bio)
+    np.testing.assert_allclose(elementary, expected, atol=1e-15, rtol=0)
+    np.testing.assert_allclose(local, expected[:, :, 0] @ expected[:, :, 1] @ expected[:, :, 2],
+                               atol=1e-15, rtol=0)  # fmt: skip
