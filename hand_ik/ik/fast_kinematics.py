@@ -156,6 +156,8 @@ class FastKeypointKinematics:
             self._offset_index = (slice(None), self.point_joint, points)
             # lever = [point in j's subtree] * point - subtree weight * p_j.
             self._lever_mask = self._subtree_f[:, self.point_joint][None, :, :, None]  # (1,15,K,1)
+            # d offset_k / d betas of the carrying joint, (K, 3, nb).
+            self._offset_dirs_k = reg.offset_dirs[points, self.point_joint]
 
     # --- rotations ---------------------------------------------------------------------
     def bio_to_rotmats(self, bio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -316,6 +318,11 @@ class FastKeypointKinematics:
         batch, nb, k = len(posed.points), self.num_betas, self.num_points
         steps = (posed.parent_world @ self._bone_dirs).reshape(batch, -1, 3 * nb)
         d_pos = self.joint_dirs[0].reshape(-1) + self.ancestors @ steps  # (B, 16, 3 nb)
+        if self.point_joint is not None:  # one joint per point: gather it
+            joint = self.point_joint
+            d_points = d_pos[:, joint] * self._point_weight  # (B, K, 3 nb)
+            d_off = posed.world[:, joint] @ self._offset_dirs_k  # (B, K, 3, nb)
+            return (d_points.reshape(batch, k, 3, nb) + d_off).reshape(batch, 3 * k, nb)
         d_points = (self.regressor.weights @ d_pos).reshape(batch, k, 3, nb)
         d_off = (posed.world @ self._offset_dirs_jc).sum(1).reshape(batch, 3, k, nb)
         return (d_points + d_off.transpose(0, 2, 1, 3)).reshape(batch, 3 * k, nb)
