@@ -297,11 +297,12 @@ class FastKeypointKinematics:
         # Lever of joint j on point k: the point's shares from j's subtree, minus the
         # subtree's weight times p_j. (B, 15, 1, K, 3)
         if posed.contrib is None:  # one joint per point: its subtree holds all or nothing
-            lever = self._lever_mask * posed.points[:, None]
+            lever = self._lever_mask * (posed.points[:, None]
+                                        - self._point_weight[:, None] * pos[:, 1:, None])
         else:
             lever = (self._subtree_f @ posed.contrib.reshape(batch, n, -1)).reshape(
-                batch, n - 1, k, 3)  # fmt: skip
-        lever = (lever - self._subtree_weights * pos[:, 1:, None])[:, :, None]
+                batch, n - 1, k, 3) - self._subtree_weights * pos[:, 1:, None]  # fmt: skip
+        lever = lever[:, :, None]
         # Columns u x l, as rows: l @ skew(u)^T, and skew(u)^T = -skew(u).
         skew_t = (axes_rows @ _NEG_SKEW).reshape(batch, n - 1, 3, 3, 3)
         cols = (lever @ skew_t).reshape(batch, 3 * (n - 1), 3 * k)  # (B, 45, 3K)
