@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import roma
 import torch
+from _finite_differences import central_differences
 
 from hand_ik.biomech import bio_kinematics_for
 from hand_ik.hand_model import load_hand_model
@@ -85,26 +86,15 @@ def test_numpy_forward_kinematics_matches_a_float32_model(model):
     np.testing.assert_allclose(posed.points, out.joints.numpy(), atol=1e-5, rtol=0)
 
 
-def _central_differences(fn, x0: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    """(B, M) outputs of fn (B, P) -> (B, M, P)."""
-    cols = []
-    for i in range(x0.shape[-1]):
-        plus, minus = x0.copy(), x0.copy()
-        plus[:, i] += step
-        minus[:, i] -= step
-        cols.append((fn(plus) - fn(minus)).reshape(len(x0), -1) / (2 * step))
-    return np.stack(cols, axis=-1)
-
-
 def test_closed_form_jacobians_match_finite_differences(model64):
     fk = FastKeypointKinematics(model64, bio_kinematics_for(model64))
     betas, bio, rotation, transl = _random_pose(3, 3)
     jac = fk.jacobians(fk.pose(betas, bio, rotation, transl))
     checks = {
-        "bio": _central_differences(lambda b: fk.pose(betas, b, rotation, transl).points, bio),
-        "betas": _central_differences(lambda s: fk.pose(s, bio, rotation, transl).points, betas),
-        "transl": _central_differences(lambda t: fk.pose(betas, bio, rotation, t).points, transl),
-        "rot": _central_differences(lambda d: fk.pose(
+        "bio": central_differences(lambda b: fk.pose(betas, b, rotation, transl).points, bio),
+        "betas": central_differences(lambda s: fk.pose(s, bio, rotation, transl).points, betas),
+        "transl": central_differences(lambda t: fk.pose(betas, bio, rotation, t).points, transl),
+        "rot": central_differences(lambda d: fk.pose(
             betas, bio, rotvec_to_rotmat_batch(d) @ rotation, transl).points, np.zeros((3, 3))),
     }  # fmt: skip
     for name, expected in checks.items():
@@ -168,7 +158,7 @@ def test_vertex_regressor_matches_regressing_the_posed_mesh(model64):
     np.testing.assert_allclose(mean[:, 0], out.joints.numpy().mean(1), atol=1e-6, rtol=0)
     # Its Jacobians are closed-form too.
     jac = fk.jacobians(fk.pose(betas, bio, rotation, transl))["bio"]
-    fd = _central_differences(lambda b: fk.pose(betas, b, rotation, transl).points, bio)
+    fd = central_differences(lambda b: fk.pose(betas, b, rotation, transl).points, bio)
     np.testing.assert_allclose(jac, fd, atol=1e-7, rtol=0)
     with pytest.raises(ValueError, match="regressor must be"):
         PointRegressor.from_vertex_regressor(model64, np.zeros((3, 5)))
@@ -246,7 +236,7 @@ def test_bend_penalty_jacobian_matches_finite_differences():
     np.testing.assert_allclose(penalty, bend_penalty(keypoints), atol=1e-15)
     assert (penalty > 0).any() and (penalty == 0).any()
     flat = keypoints.reshape(40, -1)
-    fd = _central_differences(lambda x: bend_penalty(x.reshape(40, 21, 3)), flat, 1e-8)
+    fd = central_differences(lambda x: bend_penalty(x.reshape(40, 21, 3)), flat, 1e-8)
     dense = np.zeros((40, 4, 63))
     for finger, chain in enumerate(LONG_FINGER_CHAINS):
         for i, k in enumerate(chain):
@@ -274,7 +264,7 @@ def test_post_opt_jacobian_matches_finite_differences_of_the_residuals(model, fi
     assert res.shape == (2, problem.num_residuals) and jac.shape == (2, *res.shape[1:], x.shape[1]
                                                                      - 6)  # fmt: skip
     steps = np.zeros((2, jac.shape[-1]))
-    fd = _central_differences(lambda s: problem.residuals(problem.retract(x, s), False)[0], steps)
+    fd = central_differences(lambda s: problem.residuals(problem.retract(x, s), False)[0], steps)
     np.testing.assert_allclose(jac, fd, atol=2e-3, rtol=1e-5)  # residuals in mm
     one, one_jac = make(slice(1, 2)).residuals(x[1], True)  # one frame: (P,) in, (R,) out
     np.testing.assert_allclose(one, res[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _finite_differences import central_differences
 
 from hand_ik.biomech import bio_kinematics_for
 from hand_ik.hand_model import load_hand_model
@@ -40,17 +41,6 @@ def _in_view(joints: np.ndarray, depth: float = 0.45) -> np.ndarray:
     return joints - joints[:, :1] + shift[:, None]
 
 
-def _central_differences(fn, x0: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    """(B, M) outputs of fn (B, P) -> (B, M, P)."""
-    cols = []
-    for i in range(x0.shape[-1]):
-        plus, minus = x0.copy(), x0.copy()
-        plus[:, i] += step
-        minus[:, i] -= step
-        cols.append((fn(plus) - fn(minus)).reshape(len(x0), -1) / (2 * step))
-    return np.stack(cols, axis=-1)
-
-
 def test_reprojection_residual_jacobian_matches_finite_differences():
     rng = np.random.default_rng(0)
     points = rng.normal(0, 0.05, (3, 21, 3)) + np.array([0.0, 0.0, 0.5])
@@ -67,7 +57,7 @@ def test_reprojection_residual_jacobian_matches_finite_differences():
     res, jac = reprojection_residuals(points, camera, target, weights, scale, 0.05, True)
     n2 = (((_project(points[:1]) - target[:1]) / 150.0) ** 2).sum(-1)
     assert (n2 > 0.05**2).any() and (n2 < 0.05**2).any()  # both Huber branches are tested
-    fd = _central_differences(lambda f: fn(f).reshape(-1), points.reshape(1, -1))[0]
+    fd = central_differences(lambda f: fn(f).reshape(-1), points.reshape(1, -1))[0]
     dense = np.zeros((3 * 21 * 2, 3 * 21 * 3))
     for b in range(3):
         for k in range(21):
@@ -101,7 +91,7 @@ def test_post_opt_jacobian_with_reprojection_matches_finite_differences(model, f
     assert res.shape[1] == 63 + 42 + 4 + 23 + (0 if fix_betas else 10) + 23
     assert np.abs(res[:, 63:105]).max() > 1.0  # the 2D term is there
     steps = np.zeros((2, jac.shape[-1]))
-    fd = _central_differences(lambda s: problem.residuals(problem.retract(x, s), False)[0], steps)
+    fd = central_differences(lambda s: problem.residuals(problem.retract(x, s), False)[0], steps)
     np.testing.assert_allclose(jac, fd, atol=2e-3, rtol=1e-5)
 
 
