@@ -207,10 +207,7 @@ def fit_mano(args) -> KeypointConvention:
         "held_out_metrics": held_out,
         "held_out_fit_error_mm": model_side_error_mm(solver, convention, test_joints),
         "from_ours_max_error_mm": round(inverse_error, 4),
-        "hand_model": "open",
-        "git_commit": _git_commit(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        **_provenance(),
     }  # fmt: skip
     return convention
 
@@ -302,10 +299,7 @@ def fit_mediapipe(args) -> KeypointConvention:
         "ridge": args.ridges[0],
         "held_out_metrics": held_out,
         "held_out_fit_error_mm": _mediapipe_side_errors(solver, convention, src_test, gt_test),
-        "hand_model": "open",
-        "git_commit": _git_commit(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        **_provenance(),
     }  # fmt: skip
     return convention
 
@@ -321,6 +315,13 @@ def _mediapipe_side_errors(solver, convention, source, truth) -> dict:
         "model_side_mm": round(float(1e3 * np.linalg.norm(model_side - source,
                                                           axis=-1).mean()), 3),
     }  # fmt: skip
+
+
+def _provenance() -> dict:
+    """The manifest fields every fit records: hand model, code commit, time, command."""
+    return {"hand_model": "open", "git_commit": _git_commit(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)}  # fmt: skip
 
 
 def _git_commit() -> str:

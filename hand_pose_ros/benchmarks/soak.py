@@ -30,7 +30,7 @@ DEFAULT_SOAK_FPS = 30.0
 
 #: The demo graph through the image path: (node module, extra parameters).
 SOAK_NODES: tuple[tuple[str, dict], ...] = (
-    ("demo_source", {"publish_keypoints": False, "fps": DEFAULT_SOAK_FPS}),
+    ("demo_source", {"publish_keypoints": False}),
     ("estimator_node", {}),
     ("ik_node", {}),
     ("retarget_node", {}),
@@ -79,8 +79,9 @@ def start_node_process(name: str, params: dict, env: dict) -> subprocess.Popen:
 
 
 def _start_nodes(env: dict, fps: float) -> dict[str, subprocess.Popen]:
-    return {name: start_node_process(name, {**extra, "fps": fps} if "fps" in extra else extra,
-                                      env)
+    """The soak graph's processes; the demo camera publishes at ``fps`` (Hz)."""
+    return {name: start_node_process(name, {**extra, "fps": fps} if name == "demo_source"
+                                     else extra, env)
             for name, extra in SOAK_NODES}  # fmt: skip
 
 
