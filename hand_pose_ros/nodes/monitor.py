@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
@@ -123,10 +124,7 @@ class TeleopMonitor(Node):
             return
         betas, bio = hand_state_from_msg(msg)
         o = msg.wrist_pose.orientation
-        x, y, z, w = o.x, o.y, o.z, o.w
-        rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                             [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        rotation = Rotation.from_quat([o.x, o.y, o.z, o.w]).as_matrix()
         p = msg.wrist_pose.position
         self._hands = (HandPose(betas, bio, rotation, np.array([p.x, p.y, p.z]),
                                 msg.handedness),)  # fmt: skip
