@@ -35,8 +35,16 @@ NODE_CLASSES: dict[str, str] = {
     "retarget_node": "hand_pose_ros.nodes.retarget_node:RetargetNode",
     "wrist_pose_node": "hand_pose_ros.nodes.wrist_pose_node:WristPoseNode",
 }
-#: Seconds the graph runs on after the source's last frame, for it to reach the robot.
-DRAIN_S = 0.6
+#: After the source's last frame the graph runs on until no stage (estimator, IK) has
+#: taken a message for DRAIN_QUIET_S seconds, so frames in the pipeline reach the robot
+#: (for at most DRAIN_MAX_S seconds).
+DRAIN_QUIET_S = 0.6
+DRAIN_MAX_S = 5.0
+#: Then every timer stops (the hand-lost commands among them) and the graph spins until
+#: the monitors have received nothing for FLUSH_QUIET_S (at most FLUSH_MAX_S): the last
+#: command's /tf reaches the bag, so every recorded command has its robot pose.
+FLUSH_QUIET_S = 0.2
+FLUSH_MAX_S = 2.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -123,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if target:
             log.info("until %d frames", target)
         start = time.monotonic()
-        _spin(context, list(nodes.values()), source, estimator, target)
+        _spin(context, list(nodes.values()), source, estimator, ik, target,
+              list(monitors.values()))
         elapsed = time.monotonic() - start
         frames = _frames_in(source, estimator)
         first, *others = plan.robot_nodes.items()
@@ -196,8 +205,9 @@ def _frames_in(source, estimator) -> int:
     return int(estimator.images) if estimator is not None else 0
 
 
-def _spin(context, nodes: list, source, estimator, target: int) -> None:
-    """Spin every node in one thread until the source is done (plus a drain) or Ctrl-C."""
+def _spin(context, nodes: list, source, estimator, ik, target: int, monitors: list) -> None:
+    """Spin every node in one thread until the source is done, the pipeline has drained
+    and the monitors have what was published (see :data:`DRAIN_QUIET_S`), or Ctrl-C."""
     from rclpy.executors import SingleThreadedExecutor
 
     # One thread for all nodes: measured here, spinning the source, the estimator and
@@ -206,17 +216,35 @@ def _spin(context, nodes: list, source, estimator, target: int) -> None:
     executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)
-    end_at = None
+
+    def progress() -> tuple[int, int]:
+        return (estimator.images + estimator.rejected if estimator is not None else 0,
+                ik.frames)  # fmt: skip
+
+    done_at = flush_at = None
+    last_progress, progress_at = progress(), time.monotonic()
     try:
         while context.ok():
             executor.spin_once(timeout_sec=0.02)
-            done = (target and _frames_in(source, estimator) >= target) or (
-                source is not None and source.finished)  # fmt: skip
-            if done and end_at is None:
-                if source is not None:
-                    source.stop()
-                end_at = time.monotonic() + DRAIN_S
-            if end_at is not None and time.monotonic() > end_at:
+            now = time.monotonic()
+            if done_at is None:
+                if (target and _frames_in(source, estimator) >= target) or (
+                        source is not None and source.finished):  # fmt: skip
+                    if source is not None:
+                        source.stop()
+                    done_at = progress_at = now
+                continue
+            if flush_at is None:
+                if progress() != last_progress:
+                    last_progress, progress_at = progress(), now
+                if now - progress_at > DRAIN_QUIET_S or now - done_at > DRAIN_MAX_S:
+                    for node in nodes:
+                        for timer in node.timers:
+                            timer.cancel()
+                    flush_at = now
+                continue
+            heard = max([flush_at] + [m.last_message_at for m in monitors])
+            if now - heard > FLUSH_QUIET_S or now - flush_at > FLUSH_MAX_S:
                 break
     except KeyboardInterrupt:
         log.info("interrupted")

@@ -6,6 +6,7 @@ checks and records is what a robot driver would receive.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,7 @@ class TeleopMonitor(Node):
         self.joint_states = 0
         self.commands_ok = True
         self.last_positions: np.ndarray | None = None
+        self.last_message_at = time.monotonic()  # of the last message received, any topic
         self._image: np.ndarray | None = None
         self._uv: np.ndarray | None = None
         self._K: np.ndarray | None = None
@@ -96,6 +98,7 @@ class TeleopMonitor(Node):
         return lambda msg: self._record(topic, msg)
 
     def _record(self, topic: str, msg) -> None:
+        self.last_message_at = time.monotonic()
         self._recorder.write(topic, msg, self.get_clock().now().nanoseconds)
         if topic == "/camera/image_raw" and self._viz is not None:
             self._on_image(msg)
@@ -136,6 +139,7 @@ class TeleopMonitor(Node):
         self.commands_ok = self.commands_ok and bool(ok)
         self.joint_states += 1
         self.last_positions = q
+        self.last_message_at = time.monotonic()
         if self._recorder is not None:
             self._recorder.write(self._command_sub.topic_name, msg,
                                  self.get_clock().now().nanoseconds)  # fmt: skip
