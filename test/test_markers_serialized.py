@@ -28,7 +28,7 @@ def test_serialized_markers_decode_to_the_built_message(with_mesh):
         fast = deserialize_message(serializer(joints, verts, faces, **kwargs), MarkerArray)
         built = hand_markers(joints, verts, faces, **kwargs)  # through rclpy (float32 colours)
         assert fast == deserialize_message(serialize_message(built), MarkerArray)
-    assert len(serializer._templates) == 2  # one per layout (frame id, track id)
+    assert len(serializer._templates) == 2  # one per layout (here: per frame id)
 
 
 def test_missing_keypoints_travel_as_nan():

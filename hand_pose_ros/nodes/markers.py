@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
@@ -9,6 +11,11 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hand_ik.keypoints import SKELETON_EDGES
+
+#: Marker layouts (frame id, namespace, lifetime, sizes) whose serialized template is kept.
+MAX_TEMPLATES = 8
+#: A template: (CDR bytes, stamp offsets, marker id offsets, (offset, count) per point block).
+_Template = tuple[bytes, list[int], list[int], list[tuple[int, int]]]
 
 
 def _points(array: np.ndarray) -> list[Point]:
@@ -60,15 +67,19 @@ class SerializedHandMarkers:
     message costs about 50 ms per frame in rclpy (Python object per point, then C
     conversion): more than the whole estimator. The CDR layout of a MarkerArray is fixed
     once its strings and sequence lengths are, so this serializes one template message
-    per layout (frame id, namespace, track id, sizes) with rclpy and, per frame, writes
-    the new stamps and coordinates into a copy of it with numpy. The bytes go straight to
-    ``Publisher.publish``, which accepts serialized messages.
+    per layout (frame id, namespace, lifetime, sizes) with rclpy and, per frame, writes
+    the new stamps, marker ids (the track id) and coordinates into a copy of it with
+    numpy. The bytes go straight to ``Publisher.publish``, which accepts serialized
+    messages. The track id is not part of the layout: a template per track (~115 KB
+    with the hand mesh) grew the IK node by ~34 MB/h as tracks came and went. At most
+    ``MAX_TEMPLATES`` layouts are kept (the least recently used is dropped).
     """
 
     _SEC, _NANOSEC = 0x5EC0AB1E, 0x1ABE11ED  # template stamp, found back in the bytes
+    _ID = 0x1D5EED01  # template marker id (int32), found back in the bytes
 
     def __init__(self) -> None:
-        self._templates: dict[tuple, tuple[bytes, list[int], list[tuple[int, int]]]] = {}
+        self._templates: OrderedDict[tuple, _Template] = OrderedDict()
 
     def __call__(self, joints: np.ndarray, vertices: np.ndarray | None,
                  faces: np.ndarray | None, *, stamp: Time, frame_id: str,
@@ -76,16 +87,23 @@ class SerializedHandMarkers:
                  lifetime_s: float = 0.5) -> bytes:  # fmt: skip
         """Same arguments as :func:`hand_markers`; returns the serialized MarkerArray."""
         blocks = self._point_blocks(joints, vertices, faces)
-        key = (frame_id, namespace, track_id, lifetime_s, tuple(len(b) for b in blocks))
-        if key not in self._templates:
+        key = (frame_id, namespace, lifetime_s, tuple(len(b) for b in blocks))
+        if key in self._templates:
+            self._templates.move_to_end(key)
+        else:
             self._templates[key] = self._template(joints, vertices, faces, frame_id,
-                                                  namespace, track_id, lifetime_s)  # fmt: skip
-        template, stamp_offsets, point_offsets = self._templates[key]
+                                                  namespace, lifetime_s)  # fmt: skip
+            if len(self._templates) > MAX_TEMPLATES:
+                self._templates.popitem(last=False)
+        template, stamp_offsets, id_offsets, point_offsets = self._templates[key]
         buf = bytearray(template)
         stamp_bytes = np.array([stamp.sec], "<i4").tobytes() + \
             np.array([stamp.nanosec], "<u4").tobytes()  # fmt: skip
         for off in stamp_offsets:
             buf[off:off + 8] = stamp_bytes
+        id_bytes = np.array([track_id], "<i4").tobytes()
+        for off in id_offsets:
+            buf[off:off + 4] = id_bytes
         for (off, n), block in zip(point_offsets, blocks, strict=True):
             np.frombuffer(buf, "<f8", 3 * n, off)[:] = block.reshape(-1)
         return bytes(buf)
@@ -99,7 +117,7 @@ class SerializedHandMarkers:
             blocks.append(np.asarray(vertices, np.float64)[np.asarray(faces).reshape(-1)])
         return blocks
 
-    def _template(self, joints, vertices, faces, frame_id, namespace, track_id, lifetime_s):
+    def _template(self, joints, vertices, faces, frame_id, namespace, lifetime_s) -> _Template:
         from rclpy.serialization import serialize_message
 
         # Distinct, exactly representable values mark where each point block lies.
@@ -111,7 +129,7 @@ class SerializedHandMarkers:
                                                   dtype=np.float64).reshape(np.shape(vertices))
         stamp = Time(sec=self._SEC, nanosec=self._NANOSEC)
         msg = hand_markers(marked_joints, marked_vertices, faces, stamp=stamp,
-                           frame_id=frame_id, namespace=namespace, track_id=track_id,
+                           frame_id=frame_id, namespace=namespace, track_id=self._ID,
                            lifetime_s=lifetime_s)  # fmt: skip
         data = serialize_message(msg)
         if data[:2] != b"\x00\x01":
@@ -130,7 +148,10 @@ class SerializedHandMarkers:
             start = off + len(raw)
         if len(stamp_offsets) != len(msg.markers):
             raise RuntimeError("marker template: stamps not found")
-        return data, stamp_offsets, point_offsets
+        id_offsets = _find_all(data, np.array([self._ID], "<i4").tobytes())
+        if len(id_offsets) != len(msg.markers):
+            raise RuntimeError("marker template: marker ids not found")
+        return data, stamp_offsets, id_offsets, point_offsets
 
 
 def _find_all(data: bytes, key: bytes) -> list[int]:
