@@ -18,6 +18,8 @@ from hand_ik.keypoints import NUM_KEYPOINTS, SKELETON_EDGES
 #: Wrist, thumb CMC and the four finger MCPs: the nearly rigid palm.
 PALM_KEYPOINTS = (0, 1, 5, 9, 13, 17)
 WRIST, MIDDLE_MCP = 0, 9
+_PALM = np.array(PALM_KEYPOINTS)
+_EDGE_A, _EDGE_B = (np.array(ends) for ends in zip(*SKELETON_EDGES, strict=True))
 
 
 @dataclass
@@ -75,24 +77,27 @@ def check_hand_keypoints(joints: np.ndarray, config: PlausibilityConfig | None =
     if not cfg.enabled:
         return None
     seen = np.isfinite(joints).all(-1)
-    palm = joints[list(PALM_KEYPOINTS)]
-    if not seen[list(PALM_KEYPOINTS)].all():
+    if not seen[_PALM].all():
         return "palm not observed"
     with np.errstate(all="ignore"):
         palm_length = float(np.linalg.norm(joints[MIDDLE_MCP] - joints[WRIST]))
         if not cfg.min_palm_length_m <= palm_length <= cfg.max_palm_length_m:
             return f"palm length {palm_length:.3g} m outside [{cfg.min_palm_length_m}, " \
                    f"{cfg.max_palm_length_m}]"  # fmt: skip
-        for a, b in SKELETON_EDGES:
-            if seen[a] and seen[b]:
-                length = float(np.linalg.norm(joints[a] - joints[b]))
-                if length > cfg.max_bone_length_m:
-                    return f"bone {a}-{b} {length:.3g} m longer than {cfg.max_bone_length_m}"
-        spread = float(np.nanmax(np.linalg.norm(joints[seen] - joints[WRIST], axis=-1)))
+        lengths = np.linalg.norm(joints[_EDGE_A] - joints[_EDGE_B], axis=-1)
+        too_long = (lengths > cfg.max_bone_length_m) & seen[_EDGE_A] & seen[_EDGE_B]
+        if too_long.any():
+            k = int(np.argmax(too_long))  # the first such edge, in SKELETON_EDGES order
+            return f"bone {_EDGE_A[k]}-{_EDGE_B[k]} {lengths[k]:.3g} m longer than " \
+                   f"{cfg.max_bone_length_m}"  # fmt: skip
+        spread = float(np.linalg.norm(joints[seen] - joints[WRIST], axis=-1).max())
         if spread > cfg.max_spread_m:
             return f"a keypoint {spread:.3g} m from the wrist (max {cfg.max_spread_m})"
+        palm = joints[_PALM]
         centred = palm - palm.mean(0)
-        width = float(np.linalg.svd(centred, compute_uv=False)[1] / np.sqrt(len(palm)))
+        # The palm's second singular value: the eigenvalues of the 3x3 scatter matrix.
+        second = np.sqrt(max(float(np.linalg.eigvalsh(centred.T @ centred)[1]), 0.0))
+        width = second / np.sqrt(len(palm))
         if width < cfg.min_palm_width_m:
             return f"palm points nearly on a line ({width:.3g} m across)"
     if cfg.check_depth if camera_frame is None else camera_frame:

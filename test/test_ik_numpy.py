@@ -208,9 +208,18 @@ def test_numpy_features_and_alignment_match_torch():
     r_np, t_np = rigid_align_np(joints[:, :6].numpy(), target[:, :6].numpy() + 0.001)
     np.testing.assert_allclose(r_np, r.numpy(), atol=1e-10, rtol=0)
     np.testing.assert_allclose(t_np, t.numpy(), atol=1e-10, rtol=0)
-    # A mirrored target: the best proper rotation, never a reflection.
-    r_np, _ = rigid_align_np(joints[:, :6].numpy(), joints[:, :6].numpy() * [-1.0, 1.0, 1.0])
+    # One set at a time (the per-frame path) gives the batch path's numbers.
+    for k in range(6):
+        r_one, t_one = rigid_align_np(joints[k : k + 1, :6].numpy(),
+                                      target[k : k + 1, :6].numpy() + 0.001)  # fmt: skip
+        np.testing.assert_allclose(r_one[0], r_np[k], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(t_one[0], t_np[k], atol=1e-12, rtol=0)
+    # A mirrored target: the best proper rotation, never a reflection (batch and one set).
+    mirrored = joints[:, :6].numpy() * [-1.0, 1.0, 1.0]
+    r_np, _ = rigid_align_np(joints[:, :6].numpy(), mirrored)
     np.testing.assert_allclose(np.linalg.det(r_np), 1.0, atol=1e-10)
+    r_one, _ = rigid_align_np(joints[:1, :6].numpy(), mirrored[:1])
+    np.testing.assert_allclose(r_one, r_np[:1], atol=1e-12)
 
 
 def test_rotation_conversions_round_trip_at_every_angle():
@@ -228,12 +237,18 @@ def test_rotation_conversions_round_trip_at_every_angle():
     back = rotmat_to_rotvec_batch(mats)
     np.testing.assert_allclose(rotvec_to_rotmat_batch(back), mats, atol=1e-12)
     np.testing.assert_allclose(back[5:], rotvecs[5:], atol=1e-9)  # unique below pi
+    # One matrix (the per-frame path, Python floats) gives the batch path's numbers.
+    one = np.concatenate([rotmat_to_rotvec_batch(m[None]) for m in mats])
+    np.testing.assert_allclose(one, back, atol=1e-14)
 
 
 def test_bend_penalty_jacobian_matches_finite_differences():
     keypoints = np.random.default_rng(9).normal(size=(40, 21, 3)) * 0.05
     penalty, d_points = bend_penalty_jacobian(keypoints)
     np.testing.assert_allclose(penalty, bend_penalty(keypoints), atol=1e-15)
+    # One hand (the per-frame path, Python floats) gives the batch path's numbers.
+    one = np.concatenate([bend_penalty(k[None]) for k in keypoints])
+    np.testing.assert_allclose(one, penalty, atol=1e-15)
     assert (penalty > 0).any() and (penalty == 0).any()
     flat = keypoints.reshape(40, -1)
     fd = central_differences(lambda x: bend_penalty(x.reshape(40, 21, 3)), flat, 1e-8)

@@ -57,6 +57,8 @@ def rotmat_to_rotvec_batch(rotmat: np.ndarray) -> np.ndarray:
     Through the unit quaternion, built from the largest of its four components
     (Shepperd's method: stable at every angle, 0 and pi included), as scipy does.
     """
+    if rotmat.shape == (1, 3, 3):  # the per-frame case
+        return rotmat_to_rotvec_one(rotmat[0])[None]
     r = rotmat
     diag = np.einsum("bii->bi", r)
     trace = diag.sum(-1)
@@ -82,3 +84,30 @@ def rotmat_to_rotvec_batch(rotmat: np.ndarray) -> np.ndarray:
     scale = np.where(small, 2.0 + angle**2 / 12.0 + 7.0 * angle**4 / 2880.0,
                      safe / np.sin(safe / 2.0))  # fmt: skip
     return scale[:, None] * quat[:, :3]
+
+
+def rotmat_to_rotvec_one(rotmat: np.ndarray) -> np.ndarray:
+    """(3, 3) -> (3,): :func:`rotmat_to_rotvec_batch` for one matrix, in Python floats
+    (the same quaternion candidates, choice and series)."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = rotmat.tolist()
+    trace = m00 + m11 + m22
+    largest = max(m00, m11, m22, trace)
+    # The first largest of (m00, m11, m22, trace), as np.argmax picks it.
+    if m00 == largest:
+        q = (1.0 + 2.0 * m00 - trace, m10 + m01, m20 + m02, m21 - m12)
+    elif m11 == largest:
+        q = (m01 + m10, 1.0 + 2.0 * m11 - trace, m21 + m12, m02 - m20)
+    elif m22 == largest:
+        q = (m02 + m20, m12 + m21, 1.0 + 2.0 * m22 - trace, m10 - m01)
+    else:
+        q = (m21 - m12, m02 - m20, m10 - m01, 1.0 + trace)
+    norm = math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    if q[3] < 0.0:
+        norm = -norm  # w >= 0: the angle in [0, pi]
+    x, y, z, w = q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm
+    angle = 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), w)
+    if angle < 1e-3:  # angle / sin(angle / 2), with its series near 0 (0/0 there)
+        scale = 2.0 + angle**2 / 12.0 + 7.0 * angle**4 / 2880.0
+    else:
+        scale = angle / math.sin(angle / 2.0)
+    return np.array([scale * x, scale * y, scale * z])

@@ -46,6 +46,9 @@ def rigid_align_np(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
     Returns:
         rotation (B, 3, 3) (proper: det +1) and translation (B, 3).
     """
+    if source.shape[0] == 1:  # the per-frame case
+        rotation, translation = _rigid_align_one(source[0], target[0])
+        return rotation[None], translation[None]
     inv_k = 1.0 / source.shape[1]
     mu_s, mu_t = source.sum(1) * inv_k, target.sum(1) * inv_k
     cov = (target - mu_t[:, None]).transpose(0, 2, 1) @ (source - mu_s[:, None]) * inv_k
@@ -56,3 +59,17 @@ def rigid_align_np(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
     rotation = u @ vh
     translation = mu_t - (rotation @ mu_s[..., None])[..., 0]
     return rotation, translation
+
+
+def _rigid_align_one(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rigid_align_np` of one point set ((K, 3) each) without the batch axis (fewer,
+    cheaper numpy calls; the determinant in Python floats): (3, 3), (3,)."""
+    inv_k = 1.0 / len(source)
+    mu_s, mu_t = source.sum(0) * inv_k, target.sum(0) * inv_k
+    u, _, vh = np.linalg.svd((target - mu_t).T @ (source - mu_s) * inv_k)
+    rotation = u @ vh
+    (a, b, c), (d, e, f), (g, h, i) = rotation.tolist()
+    if a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) < 0:
+        u[:, 2] *= -1.0  # the optimum would be a reflection: flip the last axis
+        rotation = u @ vh
+    return rotation, mu_t - rotation @ mu_s

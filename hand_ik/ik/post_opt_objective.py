@@ -22,6 +22,7 @@ solves both).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from hand_ik.keypoints import FINGER_KEYPOINTS
 #: (mcp, pip, dip, tip) keypoints of the four long fingers, for the bend penalty.
 LONG_FINGER_CHAINS = np.array([FINGER_KEYPOINTS[f] for f in ("index", "middle", "ring",
                                                              "little")])  # fmt: skip
+_CHAINS = LONG_FINGER_CHAINS.tolist()
 #: Shortest bone (in the keypoints' unit) given a direction; shorter ones count as zero.
 _MIN_BONE = 1e-9
 
@@ -62,11 +64,33 @@ def bend_penalty(keypoints: np.ndarray) -> np.ndarray:
     Returns:
         (..., 4) >= 0; zero where PIP and DIP bend the same way (or a bone is straight).
     """
+    if keypoints.shape == (1, 21, 3):  # the per-frame case
+        return _bend_penalty_one(keypoints[0].tolist())[None]
     unit, length = _unit_bones(keypoints)
     ab, bc, ac = _dots(unit)
     # b.b is 1, or 0 for a zero-length bone (its direction is then 0, as is the penalty).
     bb = (length[..., 1, 0] > _MIN_BONE).astype(float)
     return np.maximum(ac * bb - ab * bc, 0.0)
+
+
+def _bend_penalty_one(points: list[list[float]]) -> np.ndarray:
+    """:func:`bend_penalty` of one hand's (21, 3) keypoints as lists, in Python floats
+    (a dozen numpy calls cost more than this arithmetic): (4,)."""
+    out = []
+    for chain in _CHAINS:
+        units = []
+        for k in range(3):
+            p, q = points[chain[k]], points[chain[k + 1]]
+            d0, d1, d2 = q[0] - p[0], q[1] - p[1], q[2] - p[2]
+            n = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), _MIN_BONE)
+            units.append((d0 / n, d1 / n, d2 / n, n))
+        (c0, c1, c2, _), (b0, b1, b2, nb), (a0, a1, a2, _) = units
+        ab = a0 * b0 + a1 * b1 + a2 * b2
+        bc = b0 * c0 + b1 * c1 + b2 * c2
+        ac = a0 * c0 + a1 * c1 + a2 * c2
+        bb = 1.0 if nb > _MIN_BONE else 0.0
+        out.append(max(ac * bb - ab * bc, 0.0))
+    return np.array(out)
 
 
 def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
