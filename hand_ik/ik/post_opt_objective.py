@@ -22,6 +22,7 @@ solves both).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -121,6 +122,19 @@ def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray
     d_points[..., :3, :] -= grads
     d_points[..., 1:, :] += grads
     return penalty, d_points
+
+
+@functools.lru_cache(maxsize=32)
+def _jacobian_template(rows: int, cols: int,
+                       priors: tuple[tuple[int, int, int, float], ...]) -> np.ndarray:  # fmt: skip
+    """(rows, cols) zeros but the priors' constant diagonal blocks ((first row, first
+    column, size, weight) each); read-only, shared by the problems of one layout (one a
+    frame: building it anew cost more than a tenth of the per-frame LM bookkeeping)."""
+    template = np.zeros((rows, cols))
+    for first, col, size, weight in priors:
+        template[first + np.arange(size), col + np.arange(size)] = weight
+    template.setflags(write=False)
+    return template
 
 
 #: The reprojection residual's unit: percent of the hand's image size (so 1 % costs about
@@ -281,9 +295,7 @@ class PostOptProblem:
             row += 23
         self.num_residuals = row
         # The Jacobian's constant rows (the priors), copied for every evaluation.
-        self._jac_template = np.zeros((self.num_residuals, self.num_step))
-        for first, col, size, weight in priors:
-            self._jac_template[first + np.arange(size), col + np.arange(size)] = weight
+        self._jac_template = _jacobian_template(row, self.num_step, tuple(priors))
         # Residual rows of each long finger's (mcp, pip, dip, tip) coordinates: (4, 12).
         self._chain_rows = (3 * LONG_FINGER_CHAINS[..., None] + np.arange(3)).reshape(4, 12)
         #: The last two evaluations, x bytes -> (posed hand, residuals): LM asks for the
