@@ -249,6 +249,9 @@ def test_bend_penalty_jacobian_matches_finite_differences():
     # One hand (the per-frame path, Python floats) gives the batch path's numbers.
     one = np.concatenate([bend_penalty(k[None]) for k in keypoints])
     np.testing.assert_allclose(one, penalty, atol=1e-15)
+    one, d_one = zip(*(bend_penalty_jacobian(k[None]) for k in keypoints), strict=True)
+    np.testing.assert_allclose(np.concatenate(one), penalty, atol=1e-15)
+    np.testing.assert_allclose(np.concatenate(d_one), d_points, atol=1e-12)
     assert (penalty > 0).any() and (penalty == 0).any()
     flat = keypoints.reshape(40, -1)
     fd = central_differences(lambda x: bend_penalty(x.reshape(40, 21, 3)), flat, 1e-8)

@@ -106,6 +106,9 @@ def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray
     Returns:
         penalty (..., 4) and d penalty / d (mcp, pip, dip, tip) (..., 4 fingers, 4, 3).
     """
+    if keypoints.shape == (1, 21, 3):  # the per-frame case
+        penalty, d_points = _bend_penalty_jacobian_one(keypoints[0].tolist())
+        return penalty[None], d_points[None]
     unit, length = _unit_bones(keypoints)
     c, b, a = unit[..., 0, :], unit[..., 1, :], unit[..., 2, :]
     ab, bc, ac = _dots(unit)
@@ -135,6 +138,44 @@ def _jacobian_template(rows: int, cols: int,
         template[first + np.arange(size), col + np.arange(size)] = weight
     template.setflags(write=False)
     return template
+
+
+def _bend_penalty_jacobian_one(points: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bend_penalty_jacobian` of one hand's (21, 3) keypoints as lists, in Python
+    floats (the same formulas): penalty (4,), derivative (4, 4, 3)."""
+    penalty = np.zeros(4)
+    d_points = np.zeros((4, 4, 3))
+    for finger, chain in enumerate(_CHAINS):
+        units, lengths = [], []
+        for k in range(3):
+            p, q = points[chain[k]], points[chain[k + 1]]
+            d = (q[0] - p[0], q[1] - p[1], q[2] - p[2])
+            n = max(math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]), _MIN_BONE)
+            units.append((d[0] / n, d[1] / n, d[2] / n))
+            lengths.append(n)
+        c, b, a = units
+        ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+        bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
+        ac = a[0] * c[0] + a[1] * c[1] + a[2] * c[2]
+        bb = 1.0 if lengths[1] > _MIN_BONE else 0.0
+        dot = ab * bc - ac * bb
+        if dot >= 0.0:
+            continue  # no violation: penalty and derivative 0
+        penalty[finger] = -dot
+        # d f / d unit bones (pm, dp, td), each minus its part along its own bone, times
+        # d relu(-f) / d f = -1 over the bone's length.
+        grads = []
+        for g, u, n in (
+            ([ab * b[i] - bb * a[i] for i in range(3)], c, lengths[0]),
+            ([bc * a[i] + ab * c[i] - 2.0 * ac * b[i] for i in range(3)], b, lengths[1]),
+            ([bc * b[i] - bb * c[i] for i in range(3)], a, lengths[2]),
+        ):  # fmt: skip
+            along = g[0] * u[0] + g[1] * u[1] + g[2] * u[2]
+            grads.append([-(g[i] - along * u[i]) / n for i in range(3)])
+        rows = d_points[finger]
+        rows[:3] -= grads
+        rows[1:] += grads
+    return penalty, d_points
 
 
 #: The reprojection residual's unit: percent of the hand's image size (so 1 % costs about
