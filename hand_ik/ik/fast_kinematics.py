@@ -158,6 +158,16 @@ class FastKeypointKinematics:
             self._lever_mask = self._subtree_f[:, self.point_joint][None, :, :, None]  # (1,15,K,1)
             # d offset_k / d betas of the carrying joint, (K, 3, nb).
             self._offset_dirs_k = reg.offset_dirs[points, self.point_joint]
+        #: Without pose-dependent offsets, the gathered offsets are linear in the shape too:
+        #: [wrist joint (3) | bones (45) | each point's own offset (K 3)], a tenth of the
+        #: full table's columns (None: the full table is needed).
+        self._own_linear = None
+        if self.point_joint is not None and reg.pose_dirs is None:
+            own = 48 + (np.arange(n)[self.point_joint, None] * k + np.arange(k)[:, None]) * 3 \
+                + np.arange(3)  # fmt: skip
+            columns = np.concatenate([np.arange(48), own.reshape(-1)])
+            self._own_linear = (self._linear_const[columns],
+                                np.ascontiguousarray(self._linear_dirs[:, columns]))
 
     # --- rotations ---------------------------------------------------------------------
     def bio_to_rotmats(self, bio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,10 +199,14 @@ class FastKeypointKinematics:
                 about the wrist joint; transl: (B, 3) metres.
         """
         batch, n, k = len(bio), len(self.parents), self.num_points
-        linear = self._linear_const + betas @ self._linear_dirs
+        own_linear = self._own_linear if self.point_joint is not None else None
+        if own_linear is not None:
+            const, dirs = own_linear
+            linear = const + betas @ dirs
+        else:
+            linear = self._linear_const + betas @ self._linear_dirs
         wrist = linear[:, :3] + transl
         bones = linear[:, 3:48].reshape(batch, n - 1, 3, 1)
-        offsets = linear[:, 48:].reshape(batch, n, k, 3)
         local, elementary = self.bio_to_rotmats(bio)
         world = np.empty((batch, n, 3, 3))
         world[:, 0] = rotation
@@ -209,7 +223,8 @@ class FastKeypointKinematics:
             steps = (parent_world @ bones).reshape(batch, 5, 3, 3)
             pos = np.empty((batch, n, 3))
             pos[:, 0] = wrist
-            np.cumsum(steps, axis=2, out=steps)
+            steps[:, :, 1] += steps[:, :, 0]  # the sums along each chain (cumsum's order,
+            steps[:, :, 2] += steps[:, :, 1]  # at a fraction of its call cost)
             pos[:, 1:] = (steps + wrist[:, None, None]).reshape(batch, n - 1, 3)
         else:
             for level in self.levels:  # all joints of one tree depth at once
@@ -217,6 +232,13 @@ class FastKeypointKinematics:
             parent_world = world[:, self.parents[1:]]
             steps = (parent_world @ bones)[..., 0]
             pos = wrist[:, None] + self.ancestors @ steps
+        if own_linear is not None:
+            # One joint j(k) per point: R_j O_kj + W_kj p_j, O_kj from the shape alone.
+            joint = self.point_joint
+            own = linear[:, 48:].reshape(batch, k, 3, 1)
+            points = (world[:, joint] @ own)[..., 0] + pos[:, joint] * self._point_weight
+            return Posed(points, world, pos, parent_world, local, elementary, None, betas)
+        offsets = linear[:, 48:].reshape(batch, n, k, 3)
         if self._pose_dirs_t is not None:
             feature = (local - np.eye(3)).reshape(batch, -1)
             offsets = offsets + (feature @ self._pose_dirs_t).reshape(offsets.shape)
