@@ -19,6 +19,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -67,15 +68,19 @@ def rss_slope_mb_per_h(times_s: list[float], rss: list[float]) -> float | None:
     return float(slope * 3600.0)
 
 
-def start_node_process(name: str, params: dict, env: dict) -> subprocess.Popen:
+def start_node_process(name: str, params: dict, env: dict,
+                       source_dir: Path | None = None) -> subprocess.Popen:  # fmt: skip
     """``python -m hand_pose_ros.nodes.<name>`` with config/teleop.yaml and ``params`` on top
-    (stdout discarded, stderr kept for the error message)."""
+    (stdout discarded, stderr kept for the error message). ``source_dir``: run the node
+    from that checkout (its code and its config/teleop.yaml; e.g. an older commit for a
+    before / after comparison) instead of this one."""
+    params_file = DEFAULT_PARAMS if source_dir is None else source_dir / "config" / "teleop.yaml"
     cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
-           "--params-file", str(DEFAULT_PARAMS)]  # fmt: skip
+           "--params-file", str(params_file)]  # fmt: skip
     for key, value in params.items():
         cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+                            text=True, cwd=source_dir)  # fmt: skip
 
 
 def _start_nodes(env: dict, fps: float) -> dict[str, subprocess.Popen]:

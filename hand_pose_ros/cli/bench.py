@@ -24,6 +24,7 @@ BENCHMARKS["pipeline"] = "hand_pose_ros.benchmarks.pipeline"
 BENCHMARKS["synth"] = "hand_pose_ros.benchmarks.synth"
 BENCHMARKS["detector"] = "hand_pose_ros.benchmarks.detector"
 BENCHMARKS["soak"] = "hand_pose_ros.benchmarks.soak"
+BENCHMARKS["ik_tracks"] = "hand_pose_ros.benchmarks.ik_tracks"
 
 
 def _json_flag(sub: argparse.ArgumentParser) -> None:
