@@ -12,6 +12,8 @@ from the ``.json`` manifest beside it, else ``--models``), plus MediaPipe Hands 
 same crops when ``mediapipe`` imports (``--no-mediapipe`` skips it), and our handtrack
 estimator (the real-trained palm + landmark networks on ``--backend``; ``--no-handtrack``
 skips it). Both full-frame estimators see each crop as a new image (no tracking).
+``--mesh-head [WEIGHTS]`` adds the mesh head on the landmark network (issue 21): its joints
+and vertices (camera metres) with the landmark network's 2D keypoints from the same pass.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ik", action="store_true",
                         help="also each predictor + IK net + post-optimization (seed 002 "
                              "Table 5 last row; hand model 'open')")
+    parser.add_argument("--mesh-head", nargs="?", const="default", default=None,
+                        metavar="WEIGHTS",
+                        help="also the mesh head on the landmark network (issue 21; the "
+                             "shipped weights, or WEIGHTS): its joints and mesh, 2D from the "
+                             "landmark network in the same pass")
     parser.add_argument("--sheet", default=None,
                         help="also write a PNG of labels and predictions on a few crops")
 
@@ -115,6 +122,12 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
         rows.append(row)
         predictors["handtrack"] = predict
         pairs.append((row, predict))
+    if args.mesh_head:
+        row, predict = mesh_head_row(args)
+        row.update(ev.evaluate(predict, data, args.limit))
+        rows.append(row)
+        predictors["mesh_head"] = predict
+        pairs.append((row, predict))
     if not args.no_mediapipe:
         try:
             hands = MediaPipeHands(max_hands=1, static_image_mode=True)
@@ -155,6 +168,27 @@ def handtrack_row(args: argparse.Namespace):
            "landmark_model": cfg.landmark_model, "backend": args.backend,
            "device": args.device}  # fmt: skip
     return row, ev.mediapipe_predictor(graph, reset=graph.reset)
+
+
+def mesh_head_row(args: argparse.Namespace):
+    """(row head, predictor) of the landmark network + mesh head (palm detector on each
+    crop, as the handtrack row): the head's joints and mesh, the landmark network's 2D."""
+    from hand_pose_ros.estimation.landmark_mesh import DEFAULT_WEIGHTS, LandmarkMeshEstimator
+    from hand_pose_ros.research.estimation import evaluate as ev
+
+    weights = DEFAULT_WEIGHTS if args.mesh_head == "default" else args.mesh_head
+    est = LandmarkMeshEstimator(weights, backend=args.backend, threads=args.threads or 1)
+    row = {"name": "landmark_mesh_head", "weights": str(weights), "backbone": "landmark_full",
+           "backend": "torch", "palm_backend": args.backend, "device": "cpu"}  # fmt: skip
+
+    def predict(item):
+        found = est(item.image, item.K)
+        if not found:
+            return None
+        best = max(found, key=lambda h: h.score)
+        return ev.Prediction(best.joints_cam, best.uv, best.verts_cam)
+
+    return row, predict
 
 
 def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:

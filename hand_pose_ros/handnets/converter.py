@@ -134,6 +134,17 @@ class TfliteNet(nn.Module):
         env = self._run(image, {self._index[n] for n in names})
         return {n: env[self._index[n]] for n in names}
 
+    def forward_with_features(self, image: torch.Tensor, names: Sequence[str]
+                              ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        """:meth:`forward`'s outputs and :meth:`features` of ``names`` from one pass."""
+        unknown = [n for n in names if n not in self._index]
+        if unknown:
+            raise KeyError(f"unknown tensor names {unknown}; see feature_maps()")
+        env = self._run(image, set(self._outputs) | {self._index[n] for n in names})
+        outs = tuple(env[i].reshape(-1, *shape)
+                     for i, shape in zip(self._outputs, self._output_shapes, strict=True))
+        return outs, {n: env[self._index[n]] for n in names}
+
     def feature_maps(self) -> list[tuple[str, tuple[int, int, int]]]:
         """(TFLite name, per-sample NCHW shape (C, H, W)) of every rank-4 op output, in run
         order: candidates for :meth:`features` (e.g. 14x14 and 28x28 maps for a new head)."""

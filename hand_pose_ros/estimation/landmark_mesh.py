@@ -1,0 +1,197 @@
+"""The landmark network with the mesh head attached: one forward per hand crop gives the
+network's own outputs and the head's metric mesh (issue 21).
+
+The backbone is converted from the installed wheel at first use
+(:func:`hand_pose_ros.handnets.converter.build_torch_network`; never shipped); the head's
+weights are ours (``hand_pose_ros/weights/landmark_mesh_head_full.pt`` + ``.json``).
+:class:`LandmarkMeshEstimator` runs palm detection -> ROI -> this network on a frame and
+returns camera-frame joints and mesh per hand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hand_pose_ros.estimation.landmark_mesh_head import (
+    CROP_SIZE,
+    FEATURE_TAPS,
+    LandmarkMeshHead,
+    LandmarkMeshHeadConfig,
+    lift_to_camera,
+)
+
+#: The shipped head (fp16 state dict) and its manifest beside it (``.json``).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "landmark_mesh_head_full.pt"
+
+#: Output names of :class:`LandmarkMeshNet`, in order.
+OUTPUT_NAMES = ("landmarks", "presence", "handedness", "world_landmarks", "mesh_uv", "mesh_z",
+                "mesh_scale", "mesh_confidence")  # fmt: skip
+
+
+def load_mesh_head(path: str | Path = DEFAULT_WEIGHTS) -> LandmarkMeshHead:
+    """The head from ``path`` (fp16 or fp32 state dict) and its ``.json`` manifest's config,
+    fp32, eval mode."""
+    path = Path(path)
+    manifest = path.with_suffix(".json")
+    if not path.is_file() or not manifest.is_file():
+        raise FileNotFoundError(f"mesh head weights {path} or manifest {manifest} missing")
+    cfg = LandmarkMeshHeadConfig.from_dict(json.loads(manifest.read_text())["config"])
+    head = LandmarkMeshHead(cfg)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    head.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return head.eval()
+
+
+class LandmarkMeshNet(nn.Module):
+    """(B, 3, 224, 224) RGB in [0, 1] -> the landmark outputs + the head's outputs, in
+    :data:`OUTPUT_NAMES` order, from one backbone pass.
+
+    Args:
+        backbone: the converted landmark network (``TfliteNet``).
+        head: the mesh head (its ``cfg.backbone`` names the taps).
+    """
+
+    def __init__(self, backbone: nn.Module, head: LandmarkMeshHead) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+        taps = FEATURE_TAPS[head.cfg.backbone]
+        self.tap_names = [taps[k][0] for k in ("f28", "f14", "f7")]
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs, feats = self.backbone.forward_with_features(image, self.tap_names)
+        f28, f14, f7 = (feats[n] for n in self.tap_names)
+        mesh = self.head(f28, f14, f7.mean((2, 3)))
+        return (*outs[:4], mesh.uv, mesh.z, mesh.scale, mesh.confidence)
+
+
+def build_landmark_mesh_net(weights: str | Path = DEFAULT_WEIGHTS) -> LandmarkMeshNet:
+    """Backbone converted from the installed wheel + the head from ``weights`` (eval)."""
+    from hand_pose_ros.handnets.converter import build_torch_network
+
+    head = load_mesh_head(weights)
+    net = LandmarkMeshNet(build_torch_network(head.cfg.backbone), head).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+@dataclass
+class MeshHand:
+    """One hand found by :class:`LandmarkMeshEstimator` (camera frame of the image, metres).
+
+    ``joints_cam`` / ``verts_cam``: the head's points lifted with the crop geometry and K
+    (wrist depth from the head's scale). ``uv``: the landmark network's 21 keypoints, frame
+    pixels. ``world_cam``: the landmark network's world landmarks, turned into camera axes
+    and placed by ``uv`` and K (the baseline the head is compared with).
+    """
+
+    joints_cam: np.ndarray
+    verts_cam: np.ndarray
+    uv: np.ndarray
+    head_uv: np.ndarray
+    world_cam: np.ndarray
+    presence: float
+    p_right: float
+    score: float
+
+
+class LandmarkMeshEstimator:
+    """Frame -> :class:`MeshHand` per palm found (static: the palm detector on every call).
+
+    Args:
+        weights: the head's weights (manifest beside them).
+        palm_model: palm detector name (:mod:`hand_pose_ros.handnets`).
+        backend: the palm detector's backend; the landmark + head network runs in torch.
+        threads: torch / ORT threads.
+        max_hands: hands returned, best palm first.
+    """
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, palm_model: str = "palm_full",
+                 backend: str = "onnx", threads: int = 1, max_hands: int = 1) -> None:  # fmt: skip
+        from hand_pose_ros.handnets import network_runner
+        from hand_pose_ros.handtrack import HandTrackConfig
+        from hand_pose_ros.handtrack.graph import HandTrackGraph
+
+        if max_hands < 1:
+            raise ValueError(f"max_hands: at least 1, got {max_hands}")
+        torch.set_num_threads(threads)
+        self.net = build_landmark_mesh_net(weights)
+        palm = network_runner(palm_model, backend=backend, threads=threads)
+        cfg = HandTrackConfig(max_hands=max_hands, palm_model=palm_model)
+        self.graph = HandTrackGraph(palm, lambda x: None, cfg, palm.input_size, CROP_SIZE)
+        self.max_hands = max_hands
+        self.num_joints = self.net.head.cfg.num_joints
+
+    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> list[MeshHand]:
+        from hand_pose_ros.estimation.detections import place_in_camera
+        from hand_pose_ros.handtrack.rois import crop_rect, crop_to_frame, rect_from_palm
+
+        K = np.asarray(K, np.float64)
+        cfg = self.graph.cfg
+        palms = self.graph.detect_palms(rgb)[: self.max_hands]
+        rects = [rect_from_palm(p, cfg.palm_roi_scale, cfg.palm_roi_shift) for p in palms]
+        keep = [i for i, r in enumerate(rects) if r.is_valid()]
+        if not keep:
+            return []
+        crops, mats = zip(*(crop_rect(rgb, rects[i], CROP_SIZE) for i in keep), strict=True)
+        x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        inv = np.stack([np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2] for m in mats])
+        with torch.no_grad():
+            lm, presence, handed, world, uv, z, scale, _conf = self.net(x)
+            cam = lift_to_camera(uv, z, scale, torch.from_numpy(inv).float(),
+                                 torch.from_numpy(np.repeat(K[None], len(keep), 0)).float())
+        out = []
+        nj = self.num_joints
+        for b, i in enumerate(keep):
+            frame_uv = crop_to_frame(lm[b, :, :2].numpy(), mats[b])
+            rot = rects[i].rotation
+            c, s = np.cos(rot), np.sin(rot)
+            w = world[b].numpy().astype(np.float64)
+            w[:, :2] = w[:, :2] @ np.array([[c, s], [-s, c]])  # crop axes -> camera axes
+            pts = cam[b].numpy().astype(np.float64)
+            out.append(MeshHand(pts[:nj], pts[nj:], frame_uv,
+                                crop_to_frame(uv[b, :nj].numpy(), mats[b]),
+                                place_in_camera(w, frame_uv, K), float(presence[b]),
+                                float(handed[b]), palms[i].score))  # fmt: skip
+        return out
+
+
+#: ONNX metadata key of the combined graph's config.
+ONNX_METADATA_KEY = "landmark_mesh_config"
+
+
+@dataclass
+class _ExportConfig:
+    """What :func:`export_image_model` needs of a model: input size and a config record."""
+
+    input_size: int
+    record: dict
+
+    def to_dict(self) -> dict:
+        return self.record
+
+
+def export_landmark_mesh_onnx(path: str | Path, weights: str | Path = DEFAULT_WEIGHTS,
+                              dynamic_batch: bool = True) -> Path:  # fmt: skip
+    """One ONNX graph: image (B, 3, 224, 224) RGB in [0, 1] -> the landmark outputs and the
+    mesh head's outputs (:data:`OUTPUT_NAMES`), one backbone pass. The metadata
+    (``landmark_mesh_config``) records the head config, the weights' manifest and the
+    backbone's source sha256. Converted from the installed wheel: keep the Apache-2.0
+    ``LICENSE`` / ``NOTICE`` beside the file when redistributing it
+    (:func:`hand_pose_ros.handnets.write_notice`)."""
+    from hand_pose_ros.runtime.export import export_image_model
+
+    net = build_landmark_mesh_net(weights)
+    manifest = json.loads(Path(weights).with_suffix(".json").read_text())
+    net.cfg = _ExportConfig(CROP_SIZE, {
+        "head": net.head.cfg.to_dict(), "weights": Path(weights).name,
+        "head_git_commit": manifest.get("git_commit"),
+        "backbone": net.head.cfg.backbone, "backbone_sha256": net.backbone.cfg.source_sha256,
+        "output_names": list(OUTPUT_NAMES)})  # fmt: skip
+    return export_image_model(net, path, OUTPUT_NAMES, ONNX_METADATA_KEY, dynamic_batch)
