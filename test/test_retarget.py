@@ -117,7 +117,10 @@ def test_joint_mapping_with_synthetic_bio():
     command = retargeter.retarget(None, bio)
     q = command.as_dict()
     assert q["FFJ3"] == pytest.approx(0.7)
-    assert q["FFJ4"] == pytest.approx(-0.2)  # Shadow FF abduction axis points the other way
+    # Shadow FF abduction axis points the other way; the flat hand's DoF give the open pose.
+    ffj4 = names.index("FFJ4")
+    expected = retargeter.open_free[ffj4] - 0.2
+    assert q["FFJ4"] == pytest.approx(max(expected, robot.free_lower[ffj4]))
     assert q["LFJ2"] == pytest.approx(robot.upper[robot.joint_index["LFJ2"]])
     assert q["RFJ1"] == 0.0
     assert set(command.names) == set(names)
@@ -159,8 +162,10 @@ def test_joint_mapping_pulls_the_optimizer():
     pulled = load_config("hand_pose_ros_hand", optimizer={"map_weight": 1e4}).build()
     q_free = free.retarget(keypoints).as_dict()["LFJ4"]
     q_pulled = pulled.retarget(keypoints, bio).as_dict()["LFJ4"]
-    assert abs(q_pulled - 0.3) < abs(q_free - 0.3)
-    assert q_pulled == pytest.approx(0.3, abs=0.05)
+    q_map = pulled.joint_map(bio)[pulled.robot.free_names.index("LFJ4")]  # open pose + 0.3
+    assert q_map == pytest.approx(0.3 + pulled.open_free[pulled.robot.free_names.index("LFJ4")])
+    assert abs(q_pulled - q_map) < abs(q_free - q_map)
+    assert q_pulled == pytest.approx(q_map, abs=0.05)
 
 
 def test_warm_start_and_reset():
@@ -201,11 +206,10 @@ def test_real_left_hands_match_their_right_hands(name):
     right, left = load_config(name).build(), load_config(f"{name}_left").build()
 
     def displacement(retargeter):
-        robot, config = retargeter.robot, retargeter.config
+        config = retargeter.config
         fingers = [k for k, kp in enumerate(config.fingertips) if kp != "thumb_tip"]
-        q_open = np.clip(0.0, robot.free_lower, robot.free_upper)
         now = retargeter.optimizer.vectors_at(retargeter._q_prev)[0]
-        rest = retargeter.optimizer.vectors_at(q_open)[0]
+        rest = retargeter.optimizer.vectors_at(retargeter.open_free)[0]
         return (now - rest)[fingers] @ np.asarray(config.hand_root_to_palm)  # human axes
 
     for keypoints in human_poses(4, seed=10):

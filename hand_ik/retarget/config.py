@@ -143,6 +143,10 @@ class RetargetingConfig:
     palm_length_m: float = 0.0
     """Palm length (m, ``hand_size.palm_length``) of the hand the calibration used; the
     operator's keypoints are scaled to it (running estimate per track); 0: not scaled."""
+    open_pose: dict[str, float] = field(default_factory=dict)
+    """Free joint -> radians: the robot pose the flat human hand maps onto (unlisted: 0
+    clipped to the limits); the joint map's offset of each listed joint is this value, so
+    the flat hand's DoF (all 0) map onto it too. Written by the calibration."""
     locked_joints: dict[str, float] = field(default_factory=dict)
     """Joints held constant (e.g. a wrist), excluded from retargeting."""
     joint_map: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -247,7 +251,7 @@ class RetargetingConfig:
                  self.optimizer)  # fmt: skip
         for name in ("fingertips", "intermediates"):
             _check_mapping(getattr(self, name), name, lambda v: isinstance(v, str), "link names")
-        for name in ("locked_joints", "neutral"):
+        for name in ("locked_joints", "neutral", "open_pose"):
             _check_mapping(getattr(self, name), name, _is_number, "numbers (radians)")
         _check_mapping(self.target_scales, "target_scales", _is_numbers, "numbers")
         _check_mapping(self.target_offsets, "target_offsets", _is_numbers, "numbers")

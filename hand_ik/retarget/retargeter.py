@@ -26,7 +26,8 @@ class Retargeter:
     Human vectors are rotated into palm axes by ``config.hand_root_to_palm`` and
     scaled: a palm->fingertip or palm->intermediate vector by ``config.target_scales``
     (default ``scale``), plus ``config.target_offsets`` (``hand_ik.retarget.calibrate``
-    sets them so that the flat human hand maps onto the robot's open pose); that
+    sets them so that the flat human hand maps onto the robot's open pose,
+    ``config.open_pose``); that
     offset moves toward ``config.closed_offsets`` (the human fist onto the robot's) by
     the finger's ``closure`` (0 flat, 1 as short as a fist) to the power
     ``closed_power``, so mid-range motion keeps one scale. A pinch vector is scaled by
@@ -88,15 +89,12 @@ class Retargeter:
         self._pinch = slice(len(self.target_keypoints), n_vec)
         self._init_closure(config)
         self._base_weights = self.optimizer.weights.copy()
-        neutral = np.zeros(robot.num_free)
-        for name, value in config.neutral.items():
-            if name not in robot.free_names:
-                raise ValueError(
-                    f"neutral: {name!r} is not a free joint of {config.name}; "
-                    f"free: {robot.free_names}"
-                )
-            neutral[robot.free_names.index(name)] = value
-        self.neutral_free = np.clip(neutral, robot.free_lower, robot.free_upper)
+        self.neutral_free = self._free_pose(config.neutral, "neutral")
+        self.open_free = self._free_pose(config.open_pose, "open_pose")
+        """(n_free,) the robot's open pose (``config.open_pose``): the flat hand's targets."""
+        for name in config.open_pose:  # the flat hand's DoF (all 0) map onto the open pose
+            j = robot.free_names.index(name)
+            self.joint_map.offset[j] = self.open_free[j]
         self._q_prev: np.ndarray | None = None
         self.hand_size = HandSizeEstimate()
         """The operator's palm length since the last ``reset``."""
@@ -104,8 +102,21 @@ class Retargeter:
         """Calibration palm / operator palm (1: off, or no hand since ``reset``)."""
         self._anchor = np.zeros((n_vec, 3))  # open-pose palm->link vectors; 0 for pinches
         if config.palm_length_m > 0:
-            v_open = self.optimizer.vectors_at(np.clip(0.0, robot.free_lower, robot.free_upper))
-            self._anchor[: len(self.target_keypoints)] = v_open[0][: len(self.target_keypoints)]
+            v_open = self.optimizer.vectors_at(self.open_free)[0]
+            self._anchor[: len(self.target_keypoints)] = v_open[: len(self.target_keypoints)]
+
+    def _free_pose(self, joints: dict[str, float], field_name: str) -> np.ndarray:
+        """{free joint: radians} (unlisted 0) -> (n_free,) clipped to the limits."""
+        robot = self.robot
+        q = np.zeros(robot.num_free)
+        for name, value in joints.items():
+            if name not in robot.free_names:
+                raise ValueError(
+                    f"{field_name}: {name!r} is not a free joint of {self.config.name}; "
+                    f"free: {robot.free_names}"
+                )
+            q[robot.free_names.index(name)] = value
+        return np.clip(q, robot.free_lower, robot.free_upper)
 
     def _init_closure(self, config: RetargetingConfig) -> None:
         """Rows whose offset moves toward ``closed_offsets`` as their finger closes."""
