@@ -5,6 +5,7 @@ that gets there; ``hand-teleop bench fidelity``."""
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 
 import numpy as np
@@ -280,7 +281,12 @@ def test_calibrate_robot_cli_dry_run(tmp_path, capsys):
     args = build_parser().parse_args(["calibrate-robot", "--robot", str(path), "--dry-run"])
     assert args.func(args) == 0
     assert path.read_text() == before
-    assert '"pinch_weight"' in capsys.readouterr().out
+    (row,) = json.loads(capsys.readouterr().out)["calibrate_robot"]
+    assert row["written"] is None and "pinch_weight" in row
+    # The printed open pose is the one the shipped YAML holds (the calibration reproduces it).
+    shipped = yaml.safe_load(before)["open_pose"]
+    assert row["open_pose_rad"] == pytest.approx({k: round(v, 4) for k, v in shipped.items()},
+                                                 abs=2e-4)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["allegro", "shadow"])

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 "intermediate_weight": calibration.intermediate_weight,
                 "map_weight": calibration.map_weight,
                 "pinch_weight": calibration.pinch_weight,
+                "palm_length_m": calibration.palm_length_m,
+                "open_pose_rad": {k: round(v, 4) for k, v in calibration.open_pose.items()},
                 "pinch_mm": {k: round(v, 1) for k, v in calibration.pinch_mm.items()},
                 "pinch_reach_mm": {k: round(v, 1) for k, v in calibration.reach_mm.items()},
             }
