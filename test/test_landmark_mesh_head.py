@@ -21,7 +21,11 @@ from hand_pose_ros.estimation.landmark_mesh_head import (
     lift_to_camera,
     to_crop_frame,
 )
-from hand_pose_ros.research.estimation.landmark_mesh_data import crop_targets, sample_roi
+from hand_pose_ros.research.estimation.landmark_mesh_data import (
+    crop_targets,
+    pooled_outputs,
+    sample_roi,
+)
 from hand_pose_ros.research.estimation.train_landmark_mesh import mesh_head_loss
 
 DATA = Path(__file__).parent / "data"
@@ -116,6 +120,19 @@ def test_lift_inverts_the_targets(samples):
     assert (pts[:, 9, 1] < 0).all()  # middle finger base above the wrist
 
 
+def test_landmark_inputs_head(samples):
+    """The Pose2Feat variant reads the landmark network's outputs and refuses to run without."""
+    head = LandmarkMeshHead(LandmarkMeshHeadConfig(landmark_inputs=True, z_source="spatial"))
+    f28, f14, f7 = _random_features(2)
+    lm = torch.from_numpy(np.stack([s["uv"][:21] for s in samples[:2]]))
+    lm = torch.cat((lm, torch.zeros(2, 21, 1)), -1)
+    world = torch.from_numpy(np.stack([s["points"][:21] for s in samples[:2]]))
+    out = head(f28, f14, f7, lm, world)
+    assert out.uv.shape == (2, 799, 2) and torch.isfinite(out.uv).all()
+    with pytest.raises(ValueError, match="landmark"):
+        head(f28, f14, f7)
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="bins"):
         LandmarkMeshHeadConfig(bins=16)
@@ -146,6 +163,10 @@ def test_feature_taps_have_documented_shapes(backbone, samples):
         assert tuple(feats[name].shape) == (2, *shape), key
     for a, b in zip(outs, ref, strict=True):  # one pass gives the network's own outputs
         torch.testing.assert_close(a, b)
+    # the outputs recomputed from the pooled 7x7 map (what the training cache stores)
+    lm, world = pooled_outputs(feats[names[2]].mean((2, 3)).numpy())
+    assert np.abs(lm - ref[0].numpy()).max() < 1e-3
+    assert np.abs(world - ref[3].numpy()).max() < 1e-6
 
 
 @needs_wheel

@@ -66,7 +66,7 @@ class LandmarkMeshNet(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs, feats = self.backbone.forward_with_features(image, self.tap_names)
         f28, f14, f7 = (feats[n] for n in self.tap_names)
-        mesh = self.head(f28, f14, f7.mean((2, 3)))
+        mesh = self.head(f28, f14, f7.mean((2, 3)), outs[0], outs[3])
         return (*outs[:4], mesh.uv, mesh.z, mesh.scale, mesh.confidence)
 
 
@@ -102,7 +102,8 @@ class MeshHand:
 
 
 class LandmarkMeshEstimator:
-    """Frame -> :class:`MeshHand` per palm found (static: the palm detector on every call).
+    """Frame -> :class:`MeshHand` per palm found (static: the palm detector on every call;
+    ROIs whose hand presence is below the graph's ``min_presence`` are dropped, as there).
 
     Args:
         weights: the head's weights (manifest beside them).
@@ -149,6 +150,8 @@ class LandmarkMeshEstimator:
         out = []
         nj = self.num_joints
         for b, i in enumerate(keep):
+            if float(presence[b]) < cfg.min_presence:  # as the graph: no hand in this ROI
+                continue
             frame_uv = crop_to_frame(lm[b, :, :2].numpy(), mats[b])
             rot = rects[i].rotation
             c, s = np.cos(rot), np.sin(rot)

@@ -79,6 +79,12 @@ class LandmarkMeshHeadConfig:
     so depth can depend on where things are)."""
     z_spatial_channels: int = 32
     """Channels of the reduced 14x14 tap for ``z_source: spatial``."""
+    landmark_inputs: bool = False
+    """Also read the landmark network's own outputs (I2L's PoseNet -> Pose2Feat with the
+    real-trained network as PoseNet): Gaussian heatmaps of its 21 2D landmarks join the
+    28x28 map, and its landmarks and world landmarks join the z / scale input."""
+    landmark_sigma_bins: float = 1.0
+    """Std of those 28x28 Gaussian heatmaps, in 28x28 cells (8 crop px each)."""
 
     def __post_init__(self) -> None:
         if self.backbone not in FEATURE_TAPS:
@@ -96,6 +102,8 @@ class LandmarkMeshHeadConfig:
             raise ValueError(f"z_source: 'pooled' or 'spatial', got {self.z_source!r}")
         if self.z_spatial_channels <= 0:
             raise ValueError(f"z_spatial_channels: positive, got {self.z_spatial_channels}")
+        if self.landmark_sigma_bins <= 0:
+            raise ValueError(f"landmark_sigma_bins: positive, got {self.landmark_sigma_bins}")
         if self.confidence_radius_bins <= 0:
             raise ValueError(f"confidence_radius_bins: positive, got {self.confidence_radius_bins}")
 
@@ -154,6 +162,8 @@ class LandmarkMeshHead(nn.Module):
         self.lateral14 = conv_bn_act(c14, ch, 1)
         self.up14 = upsample_block("dwse", ch, ch)
         self.lateral28 = conv_bn_act(c28, ch, 1)
+        if cfg.landmark_inputs:
+            self.pose2feat = conv_bn_act(ch + cfg.num_joints, ch, 1)
         self.refine = nn.Sequential(conv_bn_act(ch, ch, 3, groups=ch), conv_bn_act(ch, ch, 1))
         ups, side = [], 28
         while side * 2 <= cfg.bins:  # 1D x2 steps of the marginals towards the lixel bins
@@ -168,16 +178,27 @@ class LandmarkMeshHead(nn.Module):
             self.z_reduce = conv_bn_act(c14, cfg.z_spatial_channels, 3, stride=2)
             h = taps["f14"][1][1]
             z_in += cfg.z_spatial_channels * ((h + 1) // 2) ** 2
+        if cfg.landmark_inputs:
+            z_in += 2 * 3 * cfg.num_joints
         self.conv_z_1 = conv1d_bn_relu(z_in, cfg.z_channels * cfg.bins)
         self.conv_z_2 = nn.Conv1d(cfg.z_channels, cfg.num_points, 1)
         self.scale = nn.Linear(z_in, 1)
         nn.init.zeros_(self.scale.weight)
         nn.init.zeros_(self.scale.bias)
 
-    def forward(self, f28: torch.Tensor, f14: torch.Tensor, f7: torch.Tensor) -> MeshHeadOutput:
-        """Features (B, C, H, W) of the taps; f7 may be given pooled, (B, C)."""
+    def forward(self, f28: torch.Tensor, f14: torch.Tensor, f7: torch.Tensor,
+                landmarks: torch.Tensor | None = None,
+                world: torch.Tensor | None = None) -> MeshHeadOutput:  # fmt: skip
+        """Features (B, C, H, W) of the taps; f7 may be given pooled, (B, C). With
+        ``landmark_inputs``: the network's ``landmarks`` (B, 21, 3) crop px and ``world``
+        landmarks (B, 21, 3) m."""
         cfg = self.cfg
-        x = self.refine(self.up14(self.lateral14(f14)) + self.lateral28(f28))  # (B, C, 28, 28)
+        x = self.up14(self.lateral14(f14)) + self.lateral28(f28)  # (B, C, 28, 28)
+        if cfg.landmark_inputs:
+            if landmarks is None or world is None:
+                raise ValueError("landmark_inputs: pass the network's landmarks and world")
+            x = self.pose2feat(torch.cat((x, self._heatmaps(landmarks, x.shape[-1])), 1))
+        x = self.refine(x)
         mx, my = self.up_x(x.mean(2)), self.up_y(x.mean(3))  # marginals (B, C, D')
         if mx.shape[-1] != cfg.bins:
             mx = nn.functional.interpolate(mx, size=cfg.bins, mode="linear", align_corners=False)
@@ -186,6 +207,8 @@ class LandmarkMeshHead(nn.Module):
         g = f7 if f7.dim() == 2 else f7.mean((2, 3))
         if cfg.z_source == "spatial":
             g = torch.cat((g, self.z_reduce(f14).flatten(1)), 1)
+        if cfg.landmark_inputs:
+            g = torch.cat((g, landmarks.flatten(1) / CROP_SIZE, 10.0 * world.flatten(1)), 1)
         z = self.conv_z_1(g.unsqueeze(-1)).reshape(-1, cfg.z_channels, cfg.bins)
         hz = self.conv_z_2(z)
         coord, mass = soft_argmax_1d(torch.stack((hx, hy, hz), dim=-2),
@@ -194,6 +217,19 @@ class LandmarkMeshHead(nn.Module):
         depth = lixel_to_depth(coord[..., 2], cfg.bins, cfg.depth_range)
         scale = cfg.scale_prior * torch.exp(self.scale(g).squeeze(-1).clamp(-3.0, 3.0))
         return MeshHeadOutput(uv, depth, scale, mass.mean(-1))
+
+    def _heatmaps(self, landmarks: torch.Tensor, side: int) -> torch.Tensor:
+        with torch.no_grad():  # as I2L's Pose2Feat: no gradient through the rendering
+            return _gaussian_2d(landmarks[..., :2].detach(), side, self.cfg.landmark_sigma_bins)
+
+
+def _gaussian_2d(uv: torch.Tensor, side: int, sigma: float) -> torch.Tensor:
+    """(B, J, 2) crop px -> (B, J, side, side) Gaussians (peak 1) on a side x side grid."""
+    cell = (uv + 0.5) * side / CROP_SIZE - 0.5
+    grid = torch.arange(side, dtype=uv.dtype, device=uv.device)
+    gx = torch.exp(-0.5 * ((grid - cell[..., 0:1]) / sigma) ** 2)
+    gy = torch.exp(-0.5 * ((grid - cell[..., 1:2]) / sigma) ** 2)
+    return gy[..., :, None] * gx[..., None, :]
 
 
 def pixels_to_lixel(uv: torch.Tensor, cfg: LandmarkMeshHeadConfig) -> torch.Tensor:

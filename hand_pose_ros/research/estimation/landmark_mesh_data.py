@@ -98,6 +98,29 @@ def _feature_specs(backbone: str) -> dict[str, tuple[tuple[int, ...], str]]:
             "f7": ((taps["f7"][1][0],), "float16")}  # f7 cached pooled  # fmt: skip
 
 
+def pooled_outputs(pooled: np.ndarray, backbone: str = "landmark_full",
+                   batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The landmark network's ``landmarks`` (N, 21, 3) crop px and ``world_landmarks``
+    (N, 21, 3) m from cached pooled 7x7 maps (N, 1152): both are one fully connected layer
+    on that vector, so they need no second backbone pass."""
+    import torch
+
+    from hand_pose_ros.handnets.converter import build_torch_network
+
+    net = build_torch_network(backbone)
+    # The output layers: the ops producing the network's outputs (registry order:
+    # landmarks, presence, handedness, world landmarks).
+    producer = {out: op for op, out in zip(net.ops, net._op_outputs, strict=True)}
+    fc_lm, fc_world = producer[net._outputs[0]], producer[net._outputs[3]]
+    lms, worlds = [], []
+    with torch.no_grad():
+        for lo in range(0, len(pooled), batch):
+            x = torch.from_numpy(np.asarray(pooled[lo:lo + batch], np.float32))
+            lms.append(fc_lm(x).reshape(-1, 21, 3).numpy())
+            worlds.append(fc_world(x).reshape(-1, 21, 3).numpy())
+    return np.concatenate(lms), np.concatenate(worlds)
+
+
 def open_cache(folder: str | Path, mode: str = "r") -> dict[str, np.ndarray]:
     """Memmaps of a finished (or partly filled) cache, cut to its completed rows."""
     folder = Path(folder)

@@ -57,15 +57,18 @@ def mesh_head_loss(out: MeshHeadOutput, batch: dict[str, torch.Tensor],
     return terms
 
 
-FEATURES = ("f28", "f14", "f7")
+FEATURES = ("f28", "f14", "f7", "landmarks", "world")
 TARGETS = ("uv", "z", "points", "scale", "crop_to_frame", "K")
 
 
 def load_cache(folder: str | Path) -> dict[str, np.ndarray]:
-    """A cache folder read into memory (features stay float16)."""
-    from hand_pose_ros.research.estimation.landmark_mesh_data import open_cache
+    """A cache folder read into memory (features stay float16), with the landmark
+    network's ``landmarks`` / ``world`` outputs recomputed from the pooled 7x7 map."""
+    from hand_pose_ros.research.estimation.landmark_mesh_data import open_cache, pooled_outputs
 
-    return {k: np.ascontiguousarray(v) for k, v in open_cache(folder).items()}
+    cache = {k: np.ascontiguousarray(v) for k, v in open_cache(folder).items()}
+    cache["landmarks"], cache["world"] = pooled_outputs(cache["f7"])
+    return cache
 
 
 def to_batch(cache: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -75,7 +78,7 @@ def to_batch(cache: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, torch.T
 
 def head_points_crop(model: LandmarkMeshHead, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, P, 3) predicted wrist-relative points in the crop's axes, metres."""
-    out = model(batch["f28"], batch["f14"], batch["f7"])
+    out = model(*(batch[k] for k in FEATURES))
     cam = lift_to_camera(out.uv, out.z, out.scale, batch["crop_to_frame"], batch["K"])
     return to_crop_frame(cam, batch["crop_to_frame"])
 
@@ -90,7 +93,7 @@ def validate(model: LandmarkMeshHead, cache: dict[str, np.ndarray], batch_size: 
     with torch.no_grad():
         for lo in range(0, len(cache["uv"]), batch_size):
             b = to_batch(cache, np.arange(lo, min(lo + batch_size, len(cache["uv"]))))
-            out = model(b["f28"], b["f14"], b["f7"])
+            out = model(*(b[k] for k in FEATURES))
             cam = lift_to_camera(out.uv, out.z, out.scale, b["crop_to_frame"], b["K"])
             preds.append(to_crop_frame(cam, b["crop_to_frame"]).numpy())
             uvs.append(out.uv[:, :nj].numpy())
@@ -126,7 +129,8 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = Path(f"{out}.ckpt"), Path(f"{out}.log.jsonl")
-    cfg = LandmarkMeshHeadConfig(channels=args.channels, bins=args.bins, z_source=args.z_source)
+    cfg = LandmarkMeshHeadConfig(channels=args.channels, bins=args.bins, z_source=args.z_source,
+                                 landmark_inputs=args.landmark_inputs)
     model = LandmarkMeshHead(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, seconds = 0, 0.0
@@ -164,7 +168,7 @@ def train(args: argparse.Namespace) -> dict:
             batch = to_batch(data, idx)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            terms = mesh_head_loss(model(batch["f28"], batch["f14"], batch["f7"]), batch, cfg)
+            terms = mesh_head_loss(model(*(batch[k] for k in FEATURES)), batch, cfg)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
@@ -239,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bins", type=int, default=56)
     p.add_argument("--z-source", choices=("pooled", "spatial"), default="pooled",
                    help="z / scale branch input (LandmarkMeshHeadConfig.z_source)")
+    p.add_argument("--landmark-inputs", action="store_true",
+                   help="the head also reads the landmark network's outputs "
+                        "(LandmarkMeshHeadConfig.landmark_inputs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log-every", type=int, default=50)
