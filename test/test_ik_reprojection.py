@@ -140,6 +140,24 @@ def test_reprojection_keeps_the_image_accuracy(model, hands):
 
 
 @needs_weights
+def test_reprojection_with_an_estimated_mesh(model):
+    """Vertices (the mesh term) and the 2D term together: both blocks of rows are filled
+    (their rows used to overlap and fail), and the 2D term still pulls toward the image."""
+    es = synthetic_eval_set(model, 3, 2031)
+    gt = _in_view(es.gt_joints)
+    verts = es.gt_vertices - es.gt_joints[:, :1] + gt[:, :1]  # the same shift
+    rng = np.random.default_rng(4)
+    noisy = gt + rng.normal(0, 0.006, gt.shape)
+    uv = _project(gt) + rng.normal(0, 0.5, (*gt.shape[:2], 2))
+    solver = IKSolver(model)
+    plain = solver.solve(noisy, vertices=verts, with_vertices=False)
+    image = solver.solve(noisy, vertices=verts, with_vertices=False, image_points=uv, K=K)
+    assert plain.valid.all() and image.valid.all()
+    assert np.isfinite(image.joints).all()
+    assert _error_px(image.joints, gt) < _error_px(plain.joints, gt)
+
+
+@needs_weights
 def test_left_hand_mirrors_the_projection(model, hands):
     """A left hand (the mirror image of a right one, solved mirrored) projects like it."""
     gt, noisy, uv = _frames(hands, 4, 77, noise_3d_m=0.006, noise_2d_px=0.5)

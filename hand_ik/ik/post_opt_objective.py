@@ -426,7 +426,7 @@ class PostOptProblem:
         res[:, :63] = self._kp_scale * (keypoints - self.target).reshape(batch, 63)
         if self._use_vertices:
             vertex_scale = 1e3 * w.vertex / self.target_vertices.shape[1] ** 0.5
-            res[:, 63 : self._row_bend] = vertex_scale * (
+            res[:, 63 : self._row_reproj] = vertex_scale * (
                 points[:, 21:] - self.target_vertices).reshape(batch, -1)  # fmt: skip
         if self._use_reprojection:
             res[:, self._row_reproj : self._row_bend] = reprojection_residuals(
