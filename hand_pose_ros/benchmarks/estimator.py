@@ -191,17 +191,6 @@ def mesh_head_row(args: argparse.Namespace):
     return row, predict
 
 
-def _without_vertices(predict):
-    """``predict`` with the predicted mesh dropped (joints and 2D kept)."""
-    def predict_joints(item):
-        pred = predict(item)
-        if pred is not None:
-            pred.verts_cam = None
-        return pred
-
-    return predict_joints
-
-
 def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:
     """Two rows per predictor: its joints (and mesh) through the IK net and the
     post-optimization (hand model ``open``), as seed 002 Table 5's last row, fitting the 3D
@@ -226,14 +215,7 @@ def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[d
             ik_row = {**{k: row[k] for k in ("name", "backend", "device") if k in row},
                       "stage": "estimator+ik+post_opt", "reprojection_weight": weight}  # fmt: skip
             ik_row["name"] = f"{row['name']}{suffix}"
-            fit = predict
-            if image:
-                # Vertices + reprojection together hit a row-offset bug in
-                # PostOptProblem._residuals_of (vertex rows end at _row_bend, not
-                # _row_reproj): fit the mesh head's joints only there until it is fixed.
-                fit = _without_vertices(predict)
-            ik_row["vertex_term"] = fit is predict
-            ik_row.update(ev.evaluate(ev.ik_predictor(fit, solver, image=image), data,
+            ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver, image=image), data,
                                       limit))  # fmt: skip
             out.append(ik_row)
     return out
