@@ -240,3 +240,27 @@ def test_combined_onnx_matches_torch(tmp_path, samples):
     for name, a, b in zip(OUTPUT_NAMES, ref, got, strict=True):
         assert a.shape == b.shape, name
         assert np.abs(a - b).max() <= tol.get(name, 1e-4), (name, np.abs(a - b).max())
+
+
+@needs_wheel
+def test_estimator_onnx_matches_torch(tmp_path, monkeypatch):
+    """The estimator on ONNX Runtime (the combined graph exported to the cache at first use,
+    licence files beside it) gives the torch path's hands on a rendered test-split frame."""
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip(f"{DEFAULT_WEIGHTS} not trained yet")
+    from hand_pose_ros.estimation.landmark_mesh import LandmarkMeshEstimator
+
+    monkeypatch.setenv("HAND_POSE_ROS_CACHE", str(tmp_path))
+    z = np.load(DATA / "meshnet_synth_fixture.npz")
+    off = z["jpeg_offsets"]
+    image = cv2.imdecode(z["jpeg"][off[0]:off[1]], cv2.IMREAD_COLOR)[..., ::-1]
+    image = np.ascontiguousarray(image)
+    found = {b: LandmarkMeshEstimator(backend=b)(image, z["K"][0]) for b in ("torch", "onnx")}
+    assert list((tmp_path / "handnets").glob("landmark_mesh_*.onnx"))
+    assert (tmp_path / "handnets" / "LICENSE").is_file()
+    assert len(found["torch"]) == len(found["onnx"]) == 1
+    a, b = found["torch"][0], found["onnx"][0]
+    assert a.verts_cam.shape == (778, 3) and a.joints_cam.shape == (21, 3)
+    assert np.abs(a.uv - b.uv).max() < 0.05  # frame px
+    assert np.abs(a.joints_cam - b.joints_cam).max() < 1e-3  # m
+    assert np.abs(a.verts_cam - b.verts_cam).max() < 1e-3

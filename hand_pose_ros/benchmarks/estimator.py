@@ -177,9 +177,10 @@ def mesh_head_row(args: argparse.Namespace):
     from hand_pose_ros.research.estimation import evaluate as ev
 
     weights = DEFAULT_WEIGHTS if args.mesh_head == "default" else args.mesh_head
-    est = LandmarkMeshEstimator(weights, backend=args.backend, threads=args.threads or 1)
+    backend = "torch" if args.backend == "torch" else "onnx"  # no TensorRT path yet
+    est = LandmarkMeshEstimator(weights, backend=backend, threads=args.threads or 1)
     row = {"name": "landmark_mesh_head", "weights": str(weights), "backbone": "landmark_full",
-           "backend": "torch", "palm_backend": args.backend, "device": "cpu"}  # fmt: skip
+           "backend": est.backend, "device": "cpu"}  # fmt: skip
 
     def predict(item):
         found = est(item.image, item.K)

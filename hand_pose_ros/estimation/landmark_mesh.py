@@ -108,7 +108,8 @@ class LandmarkMeshEstimator:
     Args:
         weights: the head's weights (manifest beside them).
         palm_model: palm detector name (:mod:`hand_pose_ros.handnets`).
-        backend: the palm detector's backend; the landmark + head network runs in torch.
+        backend: ``"onnx"`` (ONNX Runtime, CPU: the combined graph of
+            :func:`cached_landmark_mesh_onnx`) or ``"torch"``, for both networks.
         threads: torch / ORT threads.
         max_hands: hands returned, best palm first.
     """
@@ -121,13 +122,33 @@ class LandmarkMeshEstimator:
 
         if max_hands < 1:
             raise ValueError(f"max_hands: at least 1, got {max_hands}")
+        if backend not in ("onnx", "torch"):
+            raise ValueError(f"backend: 'onnx' or 'torch', got {backend!r}")
         torch.set_num_threads(threads)
-        self.net = build_landmark_mesh_net(weights)
+        head_cfg = load_mesh_head(weights).cfg
+        if backend == "torch":
+            net = build_landmark_mesh_net(weights)
+
+            def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
+                with torch.no_grad():
+                    return tuple(t.numpy() for t in net(torch.from_numpy(x)))
+        else:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            session = ort.InferenceSession(str(cached_landmark_mesh_onnx(weights)), opts,
+                                           providers=["CPUExecutionProvider"])  # fmt: skip
+            name = session.get_inputs()[0].name
+
+            def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
+                return tuple(session.run(list(OUTPUT_NAMES), {name: x}))
+        self.run, self.backend = run, backend
         palm = network_runner(palm_model, backend=backend, threads=threads)
         cfg = HandTrackConfig(max_hands=max_hands, palm_model=palm_model)
         self.graph = HandTrackGraph(palm, lambda x: None, cfg, palm.input_size, CROP_SIZE)
         self.max_hands = max_hands
-        self.num_joints = self.net.head.cfg.num_joints
+        self.num_joints = head_cfg.num_joints
 
     def __call__(self, rgb: np.ndarray, K: np.ndarray) -> list[MeshHand]:
         from hand_pose_ros.estimation.detections import place_in_camera
@@ -141,12 +162,12 @@ class LandmarkMeshEstimator:
         if not keep:
             return []
         crops, mats = zip(*(crop_rect(rgb, rects[i], CROP_SIZE) for i in keep), strict=True)
-        x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        x = np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2), np.float32) / 255.0
         inv = np.stack([np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2] for m in mats])
-        with torch.no_grad():
-            lm, presence, handed, world, uv, z, scale, _conf = self.net(x)
-            cam = lift_to_camera(uv, z, scale, torch.from_numpy(inv).float(),
-                                 torch.from_numpy(np.repeat(K[None], len(keep), 0)).float())
+        lm, presence, handed, world, uv, z, scale, _conf = (torch.from_numpy(np.asarray(o))
+                                                             for o in self.run(x))  # fmt: skip
+        cam = lift_to_camera(uv.double(), z.double(), scale.double(), torch.from_numpy(inv),
+                             torch.from_numpy(np.repeat(K[None], len(keep), 0)))  # fmt: skip
         out = []
         nj = self.num_joints
         for b, i in enumerate(keep):
@@ -198,3 +219,32 @@ def export_landmark_mesh_onnx(path: str | Path, weights: str | Path = DEFAULT_WE
         "backbone": net.head.cfg.backbone, "backbone_sha256": net.backbone.cfg.source_sha256,
         "output_names": list(OUTPUT_NAMES)})  # fmt: skip
     return export_image_model(net, path, OUTPUT_NAMES, ONNX_METADATA_KEY, dynamic_batch)
+
+
+def cached_landmark_mesh_onnx(weights: str | Path = DEFAULT_WEIGHTS,
+                              cache_dir: str | Path | None = None) -> Path:  # fmt: skip
+    """The combined graph for ``weights``, exported at first use to
+    ``<cache>/handnets/landmark_mesh_<head sha256[:16]>_<backbone sha256[:16]>.onnx`` (with
+    the Apache-2.0 ``LICENSE`` / ``NOTICE`` beside it); later calls reuse the file."""
+    import hashlib
+    import os
+    import uuid
+
+    from hand_pose_ros.handnets import locate_tflite, write_notice
+    from hand_pose_ros.runtime.weights import default_cache_dir
+
+    head_sha = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    backbone = load_mesh_head(weights).cfg.backbone
+    folder = Path(cache_dir or default_cache_dir()) / "handnets"
+    path = folder / f"landmark_mesh_{head_sha[:16]}_{locate_tflite(backbone).sha256[:16]}.onnx"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            export_landmark_mesh_onnx(tmp, weights)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        write_notice(folder)
+    return path
