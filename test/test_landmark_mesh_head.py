@@ -264,3 +264,27 @@ def test_estimator_onnx_matches_torch(tmp_path, monkeypatch):
     assert np.abs(a.uv - b.uv).max() < 0.05  # frame px
     assert np.abs(a.joints_cam - b.joints_cam).max() < 1e-3  # m
     assert np.abs(a.verts_cam - b.verts_cam).max() < 1e-3
+
+
+@needs_wheel
+def test_bench_mesh_head_rows_on_real_crops(capsys):
+    """`bench estimator --ik --mesh-head` on 6 real handgraph_dev crops: the head's row and
+    its IK rows (vertices and 2D in the post-opt). All 100 crops: head 12.9 mm PA-MPJPE,
+    +IK+post-opt 9.6 mm (docs/landmark_mesh_head.md)."""
+    import json
+
+    from conftest import realdata_path
+
+    from hand_pose_ros.cli.main import main
+
+    data = realdata_path("handgraph_dev")
+    assert main(["bench", "estimator", "--json", "--ik", "--data", str(data), "--mesh-head",
+                 "--no-mediapipe", "--no-handtrack", "--limit", "6", "--threads", "1"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert set(rows) == {"landmark_mesh_head", "landmark_mesh_head+ik_postopt_3d",
+                         "landmark_mesh_head+ik_postopt"}  # fmt: skip
+    head = rows["landmark_mesh_head"]
+    assert head["count"] == 6 and head["valid_rate"] == 1.0 and head["backend"] == "onnx"
+    assert head["pck_0.10"] >= 0.95  # the landmark network's 2D from the same pass
+    for row in rows.values():
+        assert row["pa_mpjpe_mm"] < 20.0, row
