@@ -23,10 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mocap-stride", type=int, default=10,
                         help="use every k-th motion-capture frame (default 10: 12 Hz of 120 Hz)")
     parser.add_argument("--timing-frames", type=int, default=50)
-    parser.add_argument("--sets", nargs="+", default=["clean", "noisy", "mocap", "conventions"],
-                        choices=["clean", "noisy", "mocap", "conventions"],
+    parser.add_argument("--sets", nargs="+",
+                        default=["clean", "noisy", "mocap", "conventions", "stage"],
+                        choices=["clean", "noisy", "mocap", "conventions", "stage"],
                         help="conventions: rows with and without the mano keypoint convention "
-                             "(GRAB held-out sequences, synthetic sets as MANO reports them)")
+                             "(GRAB held-out sequences, synthetic sets as MANO reports them); "
+                             "stage: ms per frame of the IK node's whole solve (IKStage: "
+                             "plausibility gate, keypoint convention, IK net, post-opt, no mesh)")
 
 
 def _mocap_set(folder: Path, stride: int):
@@ -40,6 +43,53 @@ def _mocap_set(folder: Path, stride: int):
         return None
     joints = np.concatenate([load_keypoint_sequence(f)[::stride] for f in files])
     return EvalSet(f"mocap_{folder.name}", joints, joints, None, None)
+
+
+#: Frames timed per ``stage`` row (at least; ``--timing-frames`` raises it).
+STAGE_TIMING_FRAMES = 200
+#: Camera depth (m) of the stage rows' synthetic hands (the plausibility gate's range).
+STAGE_DEPTH_M = 0.5
+
+
+def ik_stage_rows(model, hand_model: str, frames: int) -> list[dict]:
+    """Median ms per frame of ``IKStage.solve`` as the IK node runs it (one hand, batch 1,
+    warm-started track, no mesh), for our keypoints and the landmark network's convention,
+    on held-out synthetic hands 0.5 m in front of the camera; the parts of the solve too."""
+    import time
+
+    import numpy as np
+
+    from hand_ik.conventions import load_convention
+    from hand_ik.ik.evaluate import EVAL_SEED_CLEAN, synthetic_eval_set
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
+
+    joints = synthetic_eval_set(model, frames, EVAL_SEED_CLEAN).inputs
+    joints = joints - joints[:, :1] + np.array([0.0, 0.0, STAGE_DEPTH_M])
+    rows = []
+    for name in ("ours", "mediapipe"):
+        inputs = load_convention(name).from_ours(joints)
+        stage = IKStage(IKStageConfig(hand_model=hand_model, keypoint_convention=name))
+        for keypoints in inputs[:20]:  # warm-up
+            stage.solve(keypoints, track_id=0, with_vertices=False)
+        times, parts, valid = [], {}, 0
+        for keypoints in inputs:
+            start = time.perf_counter()
+            state = stage.solve(keypoints, track_id=0, with_vertices=False)
+            times.append((time.perf_counter() - start) * 1e3)
+            valid += int(state.valid[0])
+        for keypoints in inputs:  # the solver's parts, in a second pass
+            timings: dict[str, float] = {}
+            stage.solver.solve(stage.convention.to_ours(keypoints)[None], timings=timings,
+                               with_vertices=False)  # fmt: skip
+            for part, ms in timings.items():
+                parts.setdefault(part, []).append(ms)
+        rows.append({"name": "ik_stage", "keypoint_convention": name, "frames": len(inputs),
+                     "valid_rate": valid / len(inputs),
+                     "ms_per_frame_median": float(np.median(times)),
+                     "ms_per_frame_p90": float(np.percentile(times, 90)),
+                     **{f"{part[:-3]}_ms_median": float(np.median(v))
+                        for part, v in parts.items()}})  # fmt: skip
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -98,6 +148,9 @@ def run(args: argparse.Namespace) -> dict:
         more, why = conventions_rows(model, synthetic, args.data, args.mocap_stride,
                                      args.timing_frames)  # fmt: skip
         rows, skipped = rows + more, skipped + why
+    if "stage" in args.sets:
+        rows += ik_stage_rows(model, args.hand_model,
+                              max(args.timing_frames, STAGE_TIMING_FRAMES))  # fmt: skip
     if not baseline_path.is_file():
         skipped.append({"name": "ik45_baseline", "reason": f"{baseline_path} not trained "
                         "(hand-teleop train ik --rotation pose45)"})  # fmt: skip
