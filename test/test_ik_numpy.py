@@ -312,7 +312,8 @@ def test_elementary_rotations_match_the_rodrigues_product(model64):
     bio = _random_pose(6, 12)[1]
     angles = bio @ fk.dof_map
     coef = np.stack([np.sin(angles), 1.0 - np.cos(angles)], axis=-1)[:, :, None]
-    expected = (coef @ fk._rodrigues + np.eye(3).reshape(9)).reshape(6, -1, 3, 3, 3)
+    rodrigues = np.stack([fk._skews, fk._skews2], axis=1)  # (45, 2, 9)
+    expected = (coef @ rodrigues + np.eye(3).reshape(9)).reshape(6, -1, 3, 3, 3)
     local, elementary = fk.bio_to_rotmats(bio)
     np.testing.assert_allclose(elementary, expected, atol=1e-15, rtol=0)
     np.testing.assert_allclose(local, expected[:, :, 0] @ expected[:, :, 1] @ expected[:, :, 2],

@@ -103,8 +103,8 @@ class FastKeypointKinematics:
         self.axes = np.stack([-frames[:, 1], frames[:, 2], frames[:, 0]], axis=1)  # (15, 3, 3)
         skews = _np64(kinematics.skews).reshape(-1, 9)  # (45, 9)
         skews2 = _np64(kinematics.skews2).reshape(-1, 9)
-        #: Rodrigues per elementary rotation: [sin, 1 - cos] @ [K; K^2] (45, 2, 9).
-        self._rodrigues = np.stack([skews, skews2], axis=1)
+        #: Rodrigues per elementary rotation: I + sin(a) K + (1 - cos(a)) K^2, K and K^2
+        #: flattened (45, 9) each.
         self._skews, self._skews2 = skews, skews2
         # bio (23) -> the 45 internal angles (joint-major: abd, flex, rot), signs included.
         slots = kinematics.slots.cpu().numpy().reshape(-1)
@@ -232,21 +232,18 @@ class FastKeypointKinematics:
             parent_world = world[:, self.parents[1:]]
             steps = (parent_world @ bones)[..., 0]
             pos = wrist[:, None] + self.ancestors @ steps
-        if own_linear is not None:
-            # One joint j(k) per point: R_j O_kj + W_kj p_j, O_kj from the shape alone.
-            joint = self.point_joint
-            own = linear[:, 48:].reshape(batch, k, 3, 1)
-            points = (world[:, joint] @ own)[..., 0] + pos[:, joint] * self._point_weight
-            return Posed(points, world, pos, parent_world, local, elementary, None, betas)
-        offsets = linear[:, 48:].reshape(batch, n, k, 3)
-        if self._pose_dirs_t is not None:
-            feature = (local - np.eye(3)).reshape(batch, -1)
-            offsets = offsets + (feature @ self._pose_dirs_t).reshape(offsets.shape)
-        if self.point_joint is not None:
+        if own_linear is not None:  # each point's own offset, from the shape alone
+            own = linear[:, 48:].reshape(batch, k, 3)
+        else:
+            offsets = linear[:, 48:].reshape(batch, n, k, 3)
+            if self._pose_dirs_t is not None:
+                feature = (local - np.eye(3)).reshape(batch, -1)
+                offsets = offsets + (feature @ self._pose_dirs_t).reshape(offsets.shape)
+            own = None if self.point_joint is None else offsets[self._offset_index]  # (B, K, 3)
+        if own is not None:
             # One joint j(k) per point: R_j O_kj + W_kj p_j.
             joint = self.point_joint
-            own = offsets[self._offset_index][..., None]  # (B, K, 3, 1)
-            points = (world[:, joint] @ own)[..., 0] + pos[:, joint] * self._point_weight
+            points = (world[:, joint] @ own[..., None])[..., 0] + pos[:, joint] * self._point_weight
             return Posed(points, world, pos, parent_world, local, elementary, None, betas)
         # Each joint's share of each point: O_kj R_j^T + W_kj p_j, (B, 16, K, 3).
         contrib = offsets @ world.transpose(0, 1, 3, 2) + pos[:, :, None] * self._weights_t
