@@ -74,22 +74,30 @@ def bend_penalty(keypoints: np.ndarray) -> np.ndarray:
     return np.maximum(ac * bb - ab * bc, 0.0)
 
 
+def _finger_one(points: list[list[float]], chain: list[int]):
+    """One long finger's unit bones ``c = B_pm, b = B_dp, a = B_td`` (3-tuples), their
+    lengths (clamped to ``_MIN_BONE``) and ``a.b, b.c, a.c, b.b`` in Python floats, from
+    one hand's (21, 3) keypoints as lists (a dozen numpy calls cost more than this)."""
+    units, lengths = [], []
+    for k in range(3):
+        p, q = points[chain[k]], points[chain[k + 1]]
+        d0, d1, d2 = q[0] - p[0], q[1] - p[1], q[2] - p[2]
+        n = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), _MIN_BONE)
+        units.append((d0 / n, d1 / n, d2 / n))
+        lengths.append(n)
+    c, b, a = units
+    ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
+    ac = a[0] * c[0] + a[1] * c[1] + a[2] * c[2]
+    bb = 1.0 if lengths[1] > _MIN_BONE else 0.0
+    return (c, b, a), lengths, (ab, bc, ac, bb)
+
+
 def _bend_penalty_one(points: list[list[float]]) -> np.ndarray:
-    """:func:`bend_penalty` of one hand's (21, 3) keypoints as lists, in Python floats
-    (a dozen numpy calls cost more than this arithmetic): (4,)."""
+    """:func:`bend_penalty` of one hand's (21, 3) keypoints as lists: (4,)."""
     out = []
     for chain in _CHAINS:
-        units = []
-        for k in range(3):
-            p, q = points[chain[k]], points[chain[k + 1]]
-            d0, d1, d2 = q[0] - p[0], q[1] - p[1], q[2] - p[2]
-            n = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), _MIN_BONE)
-            units.append((d0 / n, d1 / n, d2 / n, n))
-        (c0, c1, c2, _), (b0, b1, b2, nb), (a0, a1, a2, _) = units
-        ab = a0 * b0 + a1 * b1 + a2 * b2
-        bc = b0 * c0 + b1 * c1 + b2 * c2
-        ac = a0 * c0 + a1 * c1 + a2 * c2
-        bb = 1.0 if nb > _MIN_BONE else 0.0
+        _, _, (ab, bc, ac, bb) = _finger_one(points, chain)
         out.append(max(ac * bb - ab * bc, 0.0))
     return np.array(out)
 
@@ -127,37 +135,13 @@ def bend_penalty_jacobian(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return penalty, d_points
 
 
-@functools.lru_cache(maxsize=32)
-def _jacobian_template(rows: int, cols: int,
-                       priors: tuple[tuple[int, int, int, float], ...]) -> np.ndarray:  # fmt: skip
-    """(rows, cols) zeros but the priors' constant diagonal blocks ((first row, first
-    column, size, weight) each); read-only, shared by the problems of one layout (one a
-    frame: building it anew cost more than a tenth of the per-frame LM bookkeeping)."""
-    template = np.zeros((rows, cols))
-    for first, col, size, weight in priors:
-        template[first + np.arange(size), col + np.arange(size)] = weight
-    template.setflags(write=False)
-    return template
-
-
 def _bend_penalty_jacobian_one(points: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`bend_penalty_jacobian` of one hand's (21, 3) keypoints as lists, in Python
     floats (the same formulas): penalty (4,), derivative (4, 4, 3)."""
     penalty = np.zeros(4)
     d_points = np.zeros((4, 4, 3))
     for finger, chain in enumerate(_CHAINS):
-        units, lengths = [], []
-        for k in range(3):
-            p, q = points[chain[k]], points[chain[k + 1]]
-            d = (q[0] - p[0], q[1] - p[1], q[2] - p[2])
-            n = max(math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]), _MIN_BONE)
-            units.append((d[0] / n, d[1] / n, d[2] / n))
-            lengths.append(n)
-        c, b, a = units
-        ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-        bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
-        ac = a[0] * c[0] + a[1] * c[1] + a[2] * c[2]
-        bb = 1.0 if lengths[1] > _MIN_BONE else 0.0
+        (c, b, a), lengths, (ab, bc, ac, bb) = _finger_one(points, chain)
         dot = ab * bc - ac * bb
         if dot >= 0.0:
             continue  # no violation: penalty and derivative 0
@@ -244,6 +228,19 @@ def reprojection_residuals(points: np.ndarray, camera: np.ndarray, target: np.nd
     d_res = (g[..., None, None] * np.eye(2)
              + gq[..., None, None] * (e[..., :, None] * e[..., None, :]))  # dr / de
     return res, w[..., None, None] * (d_res @ de)
+
+
+@functools.lru_cache(maxsize=32)
+def _jacobian_template(rows: int, cols: int,
+                       priors: tuple[tuple[int, int, int, float], ...]) -> np.ndarray:  # fmt: skip
+    """(rows, cols) zeros but the priors' constant diagonal blocks ((first row, first
+    column, size, weight) each); read-only, shared by the problems of one layout (one a
+    frame: building it anew cost more than a tenth of the per-frame LM bookkeeping)."""
+    template = np.zeros((rows, cols))
+    for first, col, size, weight in priors:
+        template[first + np.arange(size), col + np.arange(size)] = weight
+    template.setflags(write=False)
+    return template
 
 
 @dataclass
