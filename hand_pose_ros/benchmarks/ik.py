@@ -73,14 +73,11 @@ def ik_stage_rows(model, hand_model: str, frames: int) -> list[dict]:
             stage.solve(keypoints, track_id=0, with_vertices=False)
         times, parts, valid = [], {}, 0
         for keypoints in inputs:
+            timings: dict[str, float] = {}
             start = time.perf_counter()
-            state = stage.solve(keypoints, track_id=0, with_vertices=False)
+            state = stage.solve(keypoints, track_id=0, with_vertices=False, timings=timings)
             times.append((time.perf_counter() - start) * 1e3)
             valid += int(state.valid[0])
-        for keypoints in inputs:  # the solver's parts, in a second pass
-            timings: dict[str, float] = {}
-            stage.solver.solve(stage.convention.to_ours(keypoints)[None], timings=timings,
-                               with_vertices=False)  # fmt: skip
             for part, ms in timings.items():
                 parts.setdefault(part, []).append(ms)
         rows.append({"name": "ik_stage", "keypoint_convention": name, "frames": len(inputs),

@@ -235,8 +235,9 @@ def _spin(context, nodes: list, source, estimator, ik, target: int, monitors: li
                     done_at = progress_at = now
                 continue
             if flush_at is None:
-                if progress() != last_progress:
-                    last_progress, progress_at = progress(), now
+                current = progress()
+                if current != last_progress:
+                    last_progress, progress_at = current, now
                 if now - progress_at > DRAIN_QUIET_S or now - done_at > DRAIN_MAX_S:
                     for node in nodes:
                         for timer in node.timers:

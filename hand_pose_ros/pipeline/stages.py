@@ -107,8 +107,8 @@ class IKStage:
 
     def solve(self, joints_cam: np.ndarray, handedness: str = "right", track_id: int = -1,
               with_vertices: bool = True, *, image_points: np.ndarray | None = None,
-              confidence: np.ndarray | None = None,
-              K: np.ndarray | None = None) -> HandState:  # fmt: skip
+              confidence: np.ndarray | None = None, K: np.ndarray | None = None,
+              timings: dict[str, float] | None = None) -> HandState:  # fmt: skip
         """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState.
 
         With ``image_points`` (21, 2) pixels (NaN = missing), their ``confidence`` (21,)
@@ -120,6 +120,7 @@ class IKStage:
         after the fit comes back with ``valid=False`` and :attr:`last_rejection` says why;
         degenerate input gives ``valid=False`` too, never an exception. ``with_vertices``:
         re-pose the mesh too (``HandState.vertices``, for markers; None without).
+        ``timings``: receives the solver's parts in milliseconds (``IKSolver.solve``).
         """
         joints_cam = np.asarray(joints_cam, dtype=np.float64)
         if joints_cam.shape != (21, 3):
@@ -141,7 +142,8 @@ class IKStage:
         state = self.solver.solve(joints_in[None], betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
                                   previous=previous, with_vertices=with_vertices,
-                                  image_points=uv, confidence=confidence, K=K)  # fmt: skip
+                                  image_points=uv, confidence=confidence, K=K,
+                                  timings=timings)  # fmt: skip
         if state.valid[0]:
             self.last_rejection = check_fit_error(float(state.fit_error[0]),
                                                   self.config.plausibility)  # fmt: skip
