@@ -4,7 +4,8 @@ The same node classes as the launch file, composed in one executor, configured f
 the same parameter YAML. Sources: ``demo`` (a scripted synthetic hand, the default),
 ``video:PATH``, ``webcam:N``, ``keypoints:FILE.npz`` (straight into the IK) and ``ros``
 (images from another node on /camera/image_raw). ``--robot-left NAME``: bimanual teleop,
-the right hand drives ``--robot`` and the left hand drives NAME (the demo shows both).
+the right hand drives ``--robot`` and the left hand drives NAME (the demo shows both; the
+``--viz`` video has a panel per robot, and the summary a part per side).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_graph_arguments(parser)
     # graph_plan.CLI_ONLY: outputs of the in-process monitor.
     parser.add_argument("--viz", type=Path, default=None,
-                        help="write a side-by-side video (input | robot) to this .mp4")
+                        help="write a side-by-side video (input | robot; bimanual: input | "
+                             "right robot | left robot) to this .mp4")
     parser.add_argument("--record", type=Path, default=None,
                         help="record all topics to this rosbag2 MCAP file")
     parser.add_argument("--summary", type=Path, default=None,
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from hand_pose_ros.nodes.monitor import TeleopMonitor
     from hand_pose_ros.nodes.qos import COMMAND_QOS, LATCHED_QOS
     from hand_pose_ros.nodes.robot_state_node import RobotStateNode, robot_description_topic
+    from hand_pose_ros.viz.teleop_viz import VizRobot
 
     # Per-frame work is small: one intra-op thread avoids thread hand-off costs (measured:
     # a mesh forward of 23 ms with 2 threads on a busy CPU, 2.3 ms with 1).
@@ -108,16 +111,26 @@ def run(args: argparse.Namespace) -> int:
             topic for side in list(plan.robot_nodes)[1:]
             for topic in ((joint_states_topic(side), JointState, COMMAND_QOS),
                           (robot_description_topic(side), String, LATCHED_QOS)))  # fmt: skip
+        # Bimanual: the video (the first monitor's) has one labelled panel per robot, each
+        # drawn from its own URDF in its own side's commands.
+        labels = {side: f"{side}: {nodes[name].get_parameter('robot').value}"
+                  for side, name in plan.robot_nodes.items() if side}  # fmt: skip
+        viz_others = tuple(
+            (joint_states_topic(side), VizRobot(nodes[name].stage.urdf_path, labels[side]))
+            for side, name in list(plan.robot_nodes.items())[1:])  # fmt: skip
         for side, name in plan.robot_nodes.items():
             retarget = nodes[name]
             robot = retarget.stage.retargeter.robot
             # One monitor per robot, checking the commands on its own topic (the first,
-            # the right or only robot's, also writes the video and the bag).
+            # the right or only robot's, also writes the video, with every robot, and the
+            # bag).
             monitors[side] = TeleopMonitor(
                 context=context, lower=robot.lower, upper=robot.upper,
                 urdf=retarget.stage.urdf_path, viz_path=args.viz if not monitors else None,
                 record_path=args.record if not monitors else None,
                 extra_recorded_topics=other_robots if not monitors else (),
+                two_hands=plan.bimanual, viz_label=labels.get(side, "") if not monitors else "",
+                viz_others=viz_others if not monitors else (),
                 cli_args=_remap_args(f"teleop_monitor{'_' + side if side else ''}",
                                      {joint_states_topic(): joint_states_topic(side)}))  # fmt: skip
             nodes[f"monitor_{side}"] = monitors[side]
@@ -138,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
         first, *others = plan.robot_nodes.items()
         summary = _summary(args.source, frames, ik, nodes[first[1]], monitors[first[0]],
                            elapsed)  # fmt: skip
-        for side, name in others:  # bimanual: the left robot's part
+        if plan.bimanual:  # each side's part (the top-level robot keys: the right's)
+            summary[first[0]] = _robot_summary(nodes[first[1]], monitors[first[0]], elapsed)
+        for side, name in others:
             summary[side] = _robot_summary(nodes[name], monitors[side], elapsed)
             summary["all_commands_finite_and_in_limits"] &= monitors[side].commands_ok
         if plan.bimanual:
@@ -252,7 +267,8 @@ def _spin(context, nodes: list, source, estimator, ik, target: int, monitors: li
 
 
 def _summary(spec: str, frames: int, ik, retarget, monitor, elapsed: float) -> dict:
-    """The run's summary; the robot keys are the right (bimanual) or only robot's."""
+    """The run's summary; the robot keys are the right (bimanual) or only robot's (bimanual:
+    also under ``right``, and the left robot's under ``left``)."""
     robot = _robot_summary(retarget, monitor, elapsed)
     return {
         "source": spec,

@@ -26,11 +26,12 @@ from hand_pose_ros.nodes.qos import (
     COMMAND_QOS,
     IMAGE_QOS,
     LATCHED_QOS,
+    PER_HAND_SUB_QOS,
     RESULT_SUB_QOS,
     TF_QOS,
 )
 from hand_pose_ros.viz.hand_overlay import HandPose
-from hand_pose_ros.viz.teleop_viz import TeleopViz, VizFrame
+from hand_pose_ros.viz.teleop_viz import TeleopViz, VizFrame, VizRobot
 
 RECORDED_TOPICS = (
     ("/camera/image_raw", Image, IMAGE_QOS),
@@ -55,11 +56,19 @@ class TeleopMonitor(Node):
         urdf: the robot URDF (for the viz renderer).
         extra_recorded_topics: (topic, message type, QoS) recorded besides
             :data:`RECORDED_TOPICS` (bimanual: the left robot's commands and description).
+        two_hands: bimanual: the per-hand topics (keypoints, hand states) are read one
+            message per hand deep (``PER_HAND_SUB_QOS``), and the video's input panel
+            shows each hand side's latest keypoints and hand mesh.
+        viz_label: written on this robot's panel of the video (bimanual); empty: none.
+        viz_others: bimanual: (command topic, robot) of each further robot panel of the
+            video, drawn in that topic's latest command.
     """
 
     def __init__(self, *, lower: np.ndarray, upper: np.ndarray, urdf: Path | None = None,
                  viz_path: Path | None = None, record_path: Path | None = None,
                  extra_recorded_topics: tuple[tuple[str, type, object], ...] = (),
+                 two_hands: bool = False, viz_label: str = "",
+                 viz_others: tuple[tuple[str, VizRobot], ...] = (),
                  **kwargs) -> None:  # fmt: skip
         super().__init__("teleop_monitor", **kwargs)
         self.lower, self.upper = np.asarray(lower), np.asarray(upper)
@@ -72,27 +81,43 @@ class TeleopMonitor(Node):
         self._uv: np.ndarray | None = None
         self._K: np.ndarray | None = None
         self._hands: tuple[HandPose, ...] = ()
+        self._by_side = two_hands  # keypoints and hands kept per hand side
+        # Both hands of a frame come back to back: a depth of one would keep one of them.
+        per_hand = PER_HAND_SUB_QOS if two_hands else RESULT_SUB_QOS
+        self._uv_by_side: dict[str, np.ndarray] = {}
+        self._hand_by_side: dict[str, HandPose] = {}
+        self._other_commands: list[dict[str, float] | None] = [None] * len(viz_others)
         self._viz = None
         self._recorder = None
         if record_path is not None:
             self._recorder = McapRecorder(record_path).__enter__()
             for topic, msg_type, qos in RECORDED_TOPICS + tuple(extra_recorded_topics):
+                qos = per_hand if qos is RESULT_SUB_QOS else qos
                 if topic != "/hand/joint_states":
                     callback = self._recorder_callback(topic)
                     self.create_subscription(msg_type, topic, callback, qos)
         if viz_path is not None:
-            self._viz = TeleopViz(viz_path, urdf)  # renders on its own thread
+            robots = (VizRobot(Path(urdf), viz_label), *(r for _, r in viz_others))
+            self._viz = TeleopViz(viz_path, robots)  # renders on its own thread
+            for k, (topic, _) in enumerate(viz_others):
+                self.create_subscription(JointState, topic, self._other_command_callback(k),
+                                         COMMAND_QOS)  # fmt: skip
             if record_path is None:
                 self.create_subscription(Image, "/camera/image_raw", self._on_image, IMAGE_QOS)
                 self.create_subscription(HandKeypoints, "/hand/keypoints", self._on_keypoints,
-                                         RESULT_SUB_QOS)  # fmt: skip
+                                         per_hand)  # fmt: skip
                 self.create_subscription(CameraInfo, "/camera/camera_info", self._on_camera_info,
                                          IMAGE_QOS)  # fmt: skip
                 self.create_subscription(HandState, "/hand/state", self._on_hand_state,
-                                         RESULT_SUB_QOS)  # fmt: skip
+                                         per_hand)  # fmt: skip
         # Remapped per robot in bimanual runs; recorded under the topic it really reads.
         self._command_sub = self.create_subscription(JointState, "/hand/joint_states",
                                                      self._on_joint_state, COMMAND_QOS)  # fmt: skip
+
+    def _other_command_callback(self, k: int):
+        def on_command(msg: JointState) -> None:
+            self._other_commands[k] = dict(zip(msg.name, msg.position, strict=True))
+        return on_command
 
     def _recorder_callback(self, topic: str):
         return lambda msg: self._record(topic, msg)
@@ -116,14 +141,18 @@ class TeleopMonitor(Node):
             self._image = None
 
     def _on_keypoints(self, msg: HandKeypoints) -> None:
-        self._uv = keypoints_from_msg(msg)[1]
+        if self._by_side:
+            self._uv_by_side[msg.handedness] = keypoints_from_msg(msg)[1]
+        else:
+            self._uv = keypoints_from_msg(msg)[1]
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._K = np.asarray(msg.k, dtype=float).reshape(3, 3)
 
     def _on_hand_state(self, msg: HandState) -> None:
         if msg.score <= 0.0:
-            self._hands = ()
+            self._hand_by_side.pop(msg.handedness, None)
+            self._hands = tuple(self._hand_by_side.values())  # () unless bimanual
             return
         betas, bio = hand_state_from_msg(msg)
         o = msg.wrist_pose.orientation
@@ -131,6 +160,9 @@ class TeleopMonitor(Node):
         p = msg.wrist_pose.position
         self._hands = (HandPose(betas, bio, rotation, np.array([p.x, p.y, p.z]),
                                 msg.handedness),)  # fmt: skip
+        if self._by_side:
+            self._hand_by_side[msg.handedness] = self._hands[0]
+            self._hands = tuple(self._hand_by_side.values())
 
     def _on_joint_state(self, msg: JointState) -> None:
         q = np.asarray(msg.position, dtype=float)
@@ -145,7 +177,9 @@ class TeleopMonitor(Node):
                                  self.get_clock().now().nanoseconds)  # fmt: skip
         if self._viz is not None and self._image is not None:
             self._viz.submit(VizFrame(self._image, self._uv, self._K, self._hands,
-                                      dict(zip(msg.name, q, strict=True))))  # fmt: skip
+                                      dict(zip(msg.name, q, strict=True)),
+                                      tuple(self._other_commands),
+                                      dict(self._uv_by_side)))  # fmt: skip
 
     def close(self) -> None:
         """Finish the video and the bag."""

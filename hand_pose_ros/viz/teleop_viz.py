@@ -3,17 +3,19 @@
 Each command (a joint state) with the latest input image makes one frame: left, the
 image with its keypoints and the IK's hand mesh (``viz/hand_overlay.py``); right, the
 robot's meshes in the commanded pose (``viz/robot_mesh.py``; sticks for a URDF without
-visuals). Rendering and encoding run on one daemon thread behind a small queue, so the
-ROS executor only passes references. The worker draws at most ``max_busy`` of the time
-(the rest of the CPU stays with the teleop graph): a command that arrives sooner
-repeats the last drawn frame, so the video keeps one frame per command and real time,
-at a lower drawing rate when the CPU is busy. At most ``queue_size`` frames wait to be
-drawn; a command beyond that is queued as "repeat the last drawing" (a token, not an
-image), and only when ``MAX_PENDING`` tokens wait is one dropped (counted). The
-painter's renderers are made before the first command (the worker is ready at once);
-a GL renderer is made on the worker thread (its context belongs to that thread). The
-input panel is drawn at the video's height (a 1280x720 camera image is scaled down
-first, its intrinsics with it).
+visuals). Bimanual: one robot panel per robot (:class:`VizRobot`, each from its own URDF,
+labelled), side by side, each in its own latest command; a panel whose command did not
+change since the last drawing is not drawn again. Rendering and encoding run on one
+daemon thread behind a small queue, so the ROS executor only passes references. The
+worker draws at most ``max_busy`` of the time (the rest of the CPU stays with the teleop
+graph): a command that arrives sooner repeats the last drawn frame, so the video keeps
+one frame per command and real time, at a lower drawing rate when the CPU is busy. At
+most ``queue_size`` frames wait to be drawn; a command beyond that is queued as "repeat
+the last drawing" (a token, not an image), and only when ``MAX_PENDING`` tokens wait is
+one dropped (counted). The painter's renderers are made before the first command (the
+worker is ready at once); a GL renderer is made on the worker thread (its context
+belongs to that thread). The input panel is drawn at the video's height (a 1280x720
+camera image is scaled down first, its intrinsics with it).
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hand_pose_ros.viz.hand_overlay import HandMeshOverlay, HandPose
-from hand_pose_ros.viz.overlay import draw_hand_keypoints
+from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
 from hand_pose_ros.viz.robot_mesh import BACKENDS, RobotMeshRenderer
 from hand_pose_ros.viz.video import SideBySideWriter
 
@@ -76,6 +78,20 @@ class TeleopVizConfig:
 
 
 @dataclass(frozen=True)
+class VizRobot:
+    """One robot panel of the video."""
+
+    urdf: Path
+    """The robot's URDF (its meshes are drawn)."""
+    label: str = ""
+    """Written at the panel's top-left corner (bimanual: side and robot); empty: none."""
+
+    def __post_init__(self) -> None:
+        if not str(self.urdf):
+            raise ValueError("urdf must name the robot's URDF file")
+
+
+@dataclass(frozen=True)
 class VizFrame:
     """What one video frame is drawn from (references; the worker copies nothing it
     does not draw on).
@@ -85,7 +101,12 @@ class VizFrame:
         uv: (21, 2) keypoint pixels, or None.
         K: (3, 3) intrinsics of ``image``, or None (no hand mesh then).
         hands: solved hands to draw as meshes.
-        joint_positions: robot joint name -> commanded position (radians / metres).
+        joint_positions: robot joint name -> commanded position (radians / metres), of
+            the first robot panel.
+        more_joint_positions: the same for each further robot panel, in panel order
+            (bimanual: the left robot's); None: no command yet (drawn neutral).
+        uv_by_side: bimanual: hand side -> that hand's latest (21, 2) keypoint pixels,
+            each drawn with its R / L tag (besides ``uv``, normally None then).
     """
 
     image: np.ndarray
@@ -93,6 +114,8 @@ class VizFrame:
     K: np.ndarray | None
     hands: tuple[HandPose, ...]
     joint_positions: Mapping[str, float]
+    more_joint_positions: tuple[Mapping[str, float] | None, ...] = ()
+    uv_by_side: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class TeleopViz:
@@ -100,22 +123,28 @@ class TeleopViz:
 
     Args:
         path: output ``.mp4``.
-        urdf: the commanded robot's URDF.
+        robots: the commanded robot's URDF (one unlabelled panel), or one
+            :class:`VizRobot` per robot panel, left to right (bimanual: right, left).
         config: the options.
 
     Attributes:
         submitted, written, repeated, dropped: frame counts (``written`` includes the
             ``repeated`` ones, which show the last drawing again).
-        render_ms: per written frame, milliseconds spent drawing the robot panel.
+        render_ms: per drawn frame, milliseconds spent drawing the robot panels.
         left_ms: per written frame, milliseconds spent drawing the input panel (hand mesh
             and keypoints).
         backend: the robot renderer's backend (None until the worker has started it).
     """
 
-    def __init__(self, path: str | Path, urdf: str | Path,
+    def __init__(self, path: str | Path, robots: str | Path | Sequence[VizRobot],
                  config: TeleopVizConfig | None = None):  # fmt: skip
         self.path = Path(path)
-        self.urdf = Path(urdf)
+        if isinstance(robots, str | Path):
+            robots = (VizRobot(Path(robots)),)
+        self.robots = tuple(robots)
+        if not self.robots:
+            raise ValueError("robots must name at least one robot")
+        self.urdf = Path(self.robots[0].urdf)
         self.config = config or TeleopVizConfig()
         self.submitted = self.written = self.repeated = self.dropped = 0
         self.render_ms: list[float] = []
@@ -132,12 +161,13 @@ class TeleopViz:
         self._thread = threading.Thread(target=self._work, name="teleop_viz", daemon=True)
         self._thread.start()
 
-    def _make_renderers(self) -> tuple[RobotMeshRenderer, HandMeshOverlay | None]:
+    def _make_renderers(self) -> tuple[list[RobotMeshRenderer], HandMeshOverlay | None]:
         cfg = self.config
         size = (cfg.robot_size, cfg.robot_size)
-        robot = RobotMeshRenderer(self.urdf, size=size, backend=cfg.robot_backend)
-        self.backend = robot.backend
-        return robot, HandMeshOverlay(cfg.hand_model) if cfg.hand_mesh else None
+        robots = [RobotMeshRenderer(r.urdf, size=size, backend=cfg.robot_backend)
+                  for r in self.robots]  # fmt: skip
+        self.backend = robots[0].backend
+        return robots, HandMeshOverlay(cfg.hand_model) if cfg.hand_mesh else None
 
     def submit(self, frame: VizFrame) -> bool:
         """Queue one command's frame (or, when ``queue_size`` frames already wait, a
@@ -158,7 +188,7 @@ class TeleopViz:
 
     def _work(self) -> None:
         try:
-            robot, hand = self._renderers or self._make_renderers()
+            robots, hand = self._renderers or self._make_renderers()
         except BaseException as exc:  # re-raised by close()
             self._error = exc
             self._ready.set()
@@ -167,6 +197,7 @@ class TeleopViz:
         cfg = self.config
         size = (cfg.robot_size, cfg.robot_size)
         last: tuple[np.ndarray, np.ndarray] | None = None
+        panels: list[tuple[tuple, np.ndarray] | None] = [None] * len(robots)  # last drawn
         next_draw = 0.0
         with SideBySideWriter(self.path, fps=self.config.fps, height=size[1]) as writer:
             while (frame := self._queue.get()) is not None:
@@ -186,7 +217,7 @@ class TeleopViz:
                     start = time.perf_counter()
                     left = self._left(frame, hand, size[1])
                     middle = time.perf_counter()
-                    right = robot.render(frame.joint_positions)
+                    right = self._right(frame, robots, panels)
                     end = time.perf_counter()
                     self.left_ms.append(1e3 * (middle - start))
                     self.render_ms.append(1e3 * (end - middle))
@@ -196,7 +227,25 @@ class TeleopViz:
                     self.written += 1
                 except Exception:  # one bad frame must not end the video
                     _log.exception("viz: frame %d not drawn", self.submitted)
-        robot.close()
+        for robot in robots:
+            robot.close()
+
+    def _right(self, frame: VizFrame, robots: list[RobotMeshRenderer],
+               panels: list[tuple[tuple, np.ndarray] | None]) -> np.ndarray:  # fmt: skip
+        """The robot panels side by side, each in its own command (``panels``: per panel,
+        the last command drawn and its image, reused while the command is the same)."""
+        commands = (frame.joint_positions, *frame.more_joint_positions)
+        images = []
+        for k, (robot, spec) in enumerate(zip(robots, self.robots, strict=True)):
+            command = dict(commands[k]) if k < len(commands) and commands[k] else {}
+            key = tuple(sorted(command.items()))
+            if panels[k] is None or panels[k][0] != key:
+                image = robot.render(command)
+                if spec.label:
+                    image = put_label(np.ascontiguousarray(image), spec.label)
+                panels[k] = (key, image)
+            images.append(panels[k][1])
+        return images[0] if len(images) == 1 else np.concatenate(images, axis=1)
 
     @staticmethod
     def _left(frame: VizFrame, hand: HandMeshOverlay | None, height: int) -> np.ndarray:
@@ -213,6 +262,9 @@ class TeleopViz:
             left = hand.draw(left, K, list(frame.hands))
         if frame.uv is not None and np.abs(frame.uv).sum() > 0:
             draw_hand_keypoints(left, s * (np.asarray(frame.uv) + 0.5) - 0.5)
+        for side, uv in frame.uv_by_side.items():
+            if np.abs(uv).sum() > 0:
+                draw_hand_keypoints(left, s * (np.asarray(uv) + 0.5) - 0.5, handedness=side)
         return left
 
     def close(self, timeout_s: float = 30.0) -> None:
