@@ -69,9 +69,9 @@ GRAPH_OPTIONS: dict[str, GraphOption] = {
     "urdf_left": GraphOption(
         "The left robot's URDF file or a dex-urdf robots folder (as urdf, for robot_left)."),
     "estimator": GraphOption(
-        "Image estimator: handtrack (= auto) | mediapipe | ours, or truth: the demo's own "
-        "keypoints instead of its image (source demo only). Empty: the params file's "
-        "estimator_node.estimator (handtrack in config/teleop.yaml).",
+        "Image estimator: handtrack (= auto) | handtrack_mesh (+ the hand mesh) | mediapipe | "
+        "ours, or truth: the demo's own keypoints instead of its image (source demo only). "
+        "Empty: the params file's estimator_node.estimator (handtrack in config/teleop.yaml).",
         choices=(*ESTIMATOR_NAMES, TRUTH)),
     "backend": GraphOption(
         "Runtime of our networks (handtrack, ours): onnx | torch | tensorrt. Empty: the "

@@ -116,7 +116,7 @@ def test_every_parameter_is_live_or_refused_with_a_reason(nodes):
         assert refused == startup[name], name
         counts[name] = len(_declared(node))
     # The stage config's fields, plus the node's own per-message settings.
-    assert counts == {"ik_node": len(config_parameters(IKStageConfig())) + 3,
+    assert counts == {"ik_node": len(config_parameters(IKStageConfig())) + 4,
                       "retarget_node": len(config_parameters(RobotStageConfig())) + 6,
                       "estimator_node": len(config_parameters(EstimatorStageConfig()))}  # fmt: skip
 

@@ -81,6 +81,73 @@ def build_landmark_mesh_net(weights: str | Path = DEFAULT_WEIGHTS) -> LandmarkMe
     return net
 
 
+#: Backends of :class:`LandmarkMeshRunner` (TensorRT: an FP16 engine of the combined graph).
+RUNNER_BACKENDS = ("onnx", "torch", "tensorrt")
+
+
+class LandmarkMeshRunner:
+    """The combined network on one backend: ``runner(batch)`` -> the :data:`OUTPUT_NAMES`
+    arrays (numpy), one backbone pass. A drop-in landmark network for
+    :class:`~hand_pose_ros.handtrack.graph.HandTrackGraph` (its first four outputs are the
+    landmark network's).
+
+    Args:
+        weights: the head's weights (manifest beside them).
+        backend: ``"onnx"`` (ONNX Runtime; the graph of :func:`cached_landmark_mesh_onnx`),
+            ``"torch"`` (the module) or ``"tensorrt"`` (FP16 engine of that graph, built and
+            cached at first use; CUDA only, untested here: no GPU on the development machine).
+        device: ``"cpu"`` or ``"cuda[:i]"`` (ONNX Runtime's CUDA provider, torch).
+        threads: intra-op threads (ONNX Runtime); torch: the process-wide count.
+        cache_dir: cache root (default :func:`hand_pose_ros.runtime.weights.default_cache_dir`).
+    """
+
+    input_size = CROP_SIZE
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, backend: str = "onnx",
+                 device: str = "cpu", threads: int | None = 1,
+                 cache_dir: str | Path | None = None) -> None:  # fmt: skip
+        if backend not in RUNNER_BACKENDS:
+            raise ValueError(f"backend: one of {', '.join(RUNNER_BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        if backend == "torch":
+            if threads:
+                torch.set_num_threads(threads)
+            net = build_landmark_mesh_net(weights).to(device)
+
+            def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
+                with torch.inference_mode():
+                    out = net(torch.from_numpy(x).to(device))
+                return tuple(t.float().cpu().numpy() for t in out)
+
+            self._run = run
+            return
+        from hand_pose_ros.runtime.backends import exported_runner
+        from hand_pose_ros.runtime.weights import default_cache_dir
+
+        path = cached_landmark_mesh_onnx(weights, cache_dir)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._run = exported_runner(backend, path, device, threads, cache / "tensorrt",
+                                    output_names=OUTPUT_NAMES,
+                                    read_config=_read_onnx_config)  # fmt: skip
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(B, 3, 224, 224) float32 RGB in [0, 1] -> :data:`OUTPUT_NAMES` arrays."""
+        if batch.ndim != 4 or batch.shape[1:] != (3, CROP_SIZE, CROP_SIZE):
+            raise ValueError(f"batch must be (B, 3, {CROP_SIZE}, {CROP_SIZE}), got {batch.shape}")
+        return tuple(self._run(np.ascontiguousarray(batch, np.float32)))
+
+
+def _read_onnx_config(metadata: dict[str, str], where: str) -> dict:
+    """The combined graph's ``landmark_mesh_config`` record; refuses another graph."""
+    if ONNX_METADATA_KEY not in metadata:
+        raise ValueError(f"{where}: no {ONNX_METADATA_KEY} metadata (not a landmark mesh graph)")
+    record = json.loads(metadata[ONNX_METADATA_KEY])
+    if tuple(record.get("output_names", ())) != OUTPUT_NAMES:
+        raise ValueError(f"{where}: outputs {record.get('output_names')}, expected "
+                         f"{OUTPUT_NAMES}; delete it to rebuild")  # fmt: skip
+    return record
+
+
 @dataclass
 class MeshHand:
     """One hand found by :class:`LandmarkMeshEstimator` (camera frame of the image, metres).
@@ -126,24 +193,7 @@ class LandmarkMeshEstimator:
             raise ValueError(f"backend: 'onnx' or 'torch', got {backend!r}")
         torch.set_num_threads(threads)
         head_cfg = load_mesh_head(weights).cfg
-        if backend == "torch":
-            net = build_landmark_mesh_net(weights)
-
-            def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
-                with torch.no_grad():
-                    return tuple(t.numpy() for t in net(torch.from_numpy(x)))
-        else:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            session = ort.InferenceSession(str(cached_landmark_mesh_onnx(weights)), opts,
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
-            name = session.get_inputs()[0].name
-
-            def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
-                return tuple(session.run(list(OUTPUT_NAMES), {name: x}))
-        self.run, self.backend = run, backend
+        self.run, self.backend = LandmarkMeshRunner(weights, backend, threads=threads), backend
         palm = network_runner(palm_model, backend=backend, threads=threads)
         cfg = HandTrackConfig(max_hands=max_hands, palm_model=palm_model)
         self.graph = HandTrackGraph(palm, lambda x: None, cfg, palm.input_size, CROP_SIZE)

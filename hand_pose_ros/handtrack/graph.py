@@ -72,6 +72,11 @@ class _LandmarkResult:
     world: np.ndarray
     presence: float
     p_right: float
+    extra: tuple[np.ndarray, ...] = ()
+    """This crop's rows of the network's outputs after the first four (a landmark network
+    with a head: :mod:`hand_pose_ros.handtrack.mesh_graph`)."""
+    crop_matrix: np.ndarray | None = None
+    """(2, 3) affine frame pixels -> crop pixels of this crop."""
 
 
 def rect_bounds_iou(a: RotatedRect, b: RotatedRect) -> float:
@@ -172,7 +177,9 @@ class HandTrackGraph:
                 s_ * world[i, :, 0] + c * world[i, :, 1]  # fmt: skip
             p = float(handedness.reshape(-1)[i])
             results.append(_LandmarkResult(uv, w, float(presence.reshape(-1)[i]),
-                                           p if HANDEDNESS_MEANS_RIGHT else 1.0 - p))  # fmt: skip
+                                           p if HANDEDNESS_MEANS_RIGHT else 1.0 - p,
+                                           tuple(np.asarray(o)[i] for o in out[4:]),
+                                           mat))  # fmt: skip
         return results
 
     def _follow(self, rgb: np.ndarray, tracks: list[Track]) -> list[tuple[Track, _LandmarkResult]]:

@@ -27,6 +27,7 @@ def keypoints_to_msg(
     image_points: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     track_id: int = -1,
+    vertices: np.ndarray | None = None,
 ) -> HandKeypoints:
     """Build a HandKeypoints message.
 
@@ -34,6 +35,8 @@ def keypoints_to_msg(
         camera_points: (21, 3) metres, camera optical frame, FreiHAND order.
         image_points: (21, 2) pixels (u, v) or None (published as zeros).
         confidence: (21,) in [0, 1] or None (published as ``score``).
+        vertices: (V, 3) the estimator's hand mesh, metres, same frame as
+            ``camera_points``, or None (published empty).
     """
     camera_points = np.asarray(camera_points, dtype=np.float64)
     if camera_points.shape != (NUM_KEYPOINTS, 3):
@@ -53,6 +56,11 @@ def keypoints_to_msg(
     msg.camera_points = _points_to_msgs(camera_points)
     msg.image_points = _points_to_msgs(np.column_stack([uv, np.zeros(NUM_KEYPOINTS)]))
     msg.confidence = conf.astype(np.float32)
+    if vertices is not None:
+        verts = np.asarray(vertices, dtype=np.float32)
+        if verts.ndim != 2 or verts.shape[1] != 3 or len(verts) == 0:
+            raise ValueError(f"vertices must be (V, 3) with V > 0, got {verts.shape}")
+        msg.vertices = verts.reshape(-1)
     return msg
 
 
@@ -61,6 +69,20 @@ def keypoints_from_msg(msg: HandKeypoints) -> tuple[np.ndarray, np.ndarray, np.n
     cam = np.array([[p.x, p.y, p.z] for p in msg.camera_points], dtype=np.float64)
     uv = np.array([[p.x, p.y] for p in msg.image_points], dtype=np.float64)
     return cam, uv, np.asarray(msg.confidence, dtype=np.float64)
+
+
+def vertices_from_msg(msg: HandKeypoints) -> np.ndarray | None:
+    """The message's hand mesh (V, 3) metres (float64), or None when it carries none.
+
+    Raises:
+        ValueError: a vertex array whose length is not a multiple of 3.
+    """
+    flat = np.asarray(msg.vertices, dtype=np.float64)
+    if flat.size == 0:
+        return None
+    if flat.size % 3:
+        raise ValueError(f"HandKeypoints.vertices: {flat.size} values, not (V, 3) flattened")
+    return flat.reshape(-1, 3)
 
 
 def joint_state_to_msg(names: list[str], positions: np.ndarray, *, stamp: Time) -> JointState:

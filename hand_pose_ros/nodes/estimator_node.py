@@ -1,4 +1,5 @@
-"""Estimator node: /camera/image_raw (+ camera_info) -> /hand/keypoints per hand found."""
+"""Estimator node: /camera/image_raw (+ camera_info) -> /hand/keypoints per hand found
+(with the estimator's hand mesh in ``vertices`` when it gives one: ``handtrack_mesh``)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class EstimatorNode(Node):
             self.pub.publish(keypoints_to_msg(
                 hand.camera_points, stamp=msg.header.stamp, frame_id=msg.header.frame_id,
                 handedness=hand.handedness, score=hand.score, image_points=hand.image_points,
-                confidence=hand.confidence,
+                confidence=hand.confidence, vertices=hand.vertices,
                 track_id=hand.track_id if hand.track_id >= 0 else SIDE_TRACK_ID[hand.handedness],
             ))  # fmt: skip
             published += 1

@@ -6,6 +6,10 @@ msg/HandState.msg), warm-started from the previous state of the same track. With
 ``max_hands`` 2 (bimanual teleop) both hands of an image are taken, not the newest only.
 With the camera's intrinsics (/camera/camera_info) the post-optimization also fits the
 message's 2D keypoints (``post_opt.reprojection_weight``); without them it fits 3D only.
+A message with the estimator's mesh (``vertices``, estimator ``handtrack_mesh``) is fitted
+by the post-optimization's vertex term too (``post_opt.vertex_weight``; 0 turns it off),
+and that mesh is shown on /hand/markers beside the fitted one (namespace ``estimated``,
+``publish_estimated_mesh``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,18 @@ from hand_pose_ros.nodes.config_params import (
     read_config_parameters,
     replace_config,
 )
-from hand_pose_ros.nodes.conversions import hand_state_to_msg, keypoints_from_msg
+from hand_pose_ros.nodes.conversions import (
+    hand_state_to_msg,
+    keypoints_from_msg,
+    vertices_from_msg,
+)
 from hand_pose_ros.nodes.diagnostics import RateMeter, diagnostic_array
 from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
-from hand_pose_ros.nodes.markers import SerializedHandMarkers
+from hand_pose_ros.nodes.markers import (
+    ESTIMATED_COLOURS,
+    ESTIMATED_NAMESPACE,
+    SerializedHandMarkers,
+)
 from hand_pose_ros.nodes.qos import (
     IMAGE_QOS,
     PER_HAND_SUB_QOS,
@@ -59,8 +71,8 @@ class IKNode(Node):
 
     Parameters: every field of :class:`IKStageConfig` (``post_opt.*``: the
     post-optimization, ``plausibility.*``: the human ranges), all live except the three
-    the stage is built from, plus ``min_score`` and ``publish_markers`` (live) and
-    ``max_hands`` (start-up).
+    the stage is built from, plus ``min_score``, ``publish_markers`` and
+    ``publish_estimated_mesh`` (live) and ``max_hands`` (start-up).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -70,6 +82,10 @@ class IKNode(Node):
             description="Keypoint messages scored below this are skipped, in [0, 1]."))  # fmt: skip
         self.declare_parameter("publish_markers", True, ParameterDescriptor(
             description="Publish the hand mesh and skeleton on /hand/markers."))  # fmt: skip
+        self.declare_parameter("publish_estimated_mesh", True, ParameterDescriptor(
+            description="With publish_markers: also publish the estimator's own mesh and "
+                        "joints (keypoint messages with vertices) on /hand/markers, "
+                        "namespace 'estimated'."))  # fmt: skip
         self.declare_parameter("max_hands", 1, ParameterDescriptor(
             description="Hands per image taken from /hand/keypoints: 1 (the newest message "
                         "only, for one robot) or 2 (both hands of a frame, for bimanual "
@@ -109,8 +125,8 @@ class IKNode(Node):
 
     def apply_parameters(self, params) -> None:
         """Live changes of the stage config (post-optimization, plausibility), validated
-        together (ValueError naming the parameter refuses them all); ``min_score`` and
-        ``publish_markers`` are read per message."""
+        together (ValueError naming the parameter refuses them all); ``min_score``,
+        ``publish_markers`` and ``publish_estimated_mesh`` are read per message."""
         config = replace_config(self.stage.config, {p.name: p.value for p in params})
         self.stage.reconfigure(config)
 
@@ -141,6 +157,7 @@ class IKNode(Node):
         if msg.score < float(self.get_parameter("min_score").value):
             return  # too uncertain: the retargeting node's hand-lost policy takes over
         joints, image_points, confidence = keypoints_from_msg(msg)
+        vertices = self._estimated_vertices(msg)
         joints[confidence <= 0.0] = np.nan  # zero confidence marks a missing keypoint
         if image_points.shape != (21, 2) or confidence.shape != (21,) \
                 or not image_points.any():  # fmt: skip
@@ -154,16 +171,26 @@ class IKNode(Node):
         # The mesh is only posed for the markers (the retarget node re-poses the hand itself).
         state = self.stage.solve(joints, msg.handedness, msg.track_id,
                                  with_vertices=publish_markers, image_points=image_points,
-                                 confidence=confidence, K=self.K)  # fmt: skip
+                                 confidence=confidence, K=self.K,
+                                 vertices=vertices)  # fmt: skip
         self.last_ms = (time.perf_counter() - start) * 1e3
         self.frames += 1
         self.rate.tick()
+        estimated = None
+        if publish_markers and vertices is not None \
+                and bool(self.get_parameter("publish_estimated_mesh").value):  # fmt: skip
+            estimated = (joints, vertices)
         if not state.valid[0]:
             # Implausible or degenerate: like a lost hand, the robot side holds then eases.
             reason = self.stage.last_rejection or "degenerate keypoints"
             self.rejected[_rule(reason)] += 1
             self.get_logger().warn(f"hand refused ({reason}): no hand state published",
                                    throttle_duration_sec=2.0)  # fmt: skip
+            if estimated is not None:  # the estimator's hand alone: what was refused
+                self.marker_pub.publish(self.markers(
+                    *estimated, self.faces, stamp=msg.header.stamp,
+                    frame_id=msg.header.frame_id, namespace=ESTIMATED_NAMESPACE,
+                    track_id=max(msg.track_id, 0), colours=ESTIMATED_COLOURS))  # fmt: skip
             self._publish_diagnostics(msg, None, reason)
             return
         out = hand_state_to_msg(state, header=msg.header, track_id=msg.track_id, score=msg.score)
@@ -173,8 +200,28 @@ class IKNode(Node):
         if publish_markers:
             self.marker_pub.publish(self.markers(
                 state.joints[0], state.vertices[0], self.faces, stamp=msg.header.stamp,
-                frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0)))  # fmt: skip
+                frame_id=msg.header.frame_id, track_id=max(msg.track_id, 0),
+                estimated=estimated))  # fmt: skip
         self._publish_diagnostics(msg, float(1e3 * state.fit_error[0]), None)
+
+    def _estimated_vertices(self, msg: HandKeypoints) -> np.ndarray | None:
+        """The message's mesh (V, 3) camera metres if it is this hand model's, else None
+        (logged: a mesh of another topology cannot be fitted or drawn)."""
+        try:
+            vertices = vertices_from_msg(msg)
+        except ValueError as exc:
+            self.get_logger().error(str(exc), throttle_duration_sec=5.0)
+            return None
+        if vertices is None:
+            return None
+        if len(vertices) != self.stage.model.num_vertices or not np.isfinite(vertices).all():
+            self.get_logger().warn(
+                f"ignoring the estimator's mesh: {len(vertices)} vertices (finite: "
+                f"{bool(np.isfinite(vertices).all())}), hand model "
+                f"{self.stage.config.hand_model!r} has {self.stage.model.num_vertices}",
+                throttle_duration_sec=5.0)  # fmt: skip
+            return None
+        return vertices
 
     def _publish_diagnostics(self, msg: HandKeypoints, fit_error_mm: float | None,
                              refused: str | None) -> None:  # fmt: skip

@@ -2,7 +2,7 @@
 
 An estimator maps an (H, W, 3) uint8 RGB image and its intrinsics K to a list of
 ``KeypointDetection`` (21 camera-frame points in metres, 21 pixels, handedness, score,
-track id).
+track id; ``handtrack_mesh`` also the hand mesh's 778 vertices, camera metres).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 
 from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
 from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
+from hand_pose_ros.handtrack.mesh_graph import MESH_GRAPH_LANDMARK_MODEL
 from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
 Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
@@ -22,14 +23,19 @@ Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
 #: - ``handtrack`` (the default; ``auto`` is the same): our hand tracking graph on the
 #:   real-image-trained palm detector and landmark networks, converted from the installed
 #:   wheel and run by our runtime (ONNX Runtime CPU / CUDA, TensorRT, torch);
+#: - ``handtrack_mesh``: the same tracking graph with the mesh head on the landmark
+#:   network (one pass gives the landmarks and our hand model's 21 joints + 778 vertices,
+#:   docs/landmark_mesh_head.md); its keypoints are our model's (convention ``ours``);
 #: - ``mediapipe``: the original Google graph of the same networks, as a reference;
 #: - ``ours``: our detector + tracker + Lite I2L MeshNet, trained from scratch on our
 #:   synthetic data only (research; far less accurate on real images).
-ESTIMATOR_NAMES = ("auto", "handtrack", "mediapipe", "ours")
+ESTIMATOR_NAMES = ("auto", "handtrack", "handtrack_mesh", "mediapipe", "ours")
 DEFAULT_ESTIMATOR = "handtrack"
 #: Each estimator's keypoint convention (hand_ik/conventions.py): where its 21 points sit
 #: on the hand. The graph plan gives it to the IK node (``keypoint_convention`` auto).
-ESTIMATOR_CONVENTIONS = {"auto": "mediapipe", "handtrack": "mediapipe",
+#: ``handtrack_mesh`` gives the head's joints (our model's, consistent with its vertices) and
+#: the landmark network's 2D keypoints taken as ours (measured: handtrack/mesh_graph.py).
+ESTIMATOR_CONVENTIONS = {"auto": "mediapipe", "handtrack": "mediapipe", "handtrack_mesh": "ours",
                          "mediapipe": "mediapipe", "ours": "ours"}  # fmt: skip
 
 #: EstimatorStageConfig fields the estimator is built from (the others are read per image).
@@ -48,7 +54,8 @@ class EstimatorStageConfig:
     device: str = "cpu"
     """cpu | cuda (ONNX Runtime, torch; TensorRT is always CUDA)."""
     landmark_model: str = "landmark_full"
-    """handtrack's landmark network: landmark_full or the faster landmark_lite."""
+    """handtrack's landmark network: landmark_full or the faster landmark_lite
+    (handtrack_mesh: landmark_full only, the head's backbone)."""
     max_hands: int = 2
     """Hands followed at once."""
     min_score: float = 0.5
@@ -63,6 +70,10 @@ class EstimatorStageConfig:
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATOR_NAMES:
             raise ValueError(f"unknown estimator {self.estimator!r}; valid: {ESTIMATOR_NAMES}")
+        head_backbone = MESH_GRAPH_LANDMARK_MODEL
+        if self.estimator == "handtrack_mesh" and self.landmark_model != head_backbone:
+            raise ValueError(f"landmark_model: handtrack_mesh runs the mesh head on "
+                             f"{head_backbone}, got {self.landmark_model!r}")  # fmt: skip
         if self.max_hands < 1:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if not 0.0 <= self.min_score <= 1.0:
@@ -91,6 +102,13 @@ def build_estimator(config: EstimatorStageConfig) -> Estimator:
         track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
                                 hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
         return create_hand_tracker(track, backend=c.backend, device=c.device)
+    if c.estimator == "handtrack_mesh":
+        from hand_pose_ros.handtrack import HandTrackConfig
+        from hand_pose_ros.handtrack.mesh_graph import create_hand_mesh_tracker
+
+        track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
+                                hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
+        return create_hand_mesh_tracker(track, backend=c.backend, device=c.device)
     if c.estimator == "ours":
         from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
 

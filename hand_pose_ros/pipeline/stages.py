@@ -108,7 +108,8 @@ class IKStage:
     def solve(self, joints_cam: np.ndarray, handedness: str = "right", track_id: int = -1,
               with_vertices: bool = True, *, image_points: np.ndarray | None = None,
               confidence: np.ndarray | None = None, K: np.ndarray | None = None,
-              timings: dict[str, float] | None = None) -> HandState:  # fmt: skip
+              timings: dict[str, float] | None = None,
+              vertices: np.ndarray | None = None) -> HandState:  # fmt: skip
         """(21, 3) camera-frame keypoints (NaN = missing) -> a one-row HandState.
 
         With ``image_points`` (21, 2) pixels (NaN = missing), their ``confidence`` (21,)
@@ -121,6 +122,10 @@ class IKStage:
         degenerate input gives ``valid=False`` too, never an exception. ``with_vertices``:
         re-pose the mesh too (``HandState.vertices``, for markers; None without).
         ``timings``: receives the solver's parts in milliseconds (``IKSolver.solve``).
+        ``vertices``: (V, 3) the estimator's hand mesh in the camera frame, our hand
+        model's vertices (left hands mirrored, as the keypoints), or None: the
+        post-optimization's vertex term (``post_opt.vertex_weight``) fits it too; not
+        mapped by ``keypoint_convention`` (a mesh is in the model's topology already).
         """
         joints_cam = np.asarray(joints_cam, dtype=np.float64)
         if joints_cam.shape != (21, 3):
@@ -139,7 +144,8 @@ class IKStage:
         uv = None
         if image_points is not None and K is not None:
             uv = _image_points_to_ours(image_points, joints_cam, joints_in, K)
-        state = self.solver.solve(joints_in[None], betas=self.betas,
+        verts = None if vertices is None else np.asarray(vertices, dtype=np.float64)[None]
+        state = self.solver.solve(joints_in[None], verts, betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
                                   previous=previous, with_vertices=with_vertices,
                                   image_points=uv, confidence=confidence, K=K,
