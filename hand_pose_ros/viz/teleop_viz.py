@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hand_pose_ros.viz.hand_overlay import HandMeshOverlay, HandPose
+from hand_pose_ros.viz.hand_overlay import CameraMesh, HandMeshOverlay, HandPose
 from hand_pose_ros.viz.overlay import draw_hand_keypoints, put_label
 from hand_pose_ros.viz.robot_mesh import BACKENDS, RobotMeshRenderer
 from hand_pose_ros.viz.video import SideBySideWriter
@@ -87,8 +87,8 @@ class VizRobot:
     """Written at the panel's top-left corner (bimanual: side and robot); empty: none."""
 
     def __post_init__(self) -> None:
-        if not str(self.urdf):
-            raise ValueError("urdf must name the robot's URDF file")
+        if Path(self.urdf) == Path(""):
+            raise ValueError("urdf must name the robot's URDF file, got an empty path")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,8 @@ class VizFrame:
             (bimanual: the left robot's); None: no command yet (drawn neutral).
         uv_by_side: bimanual: hand side -> that hand's latest (21, 2) keypoint pixels,
             each drawn with its R / L tag (besides ``uv``, normally None then).
+        estimated: the estimator's own meshes (``handtrack_mesh``), drawn in green under
+            the IK's.
     """
 
     image: np.ndarray
@@ -116,6 +118,7 @@ class VizFrame:
     joint_positions: Mapping[str, float]
     more_joint_positions: tuple[Mapping[str, float] | None, ...] = ()
     uv_by_side: Mapping[str, np.ndarray] = field(default_factory=dict)
+    estimated: tuple[CameraMesh, ...] = ()
 
 
 class TeleopViz:
@@ -255,10 +258,11 @@ class TeleopViz:
         left = cv2.resize(frame.image, (max(1, round(w * s)), height),
                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)  # fmt: skip
         # Pixel centres at integers: u' = s (u + 0.5) - 0.5.
-        if hand is not None and frame.K is not None and frame.hands:
+        if hand is not None and frame.K is not None and (frame.hands or frame.estimated):
             K = np.array(frame.K, dtype=float)
             K[:2] *= s
             K[:2, 2] += 0.5 * s - 0.5
+            left = hand.draw_meshes(left, K, list(frame.estimated))
             left = hand.draw(left, K, list(frame.hands))
         if frame.uv is not None and np.abs(frame.uv).sum() > 0:
             draw_hand_keypoints(left, s * (np.asarray(frame.uv) + 0.5) - 0.5)
