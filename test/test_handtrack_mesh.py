@@ -251,3 +251,27 @@ def test_run_with_handtrack_mesh_on_the_demo(tmp_path):
     namespaces = {m.ns for a in by_topic["/hand/markers"] for m in a.markers}
     assert {"estimated/mesh", "hand/mesh"} <= namespaces
     assert video.is_file() and video.stat().st_size > 0
+
+
+def test_viz_input_panel_draws_the_estimated_mesh_in_green():
+    """The --viz input panel: an estimated mesh (camera frame; both hands of the two-hand
+    demo) is blended in green over the hand's pixels and nowhere else."""
+    from hand_pose_ros.viz.hand_overlay import CameraMesh, HandMeshOverlay
+    from hand_pose_ros.viz.teleop_viz import TeleopViz, VizFrame
+
+    overlay = HandMeshOverlay()
+    frame = DemoHand(hands=2).frame_at(10)
+    plain = TeleopViz._left(VizFrame(frame.image, None, frame.K, (), {}), overlay, 240)
+    s = 240 / frame.image.shape[0]
+    for truth in frame.hands:
+        mesh = CameraMesh(truth.vertices_cam, truth.handedness)
+        drawn = TeleopViz._left(VizFrame(frame.image, None, frame.K, (), {}, estimated=(mesh,)),
+                                overlay, 240)  # fmt: skip
+        changed = np.abs(drawn.astype(int) - plain).sum(-1) > 0
+        uv = truth.vertices_cam @ frame.K.T
+        uv = s * (uv[:, :2] / uv[:, 2:] + 0.5) - 0.5
+        (x0, y0), (x1, y1) = np.floor(uv.min(0)).astype(int), np.ceil(uv.max(0)).astype(int)
+        inside = changed[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1].sum()
+        assert inside == changed.sum() and inside > 0.2 * (x1 - x0) * (y1 - y0), truth.handedness
+        diff = drawn[changed].astype(int) - plain[changed]
+        assert diff[:, 1].mean() > diff[:, 0].mean() and diff[:, 1].mean() > diff[:, 2].mean()

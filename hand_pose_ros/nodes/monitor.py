@@ -20,7 +20,11 @@ from visualization_msgs.msg import MarkerArray
 
 from hand_pose_ros.io.mcap_recorder import McapRecorder
 from hand_pose_ros.msg import HandKeypoints, HandState
-from hand_pose_ros.nodes.conversions import hand_state_from_msg, keypoints_from_msg
+from hand_pose_ros.nodes.conversions import (
+    hand_state_from_msg,
+    keypoints_from_msg,
+    vertices_from_msg,
+)
 from hand_pose_ros.nodes.image_conversion import msg_to_rgb
 from hand_pose_ros.nodes.qos import (
     COMMAND_QOS,
@@ -30,7 +34,7 @@ from hand_pose_ros.nodes.qos import (
     RESULT_SUB_QOS,
     TF_QOS,
 )
-from hand_pose_ros.viz.hand_overlay import HandPose
+from hand_pose_ros.viz.hand_overlay import CameraMesh, HandPose
 from hand_pose_ros.viz.teleop_viz import TeleopViz, VizFrame, VizRobot
 
 RECORDED_TOPICS = (
@@ -86,6 +90,7 @@ class TeleopMonitor(Node):
         per_hand = PER_HAND_SUB_QOS if two_hands else RESULT_SUB_QOS
         self._uv_by_side: dict[str, np.ndarray] = {}
         self._hand_by_side: dict[str, HandPose] = {}
+        self._estimated_by_side: dict[str, CameraMesh] = {}  # the estimator's meshes
         self._other_commands: list[dict[str, float] | None] = [None] * len(viz_others)
         self._viz = None
         self._recorder = None
@@ -141,6 +146,16 @@ class TeleopMonitor(Node):
             self._image = None
 
     def _on_keypoints(self, msg: HandKeypoints) -> None:
+        try:
+            vertices = vertices_from_msg(msg)
+        except ValueError:  # a malformed mesh is not drawn
+            vertices = None
+        if not self._by_side:
+            self._estimated_by_side.clear()
+        if vertices is not None and msg.handedness in ("right", "left"):
+            self._estimated_by_side[msg.handedness] = CameraMesh(vertices, msg.handedness)
+        else:
+            self._estimated_by_side.pop(msg.handedness, None)
         if self._by_side:
             self._uv_by_side[msg.handedness] = keypoints_from_msg(msg)[1]
         else:
@@ -179,7 +194,8 @@ class TeleopMonitor(Node):
             self._viz.submit(VizFrame(self._image, self._uv, self._K, self._hands,
                                       dict(zip(msg.name, q, strict=True)),
                                       tuple(self._other_commands),
-                                      dict(self._uv_by_side)))  # fmt: skip
+                                      dict(self._uv_by_side),
+                                      tuple(self._estimated_by_side.values())))  # fmt: skip
 
     def close(self) -> None:
         """Finish the video and the bag."""
