@@ -282,7 +282,8 @@ def test_bench_mesh_head_rows_on_real_crops(capsys):
                  "--no-mediapipe", "--no-handtrack", "--limit", "6", "--threads", "1"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert set(rows) == {"landmark_mesh_head", "landmark_mesh_head+ik_postopt_3d",
-                         "landmark_mesh_head+ik_postopt"}  # fmt: skip
+                         "landmark_mesh_head+ik_postopt", "landmark_mesh_head+ik_stage"}
+    assert rows["landmark_mesh_head+ik_stage"]["keypoint_convention"] == "ours"
     head = rows["landmark_mesh_head"]
     assert head["count"] == 6 and head["valid_rate"] == 1.0 and head["backend"] == "onnx"
     assert head["pck_0.10"] >= 0.95  # the landmark network's 2D from the same pass

@@ -192,16 +192,29 @@ def mesh_head_row(args: argparse.Namespace):
     return row, predict
 
 
+#: The keypoint convention of each accuracy row's estimator (hand_ik/conventions.py), for
+#: its ``+ik_stage`` row: the landmark networks' points, or our model's own joints.
+ROW_CONVENTIONS = {"handtrack": "mediapipe", "mediapipe_hands": "mediapipe",
+                   "landmark_mesh_head": "ours"}  # fmt: skip
+
+
 def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[dict]:
-    """Two rows per predictor: its joints (and mesh) through the IK net and the
-    post-optimization (hand model ``open``), as seed 002 Table 5's last row, fitting the 3D
-    keypoints only (``+ik_postopt_3d``) and also the estimator's 2D keypoints with the crop's
-    K (``+ik_postopt``, the default ``reprojection_weight``)."""
+    """Three rows per predictor, hand model ``open``:
+
+    - ``+ik_postopt_3d`` / ``+ik_postopt``: its joints (and mesh) straight into the IK net
+      and the post-optimization, taken as our model's joints (no keypoint convention map),
+      as seed 002 Table 5's last row, fitting the 3D keypoints only / also the estimator's
+      2D keypoints with the crop's K (the default ``reprojection_weight``);
+    - ``+ik_stage``: the IK node's own path (``IKStage``: the estimator's convention ->
+      ours, IK net, post-optimization with the 2D term), the fitted keypoints mapped back
+      into the estimator's convention before they are scored.
+    """
     import torch
 
     from hand_ik import load_hand_model
     from hand_ik.ik.post_opt import PostOptConfig
     from hand_ik.ik.solver import IKSolver
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
     from hand_pose_ros.research.estimation import evaluate as ev
 
     torch.set_num_threads(1)  # per-hand solves: one thread is faster on a busy CPU
@@ -211,14 +224,21 @@ def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[d
                "+ik_postopt": (IKSolver(model), True)}  # fmt: skip
     out = []
     for row, predict in pairs:
+        head = {k: row[k] for k in ("name", "backend", "device") if k in row}
         for suffix, (solver, image) in solvers.items():
             weight = solver.post_optimizer.config.reprojection_weight if image else 0.0
-            ik_row = {**{k: row[k] for k in ("name", "backend", "device") if k in row},
-                      "stage": "estimator+ik+post_opt", "reprojection_weight": weight}  # fmt: skip
-            ik_row["name"] = f"{row['name']}{suffix}"
+            ik_row = {**head, "name": f"{row['name']}{suffix}", "stage": "estimator+ik+post_opt",
+                      "keypoint_convention": "none", "reprojection_weight": weight}  # fmt: skip
             ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver, image=image), data,
                                       limit))  # fmt: skip
             out.append(ik_row)
+        convention = ROW_CONVENTIONS.get(row["name"], "ours")
+        stage = IKStage(IKStageConfig(hand_model="open", keypoint_convention=convention))
+        ik_row = {**head, "name": f"{row['name']}+ik_stage", "stage": "estimator+IKStage",
+                  "keypoint_convention": convention,
+                  "reprojection_weight": stage.config.post_opt.reprojection_weight}  # fmt: skip
+        ik_row.update(ev.evaluate(ev.ik_stage_predictor(predict, stage), data, limit))
+        out.append(ik_row)
     return out
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from hand_pose_ros.benchmarks.utils import machine_info
 from hand_pose_ros.pipeline.defaults import DEFAULT_ROBOT
-from hand_pose_ros.pipeline.estimators import create_estimator
+from hand_pose_ros.pipeline.estimators import (
+    ESTIMATOR_CONVENTIONS,
+    ESTIMATOR_NAMES,
+    create_estimator,
+)
+
+#: Estimators the bench can time (``auto`` is ``handtrack``).
+BENCH_ESTIMATORS = tuple(n for n in ESTIMATOR_NAMES if n != "auto")
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hand_video"
                  / "human_hand_video.mp4")  # fmt: skip
@@ -26,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graph-frames", type=int, default=150,
                         help="frames through the real ROS graph for end-to-end latency (0: skip)")
     parser.add_argument("--estimators", nargs="+", default=["handtrack", "mediapipe"],
-                        choices=("handtrack", "mediapipe", "ours"),
-                        help="image estimators to time (stage rows, and end to end on the "
-                             "video)")
+                        choices=BENCH_ESTIMATORS,
+                        help="image estimators to time (stage rows, whole-frame rows, and "
+                             "end to end on the video)")
 
 
 def _stats(name: str, times_ms, **extra) -> dict:
@@ -78,6 +85,8 @@ def _stage_rows(args: argparse.Namespace) -> list[dict]:
     images, source = _estimator_images(args, frames)
     for name in args.estimators:
         rows.append(_estimator_row(name, images, source))
+    for name in args.estimators:
+        rows.append(_frame_row(name, images, source, args.robot))
     return rows
 
 
@@ -121,6 +130,54 @@ def _estimator_row(name: str, images: list, source: str) -> dict:
     return _stats(f"stage_estimator_{name}", est_times[3:], input=source,
                   image_size=f"{images[0][0].shape[1]}x{images[0][0].shape[0]}",
                   frames_with_hand=round(found / len(images), 3), **extra)  # fmt: skip
+
+
+def _frame_row(name: str, images: list, source: str, robot_name: str) -> dict:
+    """The graph's whole per-frame work in one process, one thread per network: the
+    estimator as a stream (the palm detector only on re-detect when it tracks), then for
+    its best hand the IK node's solve (its keypoint convention, the 2D term with K, the
+    estimator's mesh in the post-opt when it gives one, the fitted mesh posed for the
+    markers) and the retarget node's step (retargeting + command filter). No transport."""
+    import time
+
+    import numpy as np
+
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig, RobotStage, RobotStageConfig
+
+    try:
+        estimator = create_estimator(name, max_hands=1)
+    except ImportError as exc:
+        return {"name": f"frame_{name}", "skipped": str(exc)}
+    ik = IKStage(IKStageConfig(keypoint_convention=ESTIMATOR_CONVENTIONS[name]))
+    robot = RobotStage(RobotStageConfig(robot=robot_name))
+    parts: dict[str, list[float]] = {"estimator_ms": [], "ik_ms": [], "retarget_ms": []}
+    totals, solved = [], 0
+    for i, (rgb, K) in enumerate(images):
+        t0 = time.perf_counter()
+        hands = estimator(rgb, K)
+        t1 = time.perf_counter()
+        state = None
+        if hands:
+            hand = max(hands, key=lambda h: h.score)
+            state = ik.solve(hand.camera_points, hand.handedness, hand.track_id,
+                             image_points=hand.image_points, confidence=hand.confidence, K=K,
+                             vertices=hand.vertices)  # fmt: skip
+        t2 = time.perf_counter()
+        if state is not None and bool(state.valid[0]):
+            solved += 1
+            robot.step(i / 30.0, state.betas[0], state.bio[0])
+        else:
+            robot.step(i / 30.0)
+        t3 = time.perf_counter()
+        for key, (a, b) in zip(parts, ((t0, t1), (t1, t2), (t2, t3)), strict=True):
+            parts[key].append((b - a) * 1e3)
+        totals.append((t3 - t0) * 1e3)
+    if hasattr(estimator, "close"):
+        estimator.close()
+    medians = {f"{k}_median": float(np.median(v[3:])) for k, v in parts.items()}
+    return _stats(f"frame_{name}", totals[3:], input=source, robot=robot_name,
+                  keypoint_convention=ESTIMATOR_CONVENTIONS[name], threads_per_network=1,
+                  frames_solved=round(solved / len(images), 3), **medians)  # fmt: skip
 
 
 def _graph_row(args: argparse.Namespace, source: str, estimator: str | None = None) -> dict:

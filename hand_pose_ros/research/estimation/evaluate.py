@@ -198,6 +198,35 @@ def ik_predictor(predict: Callable, solver, post_opt: bool = True,
     return predict_ik
 
 
+def ik_stage_predictor(predict: Callable, stage) -> Callable:
+    """The IK node's path: the estimator's keypoints through ``stage``
+    (:class:`~hand_pose_ros.pipeline.stages.IKStage`: its keypoint convention -> our
+    model's, IK net, post-optimization with the 2D term and the crop's K, as the node runs
+    it on each new hand; the estimator's mesh in the vertex term when it gives one); the
+    prediction is the fitted hand's keypoints mapped back into
+    the estimator's convention (``from_ours``), so they compare with the input's like for
+    like, their projection, and the fitted mesh."""
+
+    def predict_stage(item: EvalItem) -> Prediction | None:
+        pred = predict(item)
+        if pred is None:
+            return None
+        side = "left" if item.left else "right"
+        stage.reset()  # every crop is a new hand: no warm start
+        verts = pred.verts_cam
+        if verts is not None and verts.shape[0] != stage.model.num_vertices:
+            verts = None
+        state = stage.solve(pred.joints_cam, side, image_points=pred.uv, K=item.K,
+                            vertices=verts)  # fmt: skip
+        if not bool(np.asarray(state.valid)[0]):
+            return None
+        joints = stage.convention.from_ours(np.asarray(state.joints[0], np.float64), side)
+        fitted = None if state.vertices is None else np.asarray(state.vertices[0], np.float64)
+        return Prediction(joints, project(joints, item.K), fitted)
+
+    return predict_stage
+
+
 def mediapipe_predictor(hands, reset: Callable[[], None] | None = None) -> Callable:
     """``predict(item)`` for a full-frame estimator such as
     :class:`~hand_pose_ros.estimation.mediapipe_hands.MediaPipeHands` or the handtrack graph
