@@ -159,3 +159,79 @@ def test_a_bimanual_run_video_shows_both_robots(tmp_path):
     # Two robots, not one drawn twice.
     assert np.mean([np.abs(r - le).mean() for r, le in zip(panels["right"], panels["left"],
                                                             strict=True)]) > 10  # fmt: skip
+
+
+def _bimanual_recording(tmp_path: Path, poses: dict[str, list[np.ndarray]]) -> Path:
+    """An MCAP as ``hand-teleop run --robot-left ... --record`` writes the robot state: each
+    robot's URDF on its own topic, both trees on /tf_static and /tf, the left one's frames
+    prefixed; ``poses``: per side, one full joint vector per 10 Hz step."""
+    pytest.importorskip("rclpy")
+    from builtin_interfaces.msg import Time
+    from geometry_msgs.msg import TransformStamped
+    from std_msgs.msg import String
+    from tf2_msgs.msg import TFMessage
+
+    from hand_ik.robot.link_transforms import LinkTransforms
+    from hand_ik.robot.robot_model import RobotModel
+    from hand_pose_ros.io.mcap_recorder import McapRecorder
+    from hand_pose_ros.nodes.robot_state_node import robot_description_topic
+    from hand_pose_ros.scene_frames import LEFT_ROBOT_FRAME_PREFIX
+
+    def msg(t, stamp_ns: int, prefix: str) -> TransformStamped:
+        out = TransformStamped()
+        out.header.stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+        out.header.frame_id, out.child_frame_id = prefix + t.parent, prefix + t.child
+        tr, q = out.transform.translation, out.transform.rotation
+        tr.x, tr.y, tr.z = (float(v) for v in t.translation)
+        q.x, q.y, q.z, q.w = (float(v) for v in t.quaternion_xyzw)
+        return out
+
+    path = tmp_path / "both.mcap"
+    with McapRecorder(path) as rec:
+        for side, urdf in URDF.items():
+            transforms = LinkTransforms(RobotModel(urdf))
+            prefix = LEFT_ROBOT_FRAME_PREFIX if side == "left" else ""
+            rec.write(robot_description_topic(side), String(data=urdf.read_text()), 1)
+            rec.write("/tf_static", TFMessage(
+                transforms=[msg(t, 1, prefix) for t in transforms.fixed]), 1)  # fmt: skip
+            for k, q in enumerate(poses[side]):
+                stamp = 10**9 + k * 10**8
+                rec.write("/tf", TFMessage(
+                    transforms=[msg(t, stamp, prefix) for t in transforms.movable(q)]), stamp)
+    return path
+
+
+def test_render_recording_draws_both_robots_of_a_bimanual_recording(tmp_path, renderers):
+    """``hand-teleop render-recording`` on a bimanual bag: the right robot in the first row,
+    the left one in the second, each from its own URDF and its own frames on /tf."""
+    from hand_pose_ros.nodes.robot_state_node import robot_description_topic
+    from hand_pose_ros.viz.recording_render import (
+        LEFT_ROBOT_DESCRIPTION,
+        read_recorded_tf,
+        recorded_sides,
+        render_recording,
+    )
+
+    assert robot_description_topic("left") == LEFT_ROBOT_DESCRIPTION
+    right, left = renderers["right"], renderers["left"]
+    amounts = {"right": (0.0, 0.0, 0.8, 0.8), "left": (0.8, 0.8, 0.0, 0.0)}
+    commands = {side: [_pose(renderers[side], a) for a in amounts[side]] for side in URDF}
+    full = {side: [renderers[side].sticks.joint_vector(c) for c in commands[side]]
+            for side in URDF}  # fmt: skip
+    path = _bimanual_recording(tmp_path, full)
+    assert recorded_sides(path) == (None, "left")
+    recorded = read_recorded_tf(path, "left")
+    assert recorded.urdf == URDF["left"].read_text()
+    assert not any(child.startswith("left/") for child in recorded.dynamic)
+    assert not any(child.startswith("left/") for child in read_recorded_tf(path).dynamic)
+    image = render_recording(path, [0.0, 0.3], size=SIZE, backend="painter")
+    assert image.shape == (2 * SIZE, 2 * SIZE, 3)
+    for row, side, renderer in ((0, "right", right), (1, "left", left)):
+        for col in range(2):
+            panel = image[row * SIZE:(row + 1) * SIZE, col * SIZE:(col + 1) * SIZE]
+            expected = renderer.render(commands[side][3 * col])
+            got, want = _foreground(panel.astype(int))[30:], _foreground(expected.astype(int))[30:]
+            iou = (got & want).sum() / (got | want).sum()
+            assert iou > 0.95, (side, col, iou)
+    with pytest.raises(ValueError, match="side"):
+        read_recorded_tf(path, "middle")
