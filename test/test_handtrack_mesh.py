@@ -132,10 +132,12 @@ def _mesh_points(markers: MarkerArray, ns: str, track_id: int) -> np.ndarray | N
 
 
 def test_ik_node_fits_and_shows_the_estimated_mesh(rclpy_context):
-    """Same noisy keypoints as two tracks: the one with the true mesh attached is fitted
-    closer to that mesh (vertex term), and its mesh is on /hand/markers (namespace
-    'estimated'); the one without is solved exactly as before (IKStage without vertices)."""
+    """Same noisy keypoints as two tracks, ``fit_estimated_mesh`` on: the one with the true
+    mesh attached is fitted closer to that mesh (vertex term), and its mesh is on
+    /hand/markers (namespace 'estimated'); the one without is solved exactly as before
+    (IKStage without vertices)."""
     from hand_pose_ros.msg import HandKeypoints, HandState
+    from rclpy.parameter import Parameter
 
     from hand_pose_ros.nodes.conversions import keypoints_to_msg
     from hand_pose_ros.nodes.ik_node import IKNode
@@ -144,7 +146,8 @@ def test_ik_node_fits_and_shows_the_estimated_mesh(rclpy_context):
     frame = DemoHand().frame_at(10)
     rng = np.random.default_rng(1)
     joints = frame.joints_cam + rng.normal(scale=0.006, size=(21, 3))
-    node = IKNode(context=rclpy_context)
+    node = IKNode(context=rclpy_context,
+                  parameter_overrides=[Parameter("fit_estimated_mesh", value=True)])
     talker = Node("keypoints_talker", context=rclpy_context)
     pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
     markers: list[MarkerArray] = []
@@ -184,14 +187,18 @@ def test_ik_node_fits_and_shows_the_estimated_mesh(rclpy_context):
 def test_ik_stage_left_hand_vertices_are_mirrored_like_the_keypoints():
     """A left hand's mesh (the right model mirrored, as the estimator gives it) pulls the
     fit toward it too: the stage mirrors it with the keypoints."""
-    from hand_pose_ros.pipeline.stages import IKStage
+    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
 
     left = next(h for h in DemoHand(hands=2).frame_at(10).hands if h.handedness == "left")
     joints = left.joints_cam + np.random.default_rng(2).normal(scale=0.006, size=(21, 3))
-    without = IKStage().solve(joints, "left", 1)
-    with_mesh = IKStage().solve(joints, "left", 1, vertices=left.vertices_cam)
-    same = IKStage().solve(joints, "left", 1, vertices=None)
+    fitting = IKStageConfig(fit_estimated_mesh=True)
+    without = IKStage(fitting).solve(joints, "left", 1)
+    with_mesh = IKStage(fitting).solve(joints, "left", 1, vertices=left.vertices_cam)
+    same = IKStage(fitting).solve(joints, "left", 1, vertices=None)
     np.testing.assert_array_equal(same.bio, without.bio)
+    # Off by default (the vertex term costs ~30x the solve): the mesh is then ignored.
+    ignored = IKStage().solve(joints, "left", 1, vertices=left.vertices_cam)
+    np.testing.assert_array_equal(ignored.bio, without.bio)
     errs = [np.linalg.norm(s.vertices[0] - left.vertices_cam, axis=1).mean()
             for s in (without, with_mesh)]  # fmt: skip
     assert errs[1] < 0.95 * errs[0], errs  # measured 6.1 vs 5.5 mm

@@ -206,8 +206,8 @@ def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[d
       as seed 002 Table 5's last row, fitting the 3D keypoints only / also the estimator's
       2D keypoints with the crop's K (the default ``reprojection_weight``);
     - ``+ik_stage``: the IK node's own path (``IKStage``: the estimator's convention ->
-      ours, IK net, post-optimization with the 2D term), the fitted keypoints mapped back
-      into the estimator's convention before they are scored.
+      ours for the 3D keypoints, the 2D as given, IK net, post-optimization), scored on
+      the fitted hand's own keypoints (our model's: what drives the robot).
     """
     import torch
 

@@ -6,10 +6,10 @@ msg/HandState.msg), warm-started from the previous state of the same track. With
 ``max_hands`` 2 (bimanual teleop) both hands of an image are taken, not the newest only.
 With the camera's intrinsics (/camera/camera_info) the post-optimization also fits the
 message's 2D keypoints (``post_opt.reprojection_weight``); without them it fits 3D only.
-A message with the estimator's mesh (``vertices``, estimator ``handtrack_mesh``) is fitted
-by the post-optimization's vertex term too (``post_opt.vertex_weight``; 0 turns it off),
-and that mesh is shown on /hand/markers beside the fitted one (namespace ``estimated``,
-``publish_estimated_mesh``).
+A message with the estimator's mesh (``vertices``, estimator ``handtrack_mesh``) is shown
+on /hand/markers beside the fitted one (namespace ``estimated``,
+``publish_estimated_mesh``) and, with ``fit_estimated_mesh``, fitted by the
+post-optimization's vertex term too (``post_opt.vertex_weight``).
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ class IKStageConfig:
     keypoint_convention: str = "auto"
     """Where the input's keypoints sit on the hand (hand_ik/conventions.py): ours | mano |
     mediapipe, or auto: the graph plan picks the estimator's (a bare stage: ours)."""
+    fit_estimated_mesh: bool = False
+    """Fit the estimator's mesh (``solve(vertices=)``; estimator ``handtrack_mesh``) in the
+    post-optimization's vertex term too (``post_opt.vertex_weight``). Off by default: on
+    held-out synthetic crops (167 hands) it moved PA-MPJPE 16.13 -> 16.09 mm and PA-MPVPE
+    19.95 -> 19.03 mm for 7 -> 196 ms per hand (torch autodiff through the whole mesh)."""
 
     def __post_init__(self) -> None:
         if self.keypoint_convention not in ("auto", *CONVENTION_NAMES):
@@ -115,7 +120,11 @@ class IKStage:
         With ``image_points`` (21, 2) pixels (NaN = missing), their ``confidence`` (21,)
         (0 = missing; None: all 1) and the camera intrinsics ``K`` (3, 3), the
         post-optimization also fits the keypoints' projection to the image
-        (``post_opt.reprojection_weight``); without ``K`` there is no such term.
+        (``post_opt.reprojection_weight``); without ``K`` there is no such term. The
+        ``keypoint_convention`` maps the 3D keypoints only: the 2D ones are fitted as they
+        are (moving them by the projected 3D offset, as this stage did before, took the
+        landmark network's 2D away from our model's keypoints on held-out synthetic crops:
+        PCK@0.04 0.451 -> 0.366 after the IK, PA-MPJPE 17.17 vs 17.06 mm).
 
         A hand that breaks the plausibility rules (:mod:`hand_ik.plausibility`) before or
         after the fit comes back with ``valid=False`` and :attr:`last_rejection` says why;
@@ -123,8 +132,9 @@ class IKStage:
         re-pose the mesh too (``HandState.vertices``, for markers; None without).
         ``timings``: receives the solver's parts in milliseconds (``IKSolver.solve``).
         ``vertices``: (V, 3) the estimator's hand mesh in the camera frame, our hand
-        model's vertices (left hands mirrored, as the keypoints), or None: the
-        post-optimization's vertex term (``post_opt.vertex_weight``) fits it too; not
+        model's vertices (left hands mirrored, as the keypoints), or None: with
+        ``fit_estimated_mesh`` the post-optimization's vertex term
+        (``post_opt.vertex_weight``) fits it too (else it is ignored); not
         mapped by ``keypoint_convention`` (a mesh is in the model's topology already).
         """
         joints_cam = np.asarray(joints_cam, dtype=np.float64)
@@ -143,8 +153,10 @@ class IKStage:
         joints_in = self.convention.to_ours(joints_cam, handedness)
         uv = None
         if image_points is not None and K is not None:
-            uv = _image_points_to_ours(image_points, joints_cam, joints_in, K)
-        verts = None if vertices is None else np.asarray(vertices, dtype=np.float64)[None]
+            uv = np.asarray(image_points, dtype=np.float64).reshape(21, 2)
+        verts = None
+        if vertices is not None and self.config.fit_estimated_mesh:
+            verts = np.asarray(vertices, dtype=np.float64)[None]
         state = self.solver.solve(joints_in[None], verts, betas=self.betas,
                                   post_opt=self.config.post_opt_enabled, handedness=handedness,
                                   previous=previous, with_vertices=with_vertices,
@@ -163,22 +175,6 @@ class IKStage:
         else:
             self._previous.pop(track_id, None)
         return state
-
-
-def _image_points_to_ours(image_points, joints_cam: np.ndarray, joints_in: np.ndarray,
-                          K) -> np.ndarray:  # fmt: skip
-    """The source's 2D keypoints (21, 2) pixels moved by the image shift of its 3D
-    convention change (``joints_cam`` -> ``joints_in``, projected with ``K``): our model's
-    keypoints in the image, to first order. No shift where either 3D point is missing."""
-    uv = np.array(image_points, dtype=np.float64).reshape(21, 2)
-    if np.array_equal(joints_cam, joints_in, equal_nan=True):
-        return uv
-    K = np.asarray(K, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q_cam, q_in = joints_cam @ K.T, joints_in @ K.T
-        shift = q_in[:, :2] / q_in[:, 2:] - q_cam[:, :2] / q_cam[:, 2:]
-    ok = np.isfinite(shift).all(-1) & (q_cam[:, 2] > 0) & (q_in[:, 2] > 0)
-    return uv + np.where(ok[:, None], shift, 0.0)
 
 
 def _load_convention(name: str):

@@ -201,11 +201,10 @@ def ik_predictor(predict: Callable, solver, post_opt: bool = True,
 def ik_stage_predictor(predict: Callable, stage) -> Callable:
     """The IK node's path: the estimator's keypoints through ``stage``
     (:class:`~hand_pose_ros.pipeline.stages.IKStage`: its keypoint convention -> our
-    model's, IK net, post-optimization with the 2D term and the crop's K, as the node runs
-    it on each new hand; the estimator's mesh in the vertex term when it gives one); the
-    prediction is the fitted hand's keypoints mapped back into
-    the estimator's convention (``from_ours``), so they compare with the input's like for
-    like, their projection, and the fitted mesh."""
+    model's for the 3D keypoints, the 2D ones as given, IK net, post-optimization with the
+    crop's K, as the node runs it on each new hand; the estimator's mesh when the stage
+    fits it). The prediction is the fitted hand's own keypoints (our model's: the hand
+    that drives the robot), their projection, and the fitted mesh."""
 
     def predict_stage(item: EvalItem) -> Prediction | None:
         pred = predict(item)
@@ -220,7 +219,7 @@ def ik_stage_predictor(predict: Callable, stage) -> Callable:
                             vertices=verts)  # fmt: skip
         if not bool(np.asarray(state.valid)[0]):
             return None
-        joints = stage.convention.from_ours(np.asarray(state.joints[0], np.float64), side)
+        joints = np.asarray(state.joints[0], np.float64)
         fitted = None if state.vertices is None else np.asarray(state.vertices[0], np.float64)
         return Prediction(joints, project(joints, item.K), fitted)
 
