@@ -59,12 +59,19 @@ class TestBimanualGraph(unittest.TestCase):
         def commands(side: str) -> int:
             return len(lis.get(joint_states_topic(side)))
 
+        def moved(side: str) -> float:
+            q = [m.position for _, m in lis.get(joint_states_topic(side))]
+            return float(np.ptp(np.array(q), axis=0).max()) if len(q) > 1 else 0.0
+
         # Commands are counted from when the listener matched each retarget node (started
-        # at its own pace on a loaded machine), so both counts are waited for.
+        # at its own pace on a loaded machine), so both counts are waited for, and both
+        # robots' motion: a late match can catch a side's hand in a still phase of the demo.
         self.assertTrue(lis.wait_for(lambda: min(states(s) for s in SIDES) >= 15
-                                     and min(commands(s) for s in SIDES) >= 15, 90.0),
+                                     and min(commands(s) for s in SIDES) >= 15
+                                     and min(moved(s) for s in SIDES) > 0.02, 90.0),
                         f"hand states right {states('right')}, left {states('left')}; "
-                        f"commands right {commands('right')}, left {commands('left')}")
+                        f"commands right {commands('right')}, left {commands('left')}; "
+                        f"motion right {moved('right'):.3f}, left {moved('left'):.3f} rad")
         motion = {}
         for side in SIDES:
             commands = lis.get(joint_states_topic(side))
