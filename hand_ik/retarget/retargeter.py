@@ -36,6 +36,9 @@ class Retargeter:
     ramps from 0 at ``optimizer.pinch_open_m`` to ``pinch_weight`` at
     ``pinch_close_m`` and its target shrinks to zero (tips touching) over the same
     range (smoothstep, so the targets stay continuous).
+    A warm-started frame that leaves a fingertip vector ``optimizer.restart_miss_m`` or
+    more from its target is also solved from the open pose (the lower task cost is kept):
+    the warm start alone can keep a finger stuck at its limits (``_restart_if_stuck``).
     Operator hand size (``config.palm_length_m`` > 0): ``hand_factor`` f is that palm
     length over the operator's (``hand_size``, a running estimate that ``retarget``
     updates since the last ``reset``). The targets are those of the keypoints times f
@@ -96,6 +99,14 @@ class Retargeter:
             j = robot.free_names.index(name)
             self.joint_map.offset[j] = self.open_free[j]
         self._q_prev: np.ndarray | None = None
+        # Per fingertip: the miss (m) that triggers a restart (raised after a refused one).
+        self._restart_at = np.full(self.num_fingertip_vectors, config.optimizer.restart_miss_m)
+        self._restart_raised = False  # some _restart_at above restart_miss_m
+        self.restarts_tried = 0
+        """Warm-started frames solved again from the open pose (a fingertip stuck far from
+        its target, ``_restart_if_stuck``), since construction (``reset`` keeps it)."""
+        self.restarts_taken = 0
+        """Of those, frames where the restart from the open pose fitted better and was kept."""
         self.hand_size = HandSizeEstimate()
         """The operator's palm length since the last ``reset``."""
         self.hand_factor = 1.0
@@ -160,6 +171,8 @@ class Retargeter:
     def reset(self) -> None:
         """Forget the previous frame and the hand's size (next call starts cold: a new track)."""
         self._q_prev = None
+        self._restart_at.fill(self.config.optimizer.restart_miss_m)
+        self._restart_raised = False
         self.hand_size.reset()
         self.hand_factor = 1.0
 
@@ -249,9 +262,55 @@ class Retargeter:
                 solve = self.optimizer.solve(
                     targets, self._q_prev, self._q_prev, q_map, weights=weights
                 )
+                solve = self._restart_if_stuck(solve, targets, q_map, weights)
             q = solve.x
         self._q_prev = q
         return self.command(q, solve)
+
+    def _restart_if_stuck(
+        self, warm: LMResult, targets: np.ndarray, q_map: np.ndarray | None,
+        weights: np.ndarray,
+    ) -> LMResult:  # fmt: skip
+        """A warm solve that leaves a fingertip ``optimizer.restart_miss_m`` (D) or more from
+        its target: also solve from the open pose, and keep that when its task cost is
+        lower by at least that of one fingertip D / 2 off (a jump to another posture for
+        a marginal gain would only add jitter: on GRAB, Allegro's gained 0.5-3 %).
+
+        The warm start keeps a finger in a local minimum once it is there (e.g. at its
+        joint limits while the human finger closes). A target out of the robot's reach
+        also leaves a miss, which a restart does not fix: after a refused restart each
+        tip that missed by m >= D triggers again only once it misses by m + D (back to
+        D once its miss falls under D), so such a stretch costs one restart, not one a
+        frame. Cost: nothing on frames whose solve cost rules out a D miss, else one
+        forward kinematics; ``cold_iterations`` steps where a restart runs.
+        """
+        opt = self.config.optimizer
+        miss, n = opt.restart_miss_m, self.num_fingertip_vectors
+        # Free bound first: the solve's cost (halved squares, pulls included) holds each
+        # fingertip's w |error|^2 / residual_scale^2, so below this no tip misses by ``miss``.
+        miss_cost = weights[:n].min() * (miss / opt.residual_scale_m) ** 2  # one tip D off
+        if miss <= 0 or 2.0 * warm.cost < miss_cost:
+            if self._restart_raised:
+                self._restart_at.fill(miss)
+                self._restart_raised = False
+            return warm
+        vecs = self.optimizer.vectors_at(warm.x)[0]
+        error = np.sqrt(np.einsum("ij,ij->i", vecs[:n] - targets[:n], vecs[:n] - targets[:n]))
+        if self._restart_raised:
+            self._restart_at[error < miss] = miss
+        if not np.any(error >= self._restart_at):
+            return warm
+        self.restarts_tried += 1
+        start = self.open_free
+        cold = self.optimizer.solve(targets, start, start, q_map, opt.cold_iterations, weights)
+        cost = self.optimizer.task_cost
+        if cost(cold.x, targets, weights) + 0.25 * miss_cost <= cost(warm.x, targets, weights):
+            self.restarts_taken += 1
+            return cold
+        missed = error >= miss
+        self._restart_at[missed] = error[missed] + miss
+        self._restart_raised = True
+        return warm
 
     def _cold_start(
         self, targets: np.ndarray, q_map: np.ndarray | None, weights: np.ndarray

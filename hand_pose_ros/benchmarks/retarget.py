@@ -10,7 +10,8 @@ compares mappings whose targets differ), joint jitter (mean
 motion itself), its high-frequency part (``jitter_hf_rad_per_frame``: mean
 |q_t - (q_t-1 + q_t+1) / 2|, the departure from the straight line through the two
 neighbouring frames, which smooth motion hardly has), and the lag and jitter after
-the default ``CommandFilter`` (120 Hz) on the same output.
+the default ``CommandFilter`` (120 Hz) on the same output, and how often the retargeter
+restarted a frame from the open pose (``restarts_tried`` / ``restarts_taken``).
 
 Human input: the GRAB joints (``joints_wristlocal_aligned``) go straight to
 the retargeter in the hand_root frame (``input: mocap_keypoints``); an IK
@@ -209,6 +210,10 @@ def _robot_row(
         "sequences": len(files),
         **timing_row(np.asarray(times)),
         "stalled_frames": int(stalled),
+        # Frames solved again from the open pose (a fingertip stuck optimizer.restart_miss_m
+        # or more from its target), and of those where that was kept.
+        "restarts_tried": retargeter.restarts_tried,
+        "restarts_taken": retargeter.restarts_taken,
         "vector_residual_mm": float(np.mean(residuals) * 1e3),
         "vector_residual_human_mm": float(np.mean(residuals) * 1e3 / config.scale),
         "tip_motion_residual_mm": tip_motion_residual_mm(np.stack(scaled_errors)),
