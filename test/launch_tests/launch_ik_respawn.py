@@ -72,18 +72,21 @@ class TestIKRespawn(GraphTestCase):
         # The filter holds the last command until hold_s after the last state, then eases
         # toward neutral. On this CPU a respawning node's start-up can starve the retarget
         # node's timer for longer than the hold window, so the check is on the values, not
-        # on tick times: from the command that answered the last state (lost[0]), every
-        # lost command is that same pose or closer to neutral, up to its closest approach
-        # (later ones may already follow the respawned IK node: t_back is an upper bound of
-        # the resume).
-        pre = lost[0][1]
+        # on tick times. The filter is velocity-limited: a command in flight when the IK
+        # node died may still travel on to the last state's pose first. So up to its closest
+        # approach to neutral, the lost commands go (if at all) away from neutral to the
+        # held pose, then never away again (later ones may already follow the respawned
+        # IK node: t_back is an upper bound of the resume).
         dist = np.array([np.abs(q - neutral).max() for _, q in lost])
         closest = int(np.argmin(dist))
-        self.assertTrue((np.diff(dist[:closest + 1]) <= 1e-9).all(),
+        peak = int(np.argmax(dist[:closest + 1]))
+        steps = np.diff(dist[:closest + 1])
+        self.assertTrue((steps[:peak] >= -1e-9).all() and (steps[peak:] <= 1e-9).all(),
                         f"not holding then easing toward neutral: {dist[:closest + 1]}")
-        if dist[0] > 0.05:  # an open demo hand's command is the neutral pose itself
-            self.assertGreaterEqual(closest, 3)
-            self.assertLess(dist[closest], dist[0])
+        pre = lost[peak][1]  # the held pose
+        if dist[peak] > 0.05:  # an open demo hand's command is the neutral pose itself
+            self.assertGreaterEqual(closest - peak, 3)
+            self.assertLess(dist[closest], dist[peak])
         held = sum(np.allclose(q, pre, atol=1e-9) for _, q in lost)
         # Commands follow the hand again: they keep coming and the retarget node reports
         # tracking (the demo hand may be open, whose command is the neutral pose itself).
