@@ -51,11 +51,12 @@ class OptimizerConfig:
     cold_iterations: int = 30
     """Steps for the first frame after ``reset()`` (no warm start), and for a restart."""
     restart_miss_m: float = 0.03
-    """Restart threshold, metres: when a warm-started frame leaves a fingertip vector this
-    far from its target (a finger stuck in a local minimum, e.g. at its joint limits), the
-    frame is also solved from the open pose (``cold_iterations`` steps) and the lower task
-    cost is kept; 0 disables. GRAB teapot_pour_1: Shadow's little finger stayed at its
-    limits for ~900 frames (76.8 mm mean miss) without it (docs/fidelity.md)."""
+    """Restart threshold D, metres: when a warm-started frame leaves a fingertip vector D or
+    more from its target (a finger stuck in a local minimum, e.g. at its joint limits), the
+    frame is also solved from the open pose (``cold_iterations`` steps), kept when its task
+    cost is lower by at least that of one fingertip D / 2 off; 0 disables. GRAB
+    teapot_pour_1: Shadow's little finger stayed at its limits for ~900 frames (76.8 mm
+    mean miss) without it (docs/fidelity.md)."""
     max_step_rad: float = 0.3
     """Trust region: the largest joint change of one step, radians."""
     residual_scale_m: float = 0.01

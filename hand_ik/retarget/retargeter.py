@@ -37,8 +37,9 @@ class Retargeter:
     ``pinch_close_m`` and its target shrinks to zero (tips touching) over the same
     range (smoothstep, so the targets stay continuous).
     A warm-started frame that leaves a fingertip vector ``optimizer.restart_miss_m`` or
-    more from its target is also solved from the open pose (the lower task cost is kept):
-    the warm start alone can keep a finger stuck at its limits (``_restart_if_stuck``).
+    more from its target is also solved from the open pose, kept where it fits clearly
+    better: the warm start alone can keep a finger stuck at its limits
+    (``_restart_if_stuck``).
     Operator hand size (``config.palm_length_m`` > 0): ``hand_factor`` f is that palm
     length over the operator's (``hand_size``, a running estimate that ``retarget``
     updates since the last ``reset``). The targets are those of the keypoints times f
@@ -304,7 +305,8 @@ class Retargeter:
         start = self.open_free
         cold = self.optimizer.solve(targets, start, start, q_map, opt.cold_iterations, weights)
         cost = self.optimizer.task_cost
-        if cost(cold.x, targets, weights) + 0.25 * miss_cost <= cost(warm.x, targets, weights):
+        half_miss_cost = miss_cost / 4.0  # one tip D / 2 off
+        if cost(cold.x, targets, weights) + half_miss_cost <= cost(warm.x, targets, weights):
             self.restarts_taken += 1
             return cold
         missed = error >= miss
