@@ -15,9 +15,9 @@ vertex terms describe one hand:
 - ``vertices``: the head's 778 vertices in the same frame (left hands: the right model
   mirrored x -> -x, as the synthetic training labels and the IK's left-hand form);
 - ``image_points``: the landmark network's 2D keypoints as they are (the accurate part on
-  real images), taken as our keypoints' pixels. Moving them by the projected 3D
-  ``mediapipe`` -> ``ours`` map of the network's world landmarks (what the IK stage does
-  for a ``mediapipe`` source) put them further from our model's projected joints:
+  real images), taken as our keypoints' pixels (the IK stage fits every source's 2D
+  keypoints unmoved). Moving them by the projected 3D ``mediapipe`` -> ``ours`` map of
+  the network's world landmarks put them further from our model's projected joints:
   held-out synthetic test crops (``data/lmhead/crops_test``, first 150, 67 found with the
   right side) 17.7 px mean vs 15.6 px unmoved (256 px crops); the scripted demo hand
   (20 frames, 640 x 480) 16.6 vs 10.5 px.
