@@ -282,3 +282,50 @@ def test_viz_input_panel_draws_the_estimated_mesh_in_green():
         assert inside == changed.sum() and inside > 0.2 * (x1 - x0) * (y1 - y0), truth.handedness
         diff = drawn[changed].astype(int) - plain[changed]
         assert diff[:, 1].mean() > diff[:, 0].mean() and diff[:, 1].mean() > diff[:, 2].mean()
+
+
+def test_ik_node_survives_malformed_meshes_and_solves_from_the_keypoints(rclpy_context):
+    """Vertex payloads that are not (V, 3), not this hand model's V, or not finite: the IK
+    node ignores the mesh (logged), still solves the keypoints, and shows no estimated mesh."""
+    from hand_pose_ros.msg import HandKeypoints, HandState
+    from rclpy.parameter import Parameter
+
+    from hand_pose_ros.nodes.conversions import keypoints_to_msg
+    from hand_pose_ros.nodes.ik_node import IKNode
+
+    frame = DemoHand().frame_at(10)
+    node = IKNode(context=rclpy_context,
+                  parameter_overrides=[Parameter("fit_estimated_mesh", value=True)])
+    talker = Node("keypoints_talker", context=rclpy_context)
+    pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
+    markers: list[MarkerArray] = []
+    states: list = []
+    talker.create_subscription(MarkerArray, "/hand/markers", markers.append, RESULT_SUB_QOS)
+    talker.create_subscription(HandState, "/hand/state", states.append, RESULT_SUB_QOS)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    executor.add_node(talker)
+    verts = frame.vertices_cam.astype(np.float32)
+    nan_mesh = verts.copy()
+    nan_mesh[5] = np.nan
+    payloads = {1: verts.reshape(-1)[:-1],  # not a multiple of 3
+                2: verts[:100].reshape(-1),  # another model's vertex count
+                3: nan_mesh.reshape(-1)}  # not finite
+    try:
+        for track_id, payload in payloads.items():
+            msg = keypoints_to_msg(frame.joints_cam, stamp=talker.get_clock().now().to_msg(),
+                                   frame_id="cam", track_id=track_id)  # fmt: skip
+            msg.vertices = payload
+            before = len(states)
+            pub.publish(msg)
+            spin_until(executor, 20.0, until=lambda: len(states) > before)  # noqa: B023
+        spin_until(executor, 0.3)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        talker.destroy_node()
+    assert [s.track_id for s in states] == [1, 2, 3]
+    assert all(np.isfinite(s.dof_positions).all() for s in states)
+    assert node.guard.errors == {}  # nothing raised inside the callback
+    for track_id in payloads:
+        assert all(_mesh_points(a, "estimated/mesh", track_id) is None for a in markers)
