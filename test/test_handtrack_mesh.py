@@ -131,44 +131,55 @@ def _mesh_points(markers: MarkerArray, ns: str, track_id: int) -> np.ndarray | N
     return None
 
 
-def test_ik_node_fits_and_shows_the_estimated_mesh(rclpy_context):
-    """Same noisy keypoints as two tracks, ``fit_estimated_mesh`` on: the one with the true
-    mesh attached is fitted closer to that mesh (vertex term), and its mesh is on
-    /hand/markers (namespace 'estimated'); the one without is solved exactly as before
-    (IKStage without vertices)."""
+def _run_ik_node(context, messages: list) -> tuple:
+    """A real IKNode (``fit_estimated_mesh`` on) fed ``messages`` (HandKeypoints, stamped
+    now) one at a time, each waited for on /hand/state. Returns (node, hand states,
+    marker arrays); the node is destroyed (its stage and faces stay usable)."""
     from hand_pose_ros.msg import HandKeypoints, HandState
     from rclpy.parameter import Parameter
 
-    from hand_pose_ros.nodes.conversions import keypoints_to_msg
     from hand_pose_ros.nodes.ik_node import IKNode
-    from hand_pose_ros.pipeline.stages import IKStage
 
-    frame = DemoHand().frame_at(10)
-    rng = np.random.default_rng(1)
-    joints = frame.joints_cam + rng.normal(scale=0.006, size=(21, 3))
-    node = IKNode(context=rclpy_context,
+    node = IKNode(context=context,
                   parameter_overrides=[Parameter("fit_estimated_mesh", value=True)])
-    talker = Node("keypoints_talker", context=rclpy_context)
+    talker = Node("keypoints_talker", context=context)
     pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
     markers: list[MarkerArray] = []
     states: list = []
     talker.create_subscription(MarkerArray, "/hand/markers", markers.append, RESULT_SUB_QOS)
     talker.create_subscription(HandState, "/hand/state", states.append, RESULT_SUB_QOS)
-    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(talker)
-    stamp = talker.get_clock().now().to_msg()
     try:
-        for track_id, verts in ((1, None), (2, frame.vertices_cam)):
+        for msg in messages:
+            msg.header.stamp = talker.get_clock().now().to_msg()
             before = len(states)
-            pub.publish(keypoints_to_msg(joints, stamp=stamp, frame_id="cam", track_id=track_id,
-                                         vertices=verts))  # fmt: skip
+            pub.publish(msg)
             spin_until(executor, 20.0, until=lambda: len(states) > before)  # noqa: B023
-            spin_until(executor, 0.3)
+        spin_until(executor, 0.3)
     finally:
         executor.shutdown()
         node.destroy_node()
         talker.destroy_node()
+    return node, states, markers
+
+
+def test_ik_node_fits_and_shows_the_estimated_mesh(rclpy_context):
+    """Same noisy keypoints as two tracks, ``fit_estimated_mesh`` on: the one with the true
+    mesh attached is fitted closer to that mesh (vertex term), and its mesh is on
+    /hand/markers (namespace 'estimated'); the one without is solved exactly as before
+    (IKStage without vertices)."""
+    from hand_pose_ros.nodes.conversions import keypoints_to_msg
+    from hand_pose_ros.pipeline.stages import IKStage
+
+    frame = DemoHand().frame_at(10)
+    rng = np.random.default_rng(1)
+    joints = frame.joints_cam + rng.normal(scale=0.006, size=(21, 3))
+    node, states, markers = _run_ik_node(rclpy_context, [
+        keypoints_to_msg(joints, stamp=Time(), frame_id="cam", track_id=track_id,
+                         vertices=verts)
+        for track_id, verts in ((1, None), (2, frame.vertices_cam))])  # fmt: skip
     assert [s.track_id for s in states] == [1, 2]
     faces = node.faces.reshape(-1)
     target = frame.vertices_cam[faces]
@@ -287,43 +298,22 @@ def test_viz_input_panel_draws_the_estimated_mesh_in_green():
 def test_ik_node_survives_malformed_meshes_and_solves_from_the_keypoints(rclpy_context):
     """Vertex payloads that are not (V, 3), not this hand model's V, or not finite: the IK
     node ignores the mesh (logged), still solves the keypoints, and shows no estimated mesh."""
-    from hand_pose_ros.msg import HandKeypoints, HandState
-    from rclpy.parameter import Parameter
-
     from hand_pose_ros.nodes.conversions import keypoints_to_msg
-    from hand_pose_ros.nodes.ik_node import IKNode
 
     frame = DemoHand().frame_at(10)
-    node = IKNode(context=rclpy_context,
-                  parameter_overrides=[Parameter("fit_estimated_mesh", value=True)])
-    talker = Node("keypoints_talker", context=rclpy_context)
-    pub = talker.create_publisher(HandKeypoints, "/hand/keypoints", RESULT_PUB_QOS)
-    markers: list[MarkerArray] = []
-    states: list = []
-    talker.create_subscription(MarkerArray, "/hand/markers", markers.append, RESULT_SUB_QOS)
-    talker.create_subscription(HandState, "/hand/state", states.append, RESULT_SUB_QOS)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    executor.add_node(talker)
     verts = frame.vertices_cam.astype(np.float32)
     nan_mesh = verts.copy()
     nan_mesh[5] = np.nan
     payloads = {1: verts.reshape(-1)[:-1],  # not a multiple of 3
                 2: verts[:100].reshape(-1),  # another model's vertex count
                 3: nan_mesh.reshape(-1)}  # not finite
-    try:
-        for track_id, payload in payloads.items():
-            msg = keypoints_to_msg(frame.joints_cam, stamp=talker.get_clock().now().to_msg(),
-                                   frame_id="cam", track_id=track_id)  # fmt: skip
-            msg.vertices = payload
-            before = len(states)
-            pub.publish(msg)
-            spin_until(executor, 20.0, until=lambda: len(states) > before)  # noqa: B023
-        spin_until(executor, 0.3)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        talker.destroy_node()
+    messages = []
+    for track_id, payload in payloads.items():
+        msg = keypoints_to_msg(frame.joints_cam, stamp=Time(), frame_id="cam",
+                               track_id=track_id)  # fmt: skip
+        msg.vertices = payload
+        messages.append(msg)
+    node, states, markers = _run_ik_node(rclpy_context, messages)
     assert [s.track_id for s in states] == [1, 2, 3]
     assert all(np.isfinite(s.dof_positions).all() for s in states)
     assert node.guard.errors == {}  # nothing raised inside the callback
