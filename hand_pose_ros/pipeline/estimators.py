@@ -14,7 +14,6 @@ import numpy as np
 
 from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
 from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
-from hand_pose_ros.handtrack.mesh_graph import MESH_GRAPH_LANDMARK_MODEL
 from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
 Estimator = Callable[[np.ndarray, np.ndarray], list[KeypointDetection]]
@@ -70,10 +69,13 @@ class EstimatorStageConfig:
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATOR_NAMES:
             raise ValueError(f"unknown estimator {self.estimator!r}; valid: {ESTIMATOR_NAMES}")
-        head_backbone = MESH_GRAPH_LANDMARK_MODEL
-        if self.estimator == "handtrack_mesh" and self.landmark_model != head_backbone:
-            raise ValueError(f"landmark_model: handtrack_mesh runs the mesh head on "
-                             f"{head_backbone}, got {self.landmark_model!r}")  # fmt: skip
+        if self.estimator == "handtrack_mesh":
+            # Imported here: the tracking graph (cv2) stays out of the graph plan's start-up.
+            from hand_pose_ros.handtrack.mesh_graph import MESH_GRAPH_LANDMARK_MODEL
+
+            if self.landmark_model != MESH_GRAPH_LANDMARK_MODEL:
+                raise ValueError(f"landmark_model: handtrack_mesh runs the mesh head on "
+                                 f"{MESH_GRAPH_LANDMARK_MODEL}, got {self.landmark_model!r}")
         if self.max_hands < 1:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if not 0.0 <= self.min_score <= 1.0:
@@ -96,19 +98,15 @@ def create_estimator(name: str = DEFAULT_ESTIMATOR, **overrides) -> Estimator:
 def build_estimator(config: EstimatorStageConfig) -> Estimator:
     """The estimator a config describes (its :data:`BUILD_FIELDS`)."""
     c = config
-    if c.estimator in ("auto", "handtrack"):
+    if c.estimator in ("auto", "handtrack", "handtrack_mesh"):
         from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
-
-        track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
-                                hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
-        return create_hand_tracker(track, backend=c.backend, device=c.device)
-    if c.estimator == "handtrack_mesh":
-        from hand_pose_ros.handtrack import HandTrackConfig
         from hand_pose_ros.handtrack.mesh_graph import create_hand_mesh_tracker
 
         track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
                                 hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
-        return create_hand_mesh_tracker(track, backend=c.backend, device=c.device)
+        create = create_hand_mesh_tracker if c.estimator == "handtrack_mesh" \
+            else create_hand_tracker  # fmt: skip
+        return create(track, backend=c.backend, device=c.device)
     if c.estimator == "ours":
         from hand_pose_ros.pipeline.two_stage import create_detector_mesh_estimator
 
