@@ -169,6 +169,13 @@ def network_estimate(model) -> Callable:
     return estimate
 
 
+def _model_mesh(pred: Prediction, model) -> np.ndarray | None:
+    """The prediction's mesh if it has the hand model's vertex count (else None: another
+    topology cannot be fitted)."""
+    verts = pred.verts_cam
+    return verts if verts is not None and verts.shape[0] == model.num_vertices else None
+
+
 def ik_predictor(predict: Callable, solver, post_opt: bool = True,
                  image: bool = True) -> Callable:  # fmt: skip
     """Seed 002 Table 5's last row: the estimator's joints (and mesh) through the IK net and
@@ -179,9 +186,7 @@ def ik_predictor(predict: Callable, solver, post_opt: bool = True,
         pred = predict(item)
         if pred is None:
             return None
-        verts = pred.verts_cam
-        if verts is not None and verts.shape[0] != solver.model.num_vertices:
-            verts = None
+        verts = _model_mesh(pred, solver.model)
         state = solver.solve(pred.joints_cam[None], None if verts is None else verts[None],
                              post_opt=post_opt,
                              handedness="left" if item.left else "right",
@@ -212,9 +217,7 @@ def ik_stage_predictor(predict: Callable, stage) -> Callable:
             return None
         side = "left" if item.left else "right"
         stage.reset()  # every crop is a new hand: no warm start
-        verts = pred.verts_cam
-        if verts is not None and verts.shape[0] != stage.model.num_vertices:
-            verts = None
+        verts = _model_mesh(pred, stage.model)
         state = stage.solve(pred.joints_cam, side, image_points=pred.uv, K=item.K,
                             vertices=verts)  # fmt: skip
         if not bool(np.asarray(state.valid)[0]):
