@@ -147,7 +147,6 @@ class TeleopViz:
         self.robots = tuple(robots)
         if not self.robots:
             raise ValueError("robots must name at least one robot")
-        self.urdf = Path(self.robots[0].urdf)
         self.config = config or TeleopVizConfig()
         self.submitted = self.written = self.repeated = self.dropped = 0
         self.render_ms: list[float] = []
@@ -282,7 +281,8 @@ class TeleopViz:
             self._queue.put(None)
             self._thread.join(timeout_s)
         if self._error is not None:
-            raise RuntimeError(f"viz worker failed to start for {self.urdf}") from self._error
+            urdfs = ", ".join(str(r.urdf) for r in self.robots)
+            raise RuntimeError(f"viz worker failed to start for {urdfs}") from self._error
         robot_ms, left_ms = np.asarray(self.render_ms), np.asarray(self.left_ms)
         _log.info("viz %s: %d frames written (%d repeat the last drawing), %d dropped of %d; "
                   "median ms: robot panel (%s) %.1f, input panel %.1f", self.path,
