@@ -53,7 +53,20 @@ class PostOptConfig:
     limit_weight: float = 300.0
     """Penalty per radian outside the joint limits."""
     shape_prior_weight: float = 0.1
-    """Pull of beta toward the mean shape (per unit of beta)."""
+    """Pull of beta toward the mean shape (per unit of beta), for 3D keypoints alone
+    (motion capture, gloves, keypoint files: accurate to a few millimetres)."""
+    image_shape_prior_weight: float = 100.0
+    """The same pull when the hands come with an image estimator's 2D keypoints (the
+    ``image`` evidence of :meth:`PostOptimizer.refine`, even with ``reprojection_weight``
+    0). Such 3D keypoints are off by about 10 mm, so about (10 mm)^2 per unit of beta: the
+    model's shapes are unit normal. At the 3D weight the fit bent the shape far outside the
+    model's range to follow that noise, a visibly deformed hand (median |beta| 61 on
+    held-out synthetic crops through the landmark network, 54 on real crops; the rest mesh
+    17.6 mm from the same shape clipped to +-3, median over vertices and hands; docs/
+    landmark_mesh_head.md). Chosen on held-out synthetic crops (277 / 306 hands through the
+    landmark network / the mesh head, IKStage), PA-MPJPE at 0.1 / 10 / 30 / 100 / 1000: landmarks
+    16.93 / 16.27 / 16.12 / 16.10 / 16.89 mm, mesh head 15.76 / 14.98 / 14.88 / 14.80 /
+    15.03 mm (median |beta| 2.7 and 2.0 at 100)."""
     temporal_weight: float = 2.0
     """Pull toward the previous frame's DoF (per radian), when one is given (tracking)."""
     start_weight: float = 300.0
@@ -77,17 +90,20 @@ class PostOptConfig:
         if self.method not in ("lm", "adam"):
             raise ValueError(f"method must be 'lm' or 'adam', got {self.method!r}")
         for name in ("vertex_weight", "bend_weight", "limit_weight", "shape_prior_weight",
-                     "temporal_weight", "start_weight", "reprojection_weight"):
+                     "image_shape_prior_weight", "temporal_weight", "start_weight",
+                     "reprojection_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.reprojection_huber > 0:
             raise ValueError(f"reprojection_huber must be > 0, got {self.reprojection_huber}")
 
-    def objective_weights(self) -> PostOptWeights:
-        """The square roots of the weights, as the objective applies them to residuals."""
+    def objective_weights(self, from_image: bool = False) -> PostOptWeights:
+        """The square roots of the weights, as the objective applies them to residuals;
+        ``from_image``: the keypoints are an image estimator's (the image shape prior)."""
+        shape_prior = self.image_shape_prior_weight if from_image else self.shape_prior_weight
         return PostOptWeights(
             vertex=self.vertex_weight**0.5, bend=self.bend_weight**0.5,
-            limit=self.limit_weight**0.5, shape_prior=self.shape_prior_weight**0.5,
+            limit=self.limit_weight**0.5, shape_prior=shape_prior**0.5,
             temporal=self.temporal_weight**0.5, start=self.start_weight**0.5,
             reprojection=self.reprojection_weight**0.5,
             reprojection_huber=self.reprojection_huber,
@@ -174,7 +190,8 @@ class PostOptimizer:
             previous_bio: (B, 23) previous frame's DoF for the temporal term, or None.
             start_posed: ``self.fast``'s posed hand at the start, if known (saves a pose).
             image: the estimator's 2D keypoints and the camera (the reprojection term), or
-                None.
+                None. With any 2D keypoint in the batch, its shape prior is
+                ``image_shape_prior_weight`` (an image estimator's 3D is noisy).
 
         Returns:
             bio, betas, rotation, transl after the refinement (float64 copies) and, where
@@ -190,7 +207,11 @@ class PostOptimizer:
         joint_w = np.asarray(joint_weights, np.float64)
         prev = None if previous_bio is None else np.asarray(previous_bio, np.float64)
         verts = np.asarray(target_vertices, np.float64) if use_vertices else None
-        if image is not None and (c.reprojection_weight == 0 or not image.weights.any()):
+        # Keypoints with 2D evidence come from an image estimator: its shape prior, also
+        # when the reprojection term itself is off.
+        from_image = image is not None and bool(np.asarray(image.weights).any())
+        weights = c.objective_weights(from_image)
+        if image is not None and (c.reprojection_weight == 0 or not from_image):
             image = None
         if kinematics is self.fast and c.method == "lm":
             rows = [slice(None)]  # batched: the frames are solved together, each its own LM
@@ -200,7 +221,7 @@ class PostOptimizer:
         final_posed = None
         for r in rows:
             problem = PostOptProblem(
-                kinematics=kinematics, weights=c.objective_weights(), target=target[r],
+                kinematics=kinematics, weights=weights, target=target[r],
                 joint_weights=joint_w[r], start=args[0][r], betas=args[1][r],
                 fix_betas=fix_betas, lower=self._lower, upper=self._upper,
                 previous=None if prev is None else prev[r],
