@@ -81,8 +81,10 @@ GRAPH_OPTIONS: dict[str, GraphOption] = {
         "frame's best hand is taken as this side). Empty: the params file's value.",
         choices=HAND_SIDES),
     "operator_profile": GraphOption(
-        "Operator profile YAML from `hand-teleop calibrate` (a known hand shape). Empty: the "
-        "params file's value (none: the shape is estimated per frame)."),
+        "Operator profile YAML from `hand-teleop calibrate`: a known hand shape (the IK node) "
+        "and/or the operator's open-hand and fist calibration (the retarget nodes). Empty: "
+        "the params file's values (none: the shape is estimated per frame, joint angles are "
+        "used as estimated)."),
     "post_opt": GraphOption(
         "IK post-optimization after the IK net: true | false. Empty: the params file's value.",
         kind=bool),
@@ -280,6 +282,10 @@ def plan_graph(options: dict[str, Any]) -> GraphPlan:
     for option, (node, parameter) in OPTION_PARAMETERS.items():
         if value[option] is not None and not (option == "estimator" and truth):
             overrides[node][parameter] = value[option]
+    if value["operator_profile"] is not None:
+        # One operator, one profile: the IK node takes its shape, the robot its flexion
+        # calibration (the left robot's node too, in _bimanual).
+        overrides["retarget_node"]["operator_profile"] = value["operator_profile"]
     if file_parameters.get("ik_node", {}).get("keypoint_convention", "auto") == "auto":
         # The IK takes its input's keypoint convention: the estimator's, or ours for our
         # model's own keypoints (the demo's truth) and keypoint files (set mano for GRAB).
@@ -349,8 +355,9 @@ def _bimanual(nodes: list[NodePlan], value: dict[str, Any],
             left = {parameter: value[option] if value[option] is not None
                     else own.get(parameter, "")
                     for option, parameter in LEFT_OPTION_PARAMETERS.items()}  # fmt: skip
+            operator = {k: v for k, v in node.overrides.items() if k == "operator_profile"}
             out.append(NodePlan(LEFT_ROBOT_NODE, NODE_EXECUTABLES["retarget_node"],
-                                {**left, **_side_parameters("left")},
+                                {**left, **operator, **_side_parameters("left")},
                                 section="retarget_node"))  # fmt: skip
     return out
 

@@ -193,6 +193,7 @@ def test_launch_file_names_real_executables_files_and_parameters(rclpy_context, 
     set_by_options["camera_source"].add("source")
     set_by_options["keypoints_player"].add("file")
     set_by_options["ik_node"].add("plausibility.check_depth")
+    set_by_options["retarget_node"].add("operator_profile")
     assert set(NODE_CLASSES) == set(NODE_EXECUTABLES)
     for name, exe in NODE_EXECUTABLES.items():
         assert (REPO_ROOT / "scripts" / "ros" / exe).is_file(), exe

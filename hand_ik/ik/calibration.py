@@ -3,7 +3,10 @@
 Seed 002 shows that a known shape roughly halves the IK error (Table 4, dagger rows).
 ``calibrate_shape`` alternates (1) per-frame IK with the current shared shape and (2) a
 Levenberg-Marquardt fit of the one shared beta to all frames with their poses fixed.
-The result is saved as a small YAML operator profile that the pipeline loads.
+The result is saved as a small YAML operator profile that the pipeline loads. The same
+profile can hold the operator's flexion calibration (``flexion:``,
+:mod:`hand_ik.ik.flexion_calibration`); each part is optional and written without
+touching the other.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 import yaml
 
 from hand_ik._autodiff import numpy_residuals
+from hand_ik.ik.flexion_calibration import FlexionCalibration
 from hand_ik.ik.weights import model_fingerprint
 from hand_ik.optim import LMConfig, least_squares
 
@@ -83,27 +87,55 @@ def _fit_shared_shape(layer, rot: torch.Tensor, transl: torch.Tensor, betas: tor
 
 
 def save_operator_profile(path: str | Path, result: ShapeCalibration, model, name: str) -> None:
-    """Write a YAML operator profile (betas tied to the hand model's fingerprint)."""
-    profile = {
-        "operator": name,
+    """Write the shape (betas tied to the hand model's fingerprint) into a YAML operator
+    profile; a profile already at ``path`` keeps its other calibration (``flexion``)."""
+    _update_profile(path, name, {
         "hand_model": {"name": model.name, "fingerprint": model_fingerprint(model)},
         "betas": [round(float(b), 6) for b in result.betas],
         "frames_used": result.frames_used,
         "fit_error_mm": round(result.fit_error_mm, 3),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    Path(path).write_text("# hand_pose_ros operator profile (hand-teleop calibrate)\n"
-                          + yaml.safe_dump(profile, sort_keys=False))  # fmt: skip
+    })  # fmt: skip
 
 
-def load_operator_profile(path: str | Path, model) -> np.ndarray:
-    """The (10,) betas of a profile; fails clearly for another hand model or a bad file."""
+def save_flexion_calibration(path: str | Path, calibration: FlexionCalibration, name: str,
+                             info: dict | None = None) -> None:  # fmt: skip
+    """Write the flexion calibration (``flexion:``, with ``info`` such as the source and
+    frame counts) into a YAML operator profile; a profile already at ``path`` keeps its
+    shape."""
+    _update_profile(path, name, {"flexion": {**calibration.to_dict(), **(info or {})}})
+
+
+def _update_profile(path: str | Path, name: str, fields: dict) -> None:
     path = Path(path)
+    profile = _read_profile(path) if path.is_file() else {}
+    profile.update({"operator": name, **fields,
+                    "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+    path.write_text("# hand_pose_ros operator profile (hand-teleop calibrate)\n"
+                    + yaml.safe_dump(profile, sort_keys=False))  # fmt: skip
+
+
+def _read_profile(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"operator profile not found: {path} (make one with "
                                 "`hand-teleop calibrate`)")  # fmt: skip
-    data = yaml.safe_load(path.read_text()) or {}
-    betas = np.asarray(data.get("betas", []), dtype=np.float64)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a YAML operator profile ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an operator profile is a YAML mapping")
+    return data
+
+
+def load_operator_profile(path: str | Path, model) -> np.ndarray | None:
+    """The (10,) betas of a profile, or None when it holds no shape (a flexion calibration
+    only: the shape is then estimated per frame); fails clearly for another hand model or
+    a bad file."""
+    path = Path(path)
+    data = _read_profile(path)
+    if "betas" not in data:
+        return None
+    betas = np.asarray(data["betas"], dtype=np.float64)
     if betas.shape != (10,) or not np.isfinite(betas).all():
         raise ValueError(f"{path}: 'betas' must be 10 finite numbers")
     expected = (data.get("hand_model") or {}).get("fingerprint")
@@ -111,3 +143,18 @@ def load_operator_profile(path: str | Path, model) -> np.ndarray:
         raise ValueError(f"{path} was calibrated for another hand model "
                          f"({expected}); re-run `hand-teleop calibrate`")  # fmt: skip
     return betas
+
+
+def load_flexion_calibration(path: str | Path) -> FlexionCalibration | None:
+    """The profile's flexion calibration, or None when it holds none."""
+    path = Path(path)
+    data = _read_profile(path)
+    if "flexion" not in data:
+        return None
+    flexion = data["flexion"]
+    if not isinstance(flexion, dict):
+        raise ValueError(f"{path}: 'flexion' must be a mapping with 'open' and 'fist'")
+    try:
+        return FlexionCalibration.from_dict({k: flexion.get(k) for k in ("open", "fist")})
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -28,6 +28,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
+from hand_ik.ik.calibration import load_flexion_calibration
 from hand_pose_ros.graph_plan import JOINT_STATES_TOPIC
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
@@ -183,9 +184,17 @@ class RetargetNode(Node):
         self.get_logger().error(self.hand_model_error)
 
     def apply_parameters(self, params) -> None:
-        """Live changes: hand-lost timeout, timer rate and the command filter's smoothing
-        and hand-lost timing (validated together; ValueError names the parameter)."""
+        """Live changes: hand-lost timeout, timer rate, the command filter's smoothing
+        and hand-lost timing, and the operator profile (its flexion calibration is loaded
+        on the spot) (validated together; ValueError names the parameter)."""
         config = replace_config(self.stage.config, {p.name: p.value for p in params})
+        flexion = self.stage.flexion
+        if config.operator_profile != self.stage.config.operator_profile:
+            try:
+                flexion = load_flexion_calibration(config.operator_profile) \
+                    if config.operator_profile else None  # fmt: skip
+            except (OSError, ValueError) as error:
+                raise ValueError(f"operator_profile: {error}") from None
         for p in params:
             if p.name == "hand_lost_timeout_s":
                 self.timeout_s = float(p.value)
@@ -193,6 +202,7 @@ class RetargetNode(Node):
                 self.timer.timer_period_ns = int(1e9 / float(p.value))
         self.stage.config = config
         self.stage.filter.config = config.filter
+        self.stage.flexion = flexion
 
     def _now(self) -> float:
         return time.monotonic() - self.t0

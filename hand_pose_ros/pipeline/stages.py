@@ -19,7 +19,7 @@ from hand_ik.command_filter import CommandFilter, CommandFilterConfig
 from hand_ik.conventions import CONVENTION_NAMES, load_convention
 from hand_ik.hand_model import load_hand_model
 from hand_ik.hand_state import HandState
-from hand_ik.ik.calibration import load_operator_profile
+from hand_ik.ik.calibration import load_flexion_calibration, load_operator_profile
 from hand_ik.ik.keypoint_layer import HandRootPoser
 from hand_ik.ik.post_opt import PostOptConfig
 from hand_ik.ik.solver import IKSolver
@@ -194,6 +194,10 @@ class RobotStageConfig:
     """Override the config's URDF path (or a dex-urdf robots folder)."""
     filter: CommandFilterConfig = field(default_factory=CommandFilterConfig)
     """Smoothing, limits and hand-lost policy."""
+    operator_profile: str = ""
+    """Operator profile YAML (``hand-teleop calibrate``): its flexion calibration, if it
+    has one, maps the operator's open hand and fist as estimated onto the flat hand and the
+    fist before retargeting (:mod:`hand_ik.ik.flexion_calibration`). Empty: none."""
 
 
 class RobotStage:
@@ -214,6 +218,9 @@ class RobotStage:
         self.urdf_path = rc.urdf
         self.human_keypoints = HandRootPoser(load_hand_model(self.config.hand_model))
         """(betas, bio) -> (21, 3) human keypoints in hand_root, metres."""
+        self.flexion = (load_flexion_calibration(self.config.operator_profile)
+                        if self.config.operator_profile else None)  # fmt: skip
+        """The operator's flexion calibration, applied to ``bio`` in :meth:`step`, or None."""
         self.last_retarget_ms = 0.0
 
     @property
@@ -224,14 +231,18 @@ class RobotStage:
              bio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """Command (n,) at time ``t`` seconds for a hand (betas (10,), bio (23,)) or no hand.
 
-        Non-finite parameters count as no hand.
+        Non-finite parameters count as no hand. With the operator's flexion calibration,
+        ``bio`` is mapped through it first.
         """
         command = None
         if betas is not None and bio is not None and np.isfinite(betas).all() \
                 and np.isfinite(bio).all():  # fmt: skip
             start = time.perf_counter()
+            bio = np.asarray(bio, dtype=float)
+            if self.flexion is not None:
+                bio = self.flexion.apply(bio)
             keypoints = self.human_keypoints(betas, bio)
-            command = self.retargeter.retarget(keypoints, np.asarray(bio, dtype=float)).positions
+            command = self.retargeter.retarget(keypoints, bio).positions
             self.last_retarget_ms = (time.perf_counter() - start) * 1e3
         else:
             self.retargeter.reset()

@@ -1,0 +1,128 @@
+"""Capture an operator's open hand and fist through the estimator and the IK, for the
+flexion calibration (:mod:`hand_ik.ik.flexion_calibration`; ``hand-teleop calibrate
+--source``).
+
+Frames come from the demo (its scripted open-hand and fist holds), a video file or a
+camera; each frame goes through the image estimator and the IK stage as in the teleop
+graph (tracking, warm starts), and the solved joint angles of the chosen frame ranges are
+kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from hand_ik.bio_dofs import NUM_BIO_DOFS
+from hand_pose_ros.graph_plan import parse_source
+from hand_pose_ros.pipeline.estimators import ESTIMATOR_CONVENTIONS, create_estimator
+from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
+
+#: Default frame ranges (start, stop) of a camera: open hand 1-3 s, fist 5-7 s at 30 fps.
+WEBCAM_RANGES = {"open": (30, 90), "fist": (150, 210)}
+
+
+@dataclass
+class CapturedPoses:
+    """Estimated joint angles (radians, ``BIO_DOF_NAMES`` order) of the two poses; a row of
+    NaN where no hand was found or solved."""
+
+    open: np.ndarray  # (N, 23)
+    fist: np.ndarray  # (M, 23)
+
+
+def parse_frame_range(text: str) -> tuple[int, int]:
+    """``"A:B"`` -> (A, B): frames A to B - 1 of the source."""
+    try:
+        start, stop = (int(part) for part in str(text).split(":"))
+    except ValueError:
+        raise ValueError(f"a frame range is START:STOP (frames START to STOP-1), got "
+                         f"{text!r}") from None
+    if not 0 <= start < stop:
+        raise ValueError(f"a frame range needs 0 <= START < STOP, got {text!r}")
+    return start, stop
+
+
+def demo_ranges() -> dict[str, tuple[int, int]]:
+    """The scripted demo's first open-hand hold and its first fist hold (frames)."""
+    from hand_pose_ros.pipeline.demo import DEMO_SCRIPT, DemoHand
+
+    demo = DemoHand()
+    segment = demo.transition_s + demo.hold_s
+    ranges = {}
+    for pose, keyframe_name in (("open", "flat"), ("fist", "fist")):
+        k = next(i for i, (name, _) in enumerate(DEMO_SCRIPT) if name == keyframe_name)
+        start = int(np.ceil((k * segment + demo.transition_s) * demo.fps))
+        ranges[pose] = (start, int((k + 1) * segment * demo.fps))
+    return ranges
+
+
+def frames_of(source: str) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
+    """(iterator of (RGB image, K), close) for ``demo``, ``video:PATH`` or ``webcam:N``."""
+    kind, _ = parse_source(source)
+    if kind == "demo":
+        from hand_pose_ros.pipeline.demo import DemoHand
+
+        demo = DemoHand()
+
+        def demo_frames():
+            for frame in demo:
+                yield frame.image, frame.K
+
+        return demo_frames(), lambda: None
+    if kind not in ("video", "webcam"):
+        raise ValueError(f"source: demo, video:PATH or webcam:N, got {source!r}")
+    from hand_pose_ros.pipeline.video_source import VideoSource
+
+    video = VideoSource(source)
+
+    def video_frames():
+        while (image := video.read()) is not None:
+            yield image, video.K
+
+    return video_frames(), video.close
+
+
+def capture_poses(source: str, ranges: dict[str, tuple[int, int]],
+                  estimator: str = "handtrack", hand_side: str = "auto",
+                  mirrored_input: bool = False,
+                  on_frame: Callable[[int], None] | None = None) -> CapturedPoses:  # fmt: skip
+    """The estimated joint angles of the frames in ``ranges`` (``{"open": (a, b), "fist":
+    (c, d)}``) of ``source``, through ``estimator`` and the IK stage (the estimator's
+    keypoint convention, tracking). ``on_frame(i)`` is called before frame i (prompts).
+
+    Raises:
+        ValueError: the source ends before the last range does.
+    """
+    frames, close = frames_of(source)
+    est = create_estimator(estimator, max_hands=1, hand_side=hand_side,
+                           mirrored_input=mirrored_input)  # fmt: skip
+    stage = IKStage(IKStageConfig(keypoint_convention=ESTIMATOR_CONVENTIONS[estimator]))
+    stop = max(b for _, b in ranges.values())
+    rows: dict[str, list[np.ndarray]] = {pose: [] for pose in ranges}
+    try:
+        for i in range(stop):
+            if on_frame is not None:
+                on_frame(i)
+            try:
+                image, K = next(frames)
+            except StopIteration:
+                raise ValueError(f"{source} ended at frame {i}, before frame {stop - 1} of "
+                                 "the frame ranges") from None  # fmt: skip
+            wanted = [pose for pose, (a, b) in ranges.items() if a <= i < b]
+            hands = est(image, K)
+            bio = np.full(NUM_BIO_DOFS, np.nan)
+            if hands:
+                h = hands[0]
+                state = stage.solve(h.camera_points, h.handedness, h.track_id,
+                                    with_vertices=False, image_points=h.image_points,
+                                    K=K)  # fmt: skip
+                if state.valid[0]:
+                    bio = np.asarray(state.bio[0], dtype=np.float64)
+            for pose in wanted:
+                rows[pose].append(bio)
+    finally:
+        close()
+    return CapturedPoses(np.array(rows["open"]), np.array(rows["fist"]))
