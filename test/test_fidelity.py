@@ -271,6 +271,26 @@ def test_bench_fidelity_rows(tmp_path):
         bench_fidelity.run(_args(robot="hand_pose_ros_hand", data=tmp_path, poses="wave"))
 
 
+def test_bench_fidelity_camera_rows_open_the_robot_with_the_operator_calibration(tmp_path):
+    """``--camera``: the demo through the estimator and the IK, as estimated and with the
+    operator flexion calibration; 40 frames holding the flat hand once."""
+    args = _args(robot="hand_pose_ros_hand", data=tmp_path, poses="flat", camera_frames=40)
+    args.no_dex, args.camera = True, True
+    rows = [r for r in bench_fidelity.run(args)["rows"] if r["name"].endswith("/camera")]
+    none, operator = rows
+    assert (none["calibration"], operator["calibration"]) == ("none", "operator")
+    assert none["frames"] == operator["frames"] >= 30 and none["open_frames"] >= 10
+    # The estimated flat hand bends the robot's fingers; the calibration opens them.
+    assert none["open_flex_mean"] > none["open_flex_truth"] + 0.05
+    assert operator["open_flex_mean"] < none["open_flex_mean"] - 0.03
+    assert operator["joint_error_rad"] < none["joint_error_rad"]
+    assert none["fist_frames"] == 0 and none["fist_flex_mean"] is None
+    early = _args(robot="hand_pose_ros_hand", data=tmp_path, poses="flat", camera_start=10)
+    early.no_dex, early.camera = True, True
+    with pytest.raises(ValueError, match="after the calibration holds"):
+        bench_fidelity.run(early)
+
+
 def test_calibrate_robot_cli_dry_run(tmp_path, capsys):
     path = tmp_path / "ours.yaml"
     shutil.copy(ROBOT_CONFIG_DIR / "hand_pose_ros_hand.yaml", path)

@@ -26,6 +26,8 @@ detail row per robot and pose (``name``: ``ROBOT/POSE``) with ``flex_<finger>``.
 dex-retargeting installed (optional, never a dependency), the same rows for its own
 teleop vector configs (``dexretargeting_<robot>``) on the same keypoints, rotated into its
 input frame (a rotation fitted on the GRAB frames); without it a row says it is absent.
+``--camera`` adds the demo seen through the camera, as estimated and with the operator
+flexion calibration (rows ``ROBOT/camera``: :mod:`hand_pose_ros.benchmarks.fidelity_camera`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poses", default="all", help="comma-separated bio presets, or 'all' (default)"
     )
     parser.add_argument("--no-dex", action="store_true", help="skip the dex-retargeting rows")
+    parser.add_argument("--camera", action="store_true",
+                        help="also the demo through the camera: rendered frames -> estimator "
+                             "-> IK -> retargeter, as estimated and with the operator flexion "
+                             "calibration (rows ROBOT/camera; benchmarks/fidelity_camera.py)")
+    parser.add_argument("--camera-start", type=int, default=864,
+                        help="first demo frame scored with --camera (default: the third pass)")
+    parser.add_argument("--camera-frames", type=int, default=792,
+                        help="demo frames scored with --camera (default: two passes)")
+    parser.add_argument("--estimator", default="handtrack",
+                        help="image estimator of the --camera rows")
 
 
 def _pose_names(spec: str) -> list[str]:
@@ -269,4 +281,10 @@ def run(args: argparse.Namespace) -> dict:
             rows += _dex_rows(name, Path(urdf), poses, seqs)
     if not files:
         rows.append({"name": "grab", "skipped": f"no .npz sequences in {args.data}"})
+    if args.camera:
+        from hand_pose_ros.benchmarks.fidelity_camera import run_camera
+
+        built = [r["name"] for r in rows if "skipped" not in r and "/" not in r["name"]
+                 and not r["name"].startswith("dexretargeting_")]  # fmt: skip
+        rows += run_camera(built, urdf, args.camera_start, args.camera_frames, args.estimator)
     return {"bench": "fidelity", "machine": machine_info(), "rows": rows}
