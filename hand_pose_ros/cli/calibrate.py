@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -96,13 +97,16 @@ def run_flexion(args: argparse.Namespace) -> int:
     (a, b), (c, d) = ranges["open"], ranges["fist"]
     if a < d and c < b:
         raise ValueError(f"--open-frames {a}:{b} and --fist-frames {c}:{d} overlap")
-    prompts = {a: f"frames {a}-{b - 1}: hold your hand OPEN, fingers straight, palm to the "
-                  "camera",
-               c: f"frames {c}-{d - 1}: make a FIST"}  # fmt: skip
+    # Live camera: tell the operator what to show before each range starts.
+    first, second = sorted((("an OPEN hand (fingers straight, palm to the camera)", a, b),
+                            ("a FIST", c, d)), key=lambda pose: pose[1])  # fmt: skip
+    prompts = {0: f"show {first[0]} and hold it (frames {first[1]}-{first[2] - 1})",
+               first[2]: f"now {second[0]}, and hold it (frames {second[1]}-{second[2] - 1})",
+               second[2] - 1: "done: relax"}  # fmt: skip
 
     def prompt(i: int) -> None:
         if kind == "webcam" and i in prompts:
-            print(prompts[i], flush=True)
+            print(f"hand-teleop calibrate: {prompts[i]}", file=sys.stderr, flush=True)
 
     poses = capture_poses(args.source, ranges, estimator=args.estimator,
                           hand_side=args.hand_side, mirrored_input=args.mirrored_input,
