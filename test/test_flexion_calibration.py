@@ -214,3 +214,14 @@ def test_calibrate_cli_on_the_demo_writes_a_profile_the_robot_uses(tmp_path, cap
     ):
         assert main(["calibrate", "--out", str(out), *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_live_operator_prompts_come_before_each_pose():
+    from hand_pose_ros.pipeline.flexion_capture import WEBCAM_RANGES, operator_prompts
+
+    prompts = operator_prompts(WEBCAM_RANGES)
+    assert sorted(prompts) == [0, 90, 209]
+    assert "OPEN" in prompts[0] and "30-89" in prompts[0]
+    assert "FIST" in prompts[90] and "150-209" in prompts[90]
+    swapped = operator_prompts({"open": (100, 120), "fist": (10, 40)})
+    assert "FIST" in swapped[0] and "OPEN" in swapped[40] and 119 in swapped

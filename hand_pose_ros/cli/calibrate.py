@@ -84,6 +84,7 @@ def run_flexion(args: argparse.Namespace) -> int:
         WEBCAM_RANGES,
         capture_poses,
         demo_ranges,
+        operator_prompts,
         parse_frame_range,
     )
 
@@ -97,12 +98,7 @@ def run_flexion(args: argparse.Namespace) -> int:
     (a, b), (c, d) = ranges["open"], ranges["fist"]
     if a < d and c < b:
         raise ValueError(f"--open-frames {a}:{b} and --fist-frames {c}:{d} overlap")
-    # Live camera: tell the operator what to show before each range starts.
-    first, second = sorted((("an OPEN hand (fingers straight, palm to the camera)", a, b),
-                            ("a FIST", c, d)), key=lambda pose: pose[1])  # fmt: skip
-    prompts = {0: f"show {first[0]} and hold it (frames {first[1]}-{first[2] - 1})",
-               first[2]: f"now {second[0]}, and hold it (frames {second[1]}-{second[2] - 1})",
-               second[2] - 1: "done: relax"}  # fmt: skip
+    prompts = operator_prompts(ranges)
 
     def prompt(i: int) -> None:
         if kind == "webcam" and i in prompts:

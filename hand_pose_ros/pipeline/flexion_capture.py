@@ -45,6 +45,17 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     return start, stop
 
 
+def operator_prompts(ranges: dict[str, tuple[int, int]]) -> dict[int, str]:
+    """Frame -> what to tell a live operator then: the first pose at frame 0, the second
+    when the first range ends, and when the last one ends."""
+    names = {"open": "an OPEN hand (fingers straight, palm to the camera)", "fist": "a FIST"}
+    (p1, (_, e1)), (p2, (s2, e2)) = sorted(ranges.items(), key=lambda item: item[1][0])
+    s1 = ranges[p1][0]
+    return {0: f"show {names[p1]} and hold it (frames {s1}-{e1 - 1})",
+            e1: f"now {names[p2]}, and hold it (frames {s2}-{e2 - 1})",
+            e2 - 1: "done: relax"}  # fmt: skip
+
+
 def demo_ranges() -> dict[str, tuple[int, int]]:
     """The scripted demo's first open-hand hold and its first fist hold (frames)."""
     from hand_pose_ros.pipeline.demo import DEMO_SCRIPT, DemoHand
