@@ -176,6 +176,12 @@ def test_retarget_node_loads_the_profile_live_and_refuses_a_bad_one(rclpy_contex
                                              value=str(tmp_path / "missing.yaml"))])[0]
         assert not bad.successful and "operator_profile" in bad.reason
         assert node.stage.flexion is not None  # the loaded one stays
+        # Recalibrated into the same file: setting the same path reads it again.
+        before = node.stage.flexion.open.copy()
+        open_, fist = _estimated_poses()
+        save_flexion_calibration(path, FlexionCalibration(open_ + 0.1, fist), "ada")
+        assert node.set_parameters([Parameter("operator_profile", value=str(path))])[0].successful
+        np.testing.assert_allclose(node.stage.flexion.open, before + 0.1, atol=1e-6)
         assert node.set_parameters([Parameter("operator_profile", value="")])[0].successful
         assert node.stage.flexion is None
     finally:

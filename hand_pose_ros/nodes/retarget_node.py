@@ -189,7 +189,7 @@ class RetargetNode(Node):
         on the spot) (validated together; ValueError names the parameter)."""
         config = replace_config(self.stage.config, {p.name: p.value for p in params})
         flexion = self.stage.flexion
-        if config.operator_profile != self.stage.config.operator_profile:
+        if any(p.name == "operator_profile" for p in params):  # set again: read it again
             try:
                 flexion = load_flexion_calibration(config.operator_profile) \
                     if config.operator_profile else None  # fmt: skip
