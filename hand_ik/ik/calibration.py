@@ -24,6 +24,7 @@ from hand_ik._autodiff import numpy_residuals
 from hand_ik.ik.flexion_calibration import FlexionCalibration
 from hand_ik.ik.weights import model_fingerprint
 from hand_ik.optim import LMConfig, least_squares
+from hand_ik.yaml_io import read_yaml_mapping
 
 
 @dataclass
@@ -118,13 +119,7 @@ def _read_profile(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"operator profile not found: {path} (make one with "
                                 "`hand-teleop calibrate`)")  # fmt: skip
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a YAML operator profile ({error})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: an operator profile is a YAML mapping")
-    return data
+    return read_yaml_mapping(path, "operator profile")
 
 
 def load_operator_profile(path: str | Path, model) -> np.ndarray | None:

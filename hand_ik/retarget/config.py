@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from hand_ik.bio_dofs import BIO_DOF_INDEX
 from hand_ik.keypoints import FINGER_NAMES, KEYPOINT_NAMES
+from hand_ik.yaml_io import read_yaml_mapping
 
 if TYPE_CHECKING:
     from hand_ik.retarget.retargeter import Retargeter
@@ -366,12 +366,7 @@ def load_retargeting_config(
             )
     elif not path.is_file():
         raise FileNotFoundError(f"robot config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ValueError(f"robot config {path} is not valid YAML: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"robot config {path} must be a YAML mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "robot config")
     data.setdefault("name", path.stem)
     data.update(overrides)
     for name in ("urdf", "urdf_hint"):
