@@ -28,7 +28,6 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
-from hand_ik.ik.calibration import load_flexion_calibration
 from hand_pose_ros.graph_plan import JOINT_STATES_TOPIC
 from hand_pose_ros.msg import HandState
 from hand_pose_ros.nodes.callback_guard import CallbackGuard
@@ -44,7 +43,7 @@ from hand_pose_ros.nodes.live_params import in_range, live_parameters_callback
 from hand_pose_ros.nodes.qos import COMMAND_QOS, PER_HAND_SUB_QOS, RESULT_SUB_QOS
 from hand_pose_ros.nodes.queued import take_queued
 from hand_pose_ros.nodes.spin import spin_node
-from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig
+from hand_pose_ros.pipeline.stages import RobotStage, RobotStageConfig, operator_flexion
 
 #: The node whose ``hand_model`` parameter this node's must equal (name in our namespace).
 IK_NODE = "ik_node"
@@ -191,8 +190,7 @@ class RetargetNode(Node):
         flexion = self.stage.flexion
         if any(p.name == "operator_profile" for p in params):  # set again: read it again
             try:
-                flexion = load_flexion_calibration(config.operator_profile) \
-                    if config.operator_profile else None  # fmt: skip
+                flexion = operator_flexion(config.operator_profile)
             except (OSError, ValueError) as error:
                 raise ValueError(f"operator_profile: {error}") from None
         for p in params:

@@ -20,6 +20,7 @@ from hand_ik.conventions import CONVENTION_NAMES, load_convention
 from hand_ik.hand_model import load_hand_model
 from hand_ik.hand_state import HandState
 from hand_ik.ik.calibration import load_flexion_calibration, load_operator_profile
+from hand_ik.ik.flexion_calibration import FlexionCalibration
 from hand_ik.ik.keypoint_layer import HandRootPoser
 from hand_ik.ik.post_opt import PostOptConfig
 from hand_ik.ik.solver import IKSolver
@@ -200,6 +201,12 @@ class RobotStageConfig:
     fist before retargeting (:mod:`hand_ik.ik.flexion_calibration`). Empty: none."""
 
 
+def operator_flexion(operator_profile: str) -> FlexionCalibration | None:
+    """The flexion calibration of an operator profile (``RobotStageConfig.operator_profile``),
+    or None for none (an empty path, or a profile without one)."""
+    return load_flexion_calibration(operator_profile) if operator_profile else None
+
+
 class RobotStage:
     """Retargeting + command filter for one robot hand.
 
@@ -218,8 +225,7 @@ class RobotStage:
         self.urdf_path = rc.urdf
         self.human_keypoints = HandRootPoser(load_hand_model(self.config.hand_model))
         """(betas, bio) -> (21, 3) human keypoints in hand_root, metres."""
-        self.flexion = (load_flexion_calibration(self.config.operator_profile)
-                        if self.config.operator_profile else None)  # fmt: skip
+        self.flexion = operator_flexion(self.config.operator_profile)
         """The operator's flexion calibration, applied to ``bio`` in :meth:`step`, or None."""
         self.last_retarget_ms = 0.0
 
