@@ -29,29 +29,22 @@ HELD_POSES = {"flat": "open", "spread": "spread", "fist": "fist"}
 
 def estimate_demo(start: int, count: int, estimator: str = "handtrack") -> list[dict]:
     """Frames ``start`` .. ``start + count - 1`` of the demo through the estimator and
-    ``IKStage``: per solved frame the true DoF, the held keyframe (or None) and the
-    estimated shape and DoF."""
+    ``IKStage`` (:class:`~hand_pose_ros.pipeline.flexion_capture.HandSolver`): per solved
+    frame the true DoF, the held keyframe (or None) and the estimated shape and DoF."""
     from hand_ik.pose_sampler import keyframe
     from hand_pose_ros.pipeline.demo import DemoHand
-    from hand_pose_ros.pipeline.estimators import ESTIMATOR_CONVENTIONS, create_estimator
-    from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
+    from hand_pose_ros.pipeline.flexion_capture import HandSolver
 
     demo = DemoHand()
-    est = create_estimator(estimator, max_hands=1)
-    stage = IKStage(IKStageConfig(keypoint_convention=ESTIMATOR_CONVENTIONS[estimator]))
+    solve = HandSolver(estimator)
     keyframes = {name: keyframe(name) for name in HELD_POSES}
     out = []
     for i in range(start, start + count):
         frame = demo.frame_at(i)
+        state = solve(frame.image, frame.K)
+        if state is None:
+            continue
         bio_true, _ = demo.bio_at(frame.stamp_s)
-        hands = est(frame.image, frame.K)
-        if not hands:
-            continue
-        h = hands[0]
-        state = stage.solve(h.camera_points, h.handedness, h.track_id, with_vertices=False,
-                            image_points=h.image_points, K=frame.K)  # fmt: skip
-        if not state.valid[0]:
-            continue
         held = next((n for n, k in keyframes.items() if np.abs(bio_true - k).max() < 1e-9), None)
         out.append({"bio_true": bio_true, "held": held, "betas": np.asarray(state.betas[0]),
                     "bio": np.asarray(state.bio[0])})  # fmt: skip

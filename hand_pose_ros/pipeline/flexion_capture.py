@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hand_ik.bio_dofs import NUM_BIO_DOFS
+from hand_ik.hand_state import HandState
 from hand_pose_ros.graph_plan import parse_source
 from hand_pose_ros.pipeline.estimators import ESTIMATOR_CONVENTIONS, create_estimator
 from hand_pose_ros.pipeline.stages import IKStage, IKStageConfig
@@ -96,21 +97,42 @@ def frames_of(source: str) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], Cal
     return video_frames(), video.close
 
 
+class HandSolver:
+    """One image's best hand through the image estimator and the IK stage, as in the
+    teleop graph (one hand, the estimator's keypoint convention, warm starts per track)."""
+
+    def __init__(self, estimator: str = "handtrack", hand_side: str = "auto",
+                 mirrored_input: bool = False) -> None:  # fmt: skip
+        self.estimator = create_estimator(estimator, max_hands=1, hand_side=hand_side,
+                                          mirrored_input=mirrored_input)  # fmt: skip
+        self.stage = IKStage(IKStageConfig(keypoint_convention=ESTIMATOR_CONVENTIONS[estimator]))
+
+    def __call__(self, image: np.ndarray, K: np.ndarray) -> HandState | None:
+        """The solved hand of an RGB image with intrinsics ``K``, or None (no hand found, or
+        the IK refused it)."""
+        hands = self.estimator(image, K)
+        if not hands:
+            return None
+        h = hands[0]
+        state = self.stage.solve(h.camera_points, h.handedness, h.track_id,
+                                 with_vertices=False, image_points=h.image_points,
+                                 K=K)  # fmt: skip
+        return state if state.valid[0] else None
+
+
 def capture_poses(source: str, ranges: dict[str, tuple[int, int]],
                   estimator: str = "handtrack", hand_side: str = "auto",
                   mirrored_input: bool = False,
                   on_frame: Callable[[int], None] | None = None) -> CapturedPoses:  # fmt: skip
     """The estimated joint angles of the frames in ``ranges`` (``{"open": (a, b), "fist":
-    (c, d)}``) of ``source``, through ``estimator`` and the IK stage (the estimator's
-    keypoint convention, tracking). ``on_frame(i)`` is called before frame i (prompts).
+    (c, d)}``) of ``source``, through :class:`HandSolver`. ``on_frame(i)`` is called before
+    frame i (prompts).
 
     Raises:
         ValueError: the source ends before the last range does.
     """
     frames, close = frames_of(source)
-    est = create_estimator(estimator, max_hands=1, hand_side=hand_side,
-                           mirrored_input=mirrored_input)  # fmt: skip
-    stage = IKStage(IKStageConfig(keypoint_convention=ESTIMATOR_CONVENTIONS[estimator]))
+    solve = HandSolver(estimator, hand_side, mirrored_input)
     stop = max(b for _, b in ranges.values())
     rows: dict[str, list[np.ndarray]] = {pose: [] for pose in ranges}
     try:
@@ -122,18 +144,12 @@ def capture_poses(source: str, ranges: dict[str, tuple[int, int]],
             except StopIteration:
                 raise ValueError(f"{source} ended at frame {i}, before frame {stop - 1} of "
                                  "the frame ranges") from None  # fmt: skip
-            wanted = [pose for pose, (a, b) in ranges.items() if a <= i < b]
-            hands = est(image, K)
-            bio = np.full(NUM_BIO_DOFS, np.nan)
-            if hands:
-                h = hands[0]
-                state = stage.solve(h.camera_points, h.handedness, h.track_id,
-                                    with_vertices=False, image_points=h.image_points,
-                                    K=K)  # fmt: skip
-                if state.valid[0]:
-                    bio = np.asarray(state.bio[0], dtype=np.float64)
-            for pose in wanted:
-                rows[pose].append(bio)
+            state = solve(image, K)
+            bio = np.full(NUM_BIO_DOFS, np.nan) if state is None \
+                else np.asarray(state.bio[0], dtype=np.float64)  # fmt: skip
+            for pose, (a, b) in ranges.items():
+                if a <= i < b:
+                    rows[pose].append(bio)
     finally:
         close()
     return CapturedPoses(np.array(rows["open"]), np.array(rows["fist"]))
