@@ -61,10 +61,9 @@ class FlexionCalibration:
         self._fist_ref = keyframe(FIST_REFERENCE)
         flexion = np.array([name.endswith("_flex") for name in BIO_DOF_NAMES])
         span = self.fist - self.open
-        self.calibrated = (flexion & (span >= MIN_SPAN_RAD)
-                           & (self._fist_ref - self._open_ref >= MIN_SPAN_RAD))  # fmt: skip
-        self.shifted = flexion & ~self.calibrated & (self.open - self._open_ref >= MIN_SPAN_RAD)
         travel = self._fist_ref - self._open_ref
+        self.calibrated = flexion & (span >= MIN_SPAN_RAD) & (travel >= MIN_SPAN_RAD)
+        self.shifted = flexion & ~self.calibrated & (self.open - self._open_ref >= MIN_SPAN_RAD)
         self._gain = np.where(self.calibrated, travel / np.where(self.calibrated, span, 1.0), 1.0)
         self._changed = self.calibrated | self.shifted
 

@@ -115,12 +115,9 @@ def run_flexion(args: argparse.Namespace) -> int:
             "frames_used": used}  # fmt: skip
     save_flexion_calibration(args.out, calibration, args.name, info)
     calibrated = [n for n, c in zip(BIO_DOF_NAMES, calibration.calibrated, strict=True) if c]
-    print(json.dumps({"profile": str(args.out), "frames_used": used,
-                      "calibrated_dofs": calibrated,
-                      "open_hand_deg": {n: round(float(np.degrees(v)), 1)
-                                        for n, v in zip(BIO_DOF_NAMES, calibration.open,
-                                                        strict=True) if n in calibrated},
-                      "fist_deg": {n: round(float(np.degrees(v)), 1)
-                                   for n, v in zip(BIO_DOF_NAMES, calibration.fist, strict=True)
-                                   if n in calibrated}}))  # fmt: skip
+    report = {"profile": str(args.out), "frames_used": used, "calibrated_dofs": calibrated}
+    for key, values in (("open_hand_deg", calibration.open), ("fist_deg", calibration.fist)):
+        report[key] = {n: round(float(np.degrees(v)), 1)
+                       for n, v in zip(BIO_DOF_NAMES, values, strict=True) if n in calibrated}
+    print(json.dumps(report))
     return 0
