@@ -16,7 +16,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from hand_pose_ros.benchmarks.soak import start_node_process, stop_node_processes
+from hand_pose_ros.benchmarks.soak import dump_stacks, start_node_process, stop_node_processes
 from hand_pose_ros.nodes.qos import COMMAND_QOS, RESULT_PUB_QOS, RESULT_SUB_QOS
 
 #: The demo graph on the demo's own keypoints (the estimator has its own tests).
@@ -75,7 +75,11 @@ def graph():
     procs = {name: start_node_process(name, params, env) for name, params in GRAPH}
     listener = Listener(context)
     try:
-        assert listener.spin(90.0, until=lambda: len(listener.states) >= 5), \
+        # Both ends observed: hand states (IK -> here) and commands (retarget -> here). The
+        # retarget node commands from its start, but this listener can match its publisher
+        # after the states' (discovery on a busy machine): a test must not start before.
+        flowing = lambda: len(listener.states) >= 5 and len(listener.commands) >= 5  # noqa: E731
+        assert listener.spin(90.0, until=flowing), \
             {n: p.stderr.read()[-500:] for n, p in procs.items() if p.poll() is not None}
         yield procs, listener, env
     finally:
@@ -101,14 +105,17 @@ def test_a_killed_stage_is_held_then_eased_and_resumes_after_restart(graph, stag
     procs[stage].send_signal(signal.SIGKILL)
     procs[stage].wait(10)
     killed_at = time.monotonic()
-    listener.spin(2.0)  # hand lost: the retarget node holds, then eases
+    listener.spin(4.0)  # hand lost: the retarget node holds, then eases
+    # >= 20 commands in 4 s (30 Hz): a stall of 1-2 s after the kill (see the retarget test
+    # below) is allowed, a robot side that stops is not.
     during = [t for t, _ in listener.commands if t > killed_at]
-    assert len(during) >= 20, "the robot side stopped publishing while a stage was down"
+    assert len(during) >= 20, "the robot side stopped publishing while a stage was down: " \
+        + dump_stacks(procs["retarget_node"])
     assert not [t for t in listener.states if t > killed_at + 0.5]
     procs[stage] = start_node_process(stage, params, env)
     restarted_at = time.monotonic()
     assert listener.spin(90.0, until=lambda: listener.states[-1] > restarted_at), \
-        procs[stage].stderr.read()[-500:] if procs[stage].poll() is not None else "no state"
+        f"no hand state since the restart: {dump_stacks(procs[stage])}"
     first_state = listener.states[-1]
     listener.spin(2.0)
     # Commands follow the hand again within 2 s of the restarted stage's first message.
@@ -180,9 +187,12 @@ def test_a_killed_retarget_node_resumes_commands_after_restart(graph):
     procs["retarget_node"].send_signal(signal.SIGKILL)
     procs["retarget_node"].wait(10)
     killed_at = time.monotonic()
-    listener.spin(1.0)
+    # Upstream goes on, though not at once: a process killed mid-transfer can hold up the DDS
+    # traffic of the processes it talked to (measured: in 1 of 8 kills, no hand state here
+    # for 1-2 s).
+    upstream = listener.spin(5.0, until=lambda: listener.states[-1] > killed_at + 0.5)
     assert not [t for t, _ in listener.commands if t > killed_at + 0.3]
-    assert [t for t in listener.states if t > killed_at + 0.5], "upstream stopped too"
+    assert upstream, f"upstream stopped too: {dump_stacks(procs['ik_node'])}"
     procs["retarget_node"] = start_node_process("retarget_node", dict(GRAPH)["retarget_node"], env)
     restarted_at = time.monotonic()
     proc = procs["retarget_node"]
@@ -190,7 +200,7 @@ def test_a_killed_retarget_node_resumes_commands_after_restart(graph):
     # Both: the "tracking" diagnostic can be taken before the commands published with it.
     commanding = lambda: any(t > restarted_at for t, _ in listener.commands)  # noqa: E731
     assert listener.spin(60.0, until=lambda: tracking() and commanding()), \
-        proc.stderr.read()[-500:] if proc.poll() is not None else "not tracking"
+        f"not tracking since the restart: {dump_stacks(proc)}"
     tracking_at = listener.tracking[-1]
     first_command = min(t for t, _ in listener.commands if t > restarted_at)
     listener.spin(2.0)

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,18 @@ def test_a_node_failing_at_start_shuts_the_launch_down(respawn):
     assert started - finished == {"camera_source-1"}, out[-3000:]
 
 
+def _output_after_stop(name: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> str:
+    """The output of a node told to stop; a node still running after ``timeout_s`` fails the
+    test with its threads' stacks (SIGUSR1, then killed)."""
+    from hand_pose_ros.benchmarks.soak import dump_stacks
+
+    try:
+        return proc.communicate(timeout=timeout_s)[0]
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name} still running {timeout_s:.0f} s after SIGTERM; its stacks:\n"
+                    f"{dump_stacks(proc)}")  # fmt: skip
+
+
 def test_nodes_exit_0_on_sigterm_while_publishing_and_while_starting(tmp_path):
     """SIGTERM (what `ros2 launch` escalates to, what systemd/docker send): the demo graph's
     nodes exit 0 without a traceback, mid-stream and during their imports."""
@@ -179,13 +192,13 @@ def test_nodes_exit_0_on_sigterm_while_publishing_and_while_starting(tmp_path):
         assert echo.returncode == 0, echo.stderr  # hand states flow: the IK is publishing
         for p in procs:
             p.send_signal(15)
-        outs = [p.communicate(timeout=30)[0] for p in procs]
+        outs = [_output_after_stop(n, p) for n, p in zip(names, procs, strict=True)]
         # And while starting: SIGTERM half a second in (imports still running).
         early = subprocess.Popen([str(lib / "ik_node")], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)  # fmt: skip
         time.sleep(0.5)
         early.send_signal(15)
-        outs.append(early.communicate(timeout=30)[0])
+        outs.append(_output_after_stop("ik_node (starting)", early))
         procs.append(early)
     finally:
         for p in procs:
@@ -196,3 +209,5 @@ def test_nodes_exit_0_on_sigterm_while_publishing_and_while_starting(tmp_path):
     for name, p, out in zip([*names, "ik_node (starting)"], procs, outs, strict=True):
         assert p.returncode == 0, f"{name}: {out[-2000:]}"
         assert "Traceback" not in out, f"{name}: {out[-2000:]}"
+        if "still running" in out:  # the stop watchdog ended it (nodes/spin.py): say where
+            warnings.warn(f"{name} needed the stop watchdog: {out[-4000:]}", stacklevel=1)

@@ -70,13 +70,21 @@ def rss_slope_mb_per_h(times_s: list[float], rss: list[float]) -> float | None:
 
 def start_node_process(name: str, params: dict, env: dict,
                        source_dir: Path | None = None) -> subprocess.Popen:  # fmt: skip
-    """``python -m hand_pose_ros.nodes.<name>`` with config/teleop.yaml and ``params`` on top
+    """Node ``name`` as the installed executable runs it (``nodes.spin.run_node``: exit 0 on
+    SIGINT / SIGTERM, stacks on SIGUSR1), with config/teleop.yaml and ``params`` on top
     (stdout discarded, stderr kept for the error message). ``source_dir``: run the node
     from that checkout (its code and its config/teleop.yaml; e.g. an older commit for a
-    before / after comparison) instead of this one."""
-    params_file = DEFAULT_PARAMS if source_dir is None else source_dir / "config" / "teleop.yaml"
-    cmd = [sys.executable, "-m", f"hand_pose_ros.nodes.{name}", "--ros-args",
-           "--params-file", str(params_file)]  # fmt: skip
+    before / after comparison) instead of this one, as ``python -m`` (older checkouts may
+    predate ``run_node``)."""
+    module = f"hand_pose_ros.nodes.{name}"
+    if source_dir is None:
+        params_file = DEFAULT_PARAMS
+        cmd = [sys.executable, "-c",
+               f"from hand_pose_ros.nodes.spin import run_node; run_node({module!r})"]  # fmt: skip
+    else:
+        params_file = source_dir / "config" / "teleop.yaml"
+        cmd = [sys.executable, "-m", module]
+    cmd += ["--ros-args", "--params-file", str(params_file)]
     for key, value in params.items():
         cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -90,21 +98,39 @@ def _start_nodes(env: dict, fps: float) -> dict[str, subprocess.Popen]:
             for name, extra in SOAK_NODES}  # fmt: skip
 
 
-def stop_node_processes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
-    """SIGINT every process still running, wait (kill after 15 s); exit codes by name."""
+def stop_node_processes(procs: dict[str, subprocess.Popen],
+                        timeout_s: float = 15.0) -> dict[str, int | None]:  # fmt: skip
+    """SIGINT every process still running and wait; exit codes by name. A process still
+    running after ``timeout_s`` is killed after :func:`dump_stacks` (printed to stderr)."""
     import signal
 
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
     codes = {}
+    deadline = time.monotonic() + timeout_s
     for name, proc in procs.items():
         try:
-            codes[name] = proc.wait(timeout=15)
+            codes[name] = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            codes[name] = proc.wait()
+            print(f"{name} did not stop within {timeout_s:.0f} s of SIGINT:\n"
+                  f"{dump_stacks(proc)}", file=sys.stderr, flush=True)  # fmt: skip
+            codes[name] = proc.returncode
     return codes
+
+
+def dump_stacks(proc: subprocess.Popen, settle_s: float = 2.0) -> str:
+    """A hung node's every thread's Python stack (SIGUSR1, see ``nodes.spin``), then kill it.
+    Returns the end of its captured output (stdout, or stderr when stdout is not piped)."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(settle_s)
+        proc.kill()
+    out, err = proc.communicate()
+    text = "\n".join(part for part in (out, err) if part)
+    return text[-6000:]
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -1,0 +1,112 @@
+"""The nodes' process entry (`hand_pose_ros.nodes.spin.run_node`): a real rclpy node whose
+executor rclpy's own signal handling does not wake still stops at once, exit 0; a node
+whose main thread never returns is ended by a stop signal within the grace period, exit 0,
+saying why and where it was stuck; SIGUSR1 prints the stacks and the node goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hand_pose_ros.nodes.spin import STOP_GRACE_S, WAKE_AFTER_S
+
+STUCK_NODE = '''
+import threading
+from hand_pose_ros.nodes import spin
+
+def wait_forever():
+    threading.Event().wait()  # a shutdown that never finishes
+
+def main():
+    spin._ROS_STARTED.append(True)  # as after rclpy.init: the stop is left to the node
+    print("running", flush=True)
+    wait_forever()
+'''
+
+#: A node with nothing to wake its executor (no timer, no subscription) and rclpy's signal
+#: handlers removed after rclpy.init: a stop signal reaches only Python's handler, as when
+#: rclpy's wake-up was lost (nodes/spin.py, _stop_rclpy).
+QUIET_NODE = '''
+import rclpy.signals
+from rclpy.node import Node
+from hand_pose_ros.nodes.spin import spin_node
+
+class QuietNode(Node):
+    def __init__(self):
+        rclpy.signals.uninstall_signal_handlers()
+        super().__init__("quiet_node")
+        print("running", flush=True)
+
+def main():
+    spin_node(QuietNode)
+'''
+
+
+def _start(tmp_path: Path, module: str = "stuck_node", text: str = STUCK_NODE,
+           env: dict | None = None) -> subprocess.Popen:  # fmt: skip
+    (tmp_path / f"{module}.py").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-c", "from hand_pose_ros.nodes.spin import "
+                             f"run_node; run_node({module!r})"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "running", proc.stderr.read()
+    return proc
+
+
+def test_a_stop_signal_ends_the_spin_when_rclpys_wake_up_is_lost(tmp_path):
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = _start(tmp_path, "quiet_node", QUIET_NODE, env)
+    try:
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"[quiet_node] rclpy did not shut down {WAKE_AFTER_S} s after SIGTERM" in err
+    assert "still running" not in err and "Traceback" not in err, err
+    assert took < STOP_GRACE_S, took  # the spin ended: the grace period was not needed
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stuck_after_a_stop_signal_exits_0_within_the_grace_period(tmp_path, stop):
+    proc = _start(tmp_path)
+    try:
+        sent = time.monotonic()
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert STOP_GRACE_S - 0.5 <= took, took  # not before the grace period is over
+    assert f"[stuck_node] still running {STOP_GRACE_S:.0f} s after {stop.name}" in err
+    assert "in wait_forever" in err  # where the main thread was stuck
+    assert "Traceback" not in err
+
+
+def test_sigusr1_prints_the_stacks_and_the_node_goes_on(tmp_path):
+    proc = _start(tmp_path)
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still running
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    # Two dumps: the one asked for (SIGUSR1; the main thread somewhere in the node), then
+    # the stop watchdog's.
+    asked, _, at_stop = err.partition("[stuck_node] still running")
+    assert "stuck_node.py" in asked and "Current thread" in asked, err
+    assert "in wait_forever" in at_stop, err
