@@ -47,6 +47,17 @@ def main():
     spin_node(QuietNode)
 '''
 
+#: A node module whose import takes two seconds (as torch's does).
+SLOW_IMPORT_NODE = '''
+import time
+print("importing", flush=True)
+time.sleep(2.0)
+print("imported", flush=True)
+
+def main():
+    raise AssertionError("a stop held back during the import must stop the node before main")
+'''
+
 
 def _start(tmp_path: Path, module: str = "stuck_node", text: str = STUCK_NODE,
            env: dict | None = None) -> subprocess.Popen:  # fmt: skip
@@ -58,17 +69,38 @@ def _start(tmp_path: Path, module: str = "stuck_node", text: str = STUCK_NODE,
     return proc
 
 
-def test_a_stop_signal_ends_the_spin_when_rclpys_wake_up_is_lost(tmp_path):
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    proc = _start(tmp_path, "quiet_node", QUIET_NODE, env)
+def test_a_stop_during_the_import_is_held_until_the_import_is_done(tmp_path):
+    """Not interrupted half-way (KeyboardInterrupt inside torch's import aborted the process,
+    exit -6): the stop lands after the import, then the node exits 0. No other thread may
+    take the signal meanwhile (the stop watchdog is started with it blocked)."""
+    (tmp_path / "slow_node.py").write_text(SLOW_IMPORT_NODE)
+    proc = subprocess.Popen([sys.executable, "-c", "from hand_pose_ros.nodes.spin import "
+                             "run_node; run_node('slow_node')"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "importing"
+    out, err, _ = _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0, err
+    assert out.strip() == "imported", err
+    assert "Traceback" not in err, err
+
+
+def _stop(proc: subprocess.Popen, stop: signal.Signals) -> tuple[str, str, float]:
+    """Send ``stop``; the process's remaining stdout, its stderr and the seconds it took to
+    exit (killed if it is still running long after the grace period)."""
     try:
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
-        took = time.monotonic() - sent
+        proc.send_signal(stop)
+        out, err = proc.communicate(timeout=STOP_GRACE_S + 20)
+        return out, err, time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_stop_signal_ends_the_spin_when_rclpys_wake_up_is_lost(tmp_path):
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = _start(tmp_path, "quiet_node", QUIET_NODE, env)
+    _, err, took = _stop(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert f"[quiet_node] rclpy did not shut down {WAKE_AFTER_S} s after SIGTERM" in err
     assert "still running" not in err and "Traceback" not in err, err
@@ -78,14 +110,7 @@ def test_a_stop_signal_ends_the_spin_when_rclpys_wake_up_is_lost(tmp_path):
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_a_node_stuck_after_a_stop_signal_exits_0_within_the_grace_period(tmp_path, stop):
     proc = _start(tmp_path)
-    try:
-        sent = time.monotonic()
-        proc.send_signal(stop)
-        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, err, took = _stop(proc, stop)
     assert proc.returncode == 0, err
     assert STOP_GRACE_S - 0.5 <= took, took  # not before the grace period is over
     assert f"[stuck_node] still running {STOP_GRACE_S:.0f} s after {stop.name}" in err
@@ -95,16 +120,11 @@ def test_a_node_stuck_after_a_stop_signal_exits_0_within_the_grace_period(tmp_pa
 
 def test_sigusr1_prints_the_stacks_and_the_node_goes_on(tmp_path):
     proc = _start(tmp_path)
-    try:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(1.0)
-        assert proc.poll() is None  # still running
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=STOP_GRACE_S + 20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0
+    proc.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
+    running = proc.poll() is None
+    _, err, _ = _stop(proc, signal.SIGTERM)
+    assert running and proc.returncode == 0, err
     # Two dumps: the one asked for (SIGUSR1; the main thread somewhere in the node), then
     # the stop watchdog's.
     asked, _, at_stop = err.partition("[stuck_node] still running")

@@ -73,9 +73,12 @@ def run_node(module: str) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     faulthandler.register(DUMP_STACKS_SIGNAL, all_threads=True)
-    _start_stop_watchdog(module.rsplit(".", 1)[-1], STOP_GRACE_S)
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        # Started with the stop signals blocked, the watchdog thread never takes one itself:
+        # a stop that lands on a thread other than the main one during the import would
+        # run Python's handler (KeyboardInterrupt) in the middle of torch's import.
+        _start_stop_watchdog(module.rsplit(".", 1)[-1], STOP_GRACE_S)
         try:
             main = importlib.import_module(module).main
         finally:
