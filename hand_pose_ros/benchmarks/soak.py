@@ -121,7 +121,7 @@ def stop_node_processes(procs: dict[str, subprocess.Popen],
 
 def dump_stacks(proc: subprocess.Popen, settle_s: float = 2.0) -> str:
     """A hung node's every thread's Python stack (SIGUSR1, see ``nodes.spin``), then kill it.
-    Returns the end of its captured output (stdout, or stderr when stdout is not piped)."""
+    Returns the end of what it wrote to the pipes it has (stdout and / or stderr)."""
     import signal
 
     if proc.poll() is None:

@@ -51,9 +51,10 @@ _ROS_STARTED: list[bool] = []
 
 def _on_signal(signum, frame) -> None:
     """SIGINT/SIGTERM before rclpy runs: stop (KeyboardInterrupt). Afterwards rclpy's handler
-    (which chains to this one) has already shut the context down and woken the executor;
-    raising here too would interrupt whatever runs at that moment (even a ``__del__``,
-    which prints "Exception ignored ... Traceback")."""
+    (which chains to this one) shuts the context down and wakes the executor, and the stop
+    watchdog makes sure of it (``_stop_rclpy``); raising here too would interrupt whatever
+    runs at that moment (even a ``__del__``, which prints "Exception ignored ...
+    Traceback")."""
     if not _ROS_STARTED:
         raise KeyboardInterrupt
 
