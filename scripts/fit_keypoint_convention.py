@@ -84,7 +84,7 @@ def world_rotations(solver: IKSolver, state) -> np.ndarray:
 
     from hand_ik.lbs import batch_rigid_transform
 
-    dtype = solver.dtype
+    dtype = solver.model.v_template.dtype  # the model's buffers
     with torch.no_grad():
         local = solver.kinematics.bio_to_rotmats(torch.as_tensor(state.bio, dtype=dtype))
         root = roma.rotvec_to_rotmat(torch.as_tensor(state.global_orient, dtype=dtype))
@@ -212,7 +212,8 @@ def fit_mano(args) -> KeypointConvention:
     return convention
 
 
-def mediapipe_pairs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def mediapipe_pairs(count: int, seed: int, camera_points: str = "translated"
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(landmarks, truth) (M, 21, 3) of ``count`` synthetic crops, right-hand form.
 
     Each crop (our renderer, dataset seed ``seed``) goes through handtrack's landmark
@@ -220,11 +221,14 @@ def mediapipe_pairs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     of the rendered 2D keypoints: the ROI a tracked hand gets from its previous frame);
     the world landmarks are similarity-aligned onto the rendered hand's keypoints (their
     scale and placement are not the convention's business). Crops the network calls
-    empty (presence < 0.5) or of the other side are skipped.
+    empty (presence < 0.5) or of the other side are skipped. ``camera_points``
+    ``image_rays``: the points the handtrack graph gives with that option (the world
+    landmarks moved onto the 2D landmarks' rays at their depths) instead.
     """
     from tqdm import tqdm
 
     from hand_ik.metrics import procrustes_align
+    from hand_pose_ros.estimation.detections import on_image_rays, place_in_camera
     from hand_pose_ros.handtrack import create_hand_tracker
     from hand_pose_ros.handtrack.rois import rect_from_landmarks
     from hand_pose_ros.research.synth.generator import SynthConfig, SynthGenerator
@@ -244,7 +248,11 @@ def mediapipe_pairs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if result.presence < 0.5 or (result.p_right >= 0.5) == left:
             continue
         mirror = np.array([-1.0 if left else 1.0, 1.0, 1.0])
-        found.append(result.world * mirror)
+        points = result.world
+        if camera_points == "image_rays":
+            K = np.asarray(sample["K"], np.float64)
+            points = on_image_rays(place_in_camera(points, result.uv, K), result.uv, K)
+        found.append(points * mirror)
         truth.append(np.asarray(hand["joints_cam"], np.float64) * mirror)
     found, truth = np.array(found), np.array(truth)
     return procrustes_align(found, truth), truth
@@ -258,8 +266,8 @@ def fit_mediapipe(args) -> KeypointConvention:
     rest_dirs = rest_bone_directions(rest)
     anchors = default_anchors()
     train_seed, test_seed = 4242 + args.seed, 1_004_242 + args.seed  # synth train / test
-    src_fit, gt_fit = mediapipe_pairs(args.count, train_seed)
-    src_test, gt_test = mediapipe_pairs(args.test_count, test_seed)
+    src_fit, gt_fit = mediapipe_pairs(args.count, train_seed, args.camera_points)
+    src_test, gt_test = mediapipe_pairs(args.test_count, test_seed, args.camera_points)
     # Fit on the crops the network got roughly right: a gross miss (a finger on the wrong
     # side) is no convention; the held-out numbers use every crop.
     error = np.linalg.norm(src_fit - gt_fit, axis=-1).mean(-1)
@@ -296,6 +304,7 @@ def fit_mediapipe(args) -> KeypointConvention:
                   "held_out_detected": len(src_test)},
         "procedure": "detections similarity-aligned onto the rendered keypoints (right-hand "
                      "form); least-squares offsets (known pose: no alternation)",
+        "camera_points": args.camera_points,
         "ridge": args.ridges[0],
         "held_out_metrics": held_out,
         "held_out_fit_error_mm": _mediapipe_side_errors(solver, convention, src_test, gt_test),
@@ -338,6 +347,9 @@ def main(argv=None) -> int:
     parser.add_argument("source", choices=["mano", "mediapipe"])
     parser.add_argument("--count", type=int, default=600, help="mediapipe: fit crops")
     parser.add_argument("--test-count", type=int, default=200, help="mediapipe: held-out crops")
+    parser.add_argument("--camera-points", choices=("translated", "image_rays"),
+                        default="translated",
+                        help="mediapipe: handtrack's 3D points as fitted (HandTrackConfig)")
     parser.add_argument("--max-error-mm", type=float, default=30.0,
                         help="mediapipe: fit on crops the network got within this (PA mean)")
     parser.add_argument("--data", type=Path, default=DEFAULT_GRAB)

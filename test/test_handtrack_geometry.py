@@ -7,8 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hand_pose_ros.detection.postprocess import box_iou
+from hand_pose_ros.estimation.detections import on_image_rays, place_in_camera
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
 from hand_pose_ros.handtrack.palm_decode import Palm, decode_palms, weighted_nms
 from hand_pose_ros.handtrack.rois import (
@@ -155,3 +158,31 @@ def test_letterbox_keeps_aspect_and_maps_points():
     assert scale == pytest.approx(0.15)
     np.testing.assert_allclose(pad, [0, 42])
     assert not out[:42].any() and not out[150:].any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), depth=st.floats(0.2, 3.0), f=st.floats(200.0, 2000.0))
+def test_world_landmarks_onto_the_image_rays(seed, depth, f):
+    """The translated world landmarks keep their depths and move onto the keypoints' rays:
+    they then project exactly onto the 2D keypoints."""
+    rng = np.random.default_rng(seed)
+    K = np.array([[f, 0.0, 320.0], [0.0, 1.1 * f, 240.0], [0.0, 0.0, 1.0]])
+    world = rng.normal(0.0, 0.04, (21, 3))  # a hand-sized cloud, camera axes, metres
+    truth = world + np.array([0.0, 0.0, depth]) + rng.normal(0.0, 0.01, (21, 3))
+    uv = truth[:, :2] / truth[:, 2:] * [K[0, 0], K[1, 1]] + K[:2, 2]
+    placed = place_in_camera(world, uv, K)
+    cam = on_image_rays(placed, uv, K)
+    np.testing.assert_array_equal(cam[:, 2], placed[:, 2])
+    front = cam[:, 2] > 0
+    proj = cam[front, :2] / cam[front, 2:] * [K[0, 0], K[1, 1]] + K[:2, 2]
+    np.testing.assert_allclose(proj, uv[front], atol=1e-6)
+    np.testing.assert_array_equal(cam[~front], placed[~front])  # behind: left as they were
+
+
+def test_image_rays_leave_points_behind_the_camera_alone():
+    K = np.array([[500.0, 0.0, 100.0], [0.0, 500.0, 80.0], [0.0, 0.0, 1.0]])
+    points = np.array([[0.1, 0.2, -0.5], [0.0, 0.0, 0.0], [0.01, 0.02, 0.4]])
+    uv = np.array([[10.0, 20.0], [30.0, 40.0], [150.0, 60.0]])
+    out = on_image_rays(points, uv, K)
+    np.testing.assert_array_equal(out[:2], points[:2])
+    np.testing.assert_allclose(out[2], [0.05 * 0.4 / 0.5, -0.02 * 0.4 / 0.5, 0.4])

@@ -77,6 +77,27 @@ def test_metric_3d_matches_the_rendered_hand(nets, demo):
     assert np.median(depth_error) < 0.2
 
 
+def test_image_rays_keep_the_depths_and_project_onto_the_keypoints(nets, demo):
+    f = demo.frame_at(40)
+    (placed,) = graph(nets, max_hands=1)(f.image, f.K)
+    (rays,) = graph(nets, max_hands=1, camera_points="image_rays")(f.image, f.K)
+    np.testing.assert_array_equal(rays.image_points, placed.image_points)
+    np.testing.assert_allclose(rays.camera_points[:, 2], placed.camera_points[:, 2])
+    proj = rays.camera_points @ f.K.T
+    np.testing.assert_allclose(proj[:, :2] / proj[:, 2:], rays.image_points, atol=1e-6)
+    # The translated landmarks project onto the keypoints only on average (their own
+    # shape): a few pixels off on the rendered hand, not exactly.
+    proj = placed.camera_points @ f.K.T
+    assert np.abs(proj[:, :2] / proj[:, 2:] - placed.image_points).max() > 0.5
+    # The estimator node's parameter reaches the graph.
+    from hand_pose_ros.pipeline.estimators import EstimatorStageConfig, create_estimator
+
+    assert create_estimator("handtrack", camera_points="image_rays").cfg.camera_points == \
+        "image_rays"  # fmt: skip
+    with pytest.raises(ValueError, match="camera_points"):
+        EstimatorStageConfig(camera_points="world")
+
+
 def test_handedness_follows_the_mirror(nets, demo):
     f = demo.frame_at(30)
     flipped = np.ascontiguousarray(f.image[:, ::-1])
@@ -95,7 +116,8 @@ def test_real_video_world_landmarks_match_the_recorded_joints(nets):
     # Joints recorded from the same networks in Google's graph, wrist-local frame, metres.
     recorded = np.load(video_dir / "human_joint_right_621x21x3.npy")
     video = VideoSource(f"video:{video_dir / 'human_hand_video.mp4'}")
-    g = graph(nets, max_hands=2, search_every=10)
+    # The world landmarks as the network gives them (only translated into the camera).
+    g = graph(nets, max_hands=2, search_every=10, camera_points="translated")
     ours, ids = [], set()
     try:
         for _ in range(40):
@@ -131,6 +153,8 @@ def test_config_errors_name_the_field():
         HandTrackConfig(palm_model="palm_huge")
     with pytest.raises(ValueError, match="hand_side"):
         HandTrackConfig(hand_side="both")
+    with pytest.raises(ValueError, match="camera_points"):
+        HandTrackConfig(camera_points="world")
 
 
 def test_two_hands_of_both_sides(nets, two_hand_frames_dir):

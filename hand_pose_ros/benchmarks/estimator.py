@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 
 from hand_pose_ros.benchmarks.utils import machine_info, time_calls, timing_row
+from hand_pose_ros.estimation.detections import CAMERA_POINTS
 from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
 from hand_pose_ros.estimation.mesh_estimator import MeshEstimator
 
@@ -56,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the handtrack estimator row (accuracy with --data)")
     parser.add_argument("--landmark-model", choices=("landmark_full", "landmark_lite"),
                         default="landmark_full", help="handtrack's landmark network")
+    parser.add_argument("--camera-points", choices=CAMERA_POINTS, default="translated",
+                        help="handtrack's 3D in the camera (HandTrackConfig.camera_points)")
     parser.add_argument("--ik", action="store_true",
                         help="also each predictor + IK net + post-optimization (seed 002 "
                              "Table 5 last row; hand model 'open')")
@@ -161,11 +164,13 @@ def handtrack_row(args: argparse.Namespace):
     from hand_pose_ros.handtrack import HandTrackConfig, create_hand_tracker
     from hand_pose_ros.research.estimation import evaluate as ev
 
-    cfg = HandTrackConfig(max_hands=1, landmark_model=args.landmark_model)
+    cfg = HandTrackConfig(max_hands=1, landmark_model=args.landmark_model,
+                          camera_points=args.camera_points)  # fmt: skip
     graph = create_hand_tracker(cfg, backend=args.backend, device=args.device,
                                 threads=args.threads or 1)  # fmt: skip
     row = {"name": "handtrack", "palm_model": cfg.palm_model,
-           "landmark_model": cfg.landmark_model, "backend": args.backend,
+           "landmark_model": cfg.landmark_model, "camera_points": cfg.camera_points,
+           "backend": args.backend,
            "device": args.device}  # fmt: skip
     return row, ev.mediapipe_predictor(graph, reset=graph.reset)
 

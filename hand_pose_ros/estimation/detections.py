@@ -14,6 +14,9 @@ import numpy as np
 #: ``hand_side`` values of the image estimators: their own handedness (``auto``), or the
 #: operator's hand (``right`` / ``left``: each frame's best hand, labelled that side).
 HAND_SIDES: tuple[str, ...] = ("auto", "right", "left")
+#: How a landmark network's world landmarks become camera points: ``translated``
+#: (:func:`place_in_camera`) or then also ``image_rays`` (:func:`on_image_rays`).
+CAMERA_POINTS: tuple[str, ...] = ("translated", "image_rays")
 
 
 @dataclass
@@ -65,3 +68,27 @@ def place_in_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndar
     b[n:] = dv * world[:, 2] - fy * world[:, 1]
     t, *_ = np.linalg.lstsq(a, b, rcond=None)
     return world + t
+
+
+def on_image_rays(points_cam: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Move each camera point onto its keypoint's pixel ray, keeping its depth.
+
+    The 2D keypoints of a landmark network are its most accurate output (on real crops far
+    more than its metric 3D); this keeps the 3D's depths and takes x, y from the rays, so
+    the points project exactly onto ``uv``. A point at or behind the camera (depth <= 0)
+    stays where it is.
+
+    Args:
+        points_cam: (N, 3) metres, camera optical frame (e.g. from :func:`place_in_camera`).
+        uv: (N, 2) pixels.
+        K: (3, 3) intrinsics.
+
+    Returns:
+        (N, 3) points in the camera frame.
+    """
+    out = np.array(points_cam, dtype=np.float64)
+    z = out[:, 2]
+    front = z > 0
+    out[front, 0] = (uv[front, 0] - K[0, 2]) * z[front] / K[0, 0]
+    out[front, 1] = (uv[front, 1] - K[1, 2]) * z[front] / K[1, 1]
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from hand_pose_ros.estimation.detections import HAND_SIDES
+from hand_pose_ros.estimation.detections import CAMERA_POINTS, HAND_SIDES
 
 PALM_MODELS: tuple[str, ...] = ("palm_full", "palm_lite")
 LANDMARK_MODELS: tuple[str, ...] = ("landmark_full", "landmark_lite")
@@ -50,6 +50,12 @@ class HandTrackConfig:
     hand_side: str = "auto"
     """auto: each hand's side from the landmark network; right | left: the operator's hand,
     only that hand is reported (the track labelled that side, else the best)."""
+    camera_points: str = "translated"
+    """translated: the world landmarks (metres, hand-centred) translated so that they
+    project onto the 2D landmarks as well as one translation can; image_rays: then each
+    moved onto its 2D landmark's ray at its depth (the 3D's depths, the 2D's x and y:
+    more accurate 3D keypoints, a slightly worse robot command after the IK;
+    docs/handtrack.md)."""
 
     def __post_init__(self) -> None:
         if self.max_hands < 1:
@@ -70,6 +76,9 @@ class HandTrackConfig:
             raise ValueError("HandTrackConfig.search_every must be >= 1")
         if self.palm_roi_scale <= 0 or self.landmark_roi_scale <= 0:
             raise ValueError("HandTrackConfig: ROI scales must be positive")
+        if self.camera_points not in CAMERA_POINTS:
+            raise ValueError(f"HandTrackConfig.camera_points: one of {CAMERA_POINTS}, "
+                             f"got {self.camera_points!r}")  # fmt: skip
         if self.hand_side not in HAND_SIDES:
             raise ValueError(f"HandTrackConfig.hand_side: one of {HAND_SIDES}, "
                              f"got {self.hand_side!r}")  # fmt: skip

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_pose_ros.estimation.detections import HAND_SIDES, KeypointDetection
+from hand_pose_ros.estimation.detections import CAMERA_POINTS, HAND_SIDES, KeypointDetection
 from hand_pose_ros.estimation.mediapipe_hands import MediaPipeHands
 from hand_pose_ros.pipeline.defaults import DEFAULT_HFOV_DEG
 
@@ -38,8 +38,8 @@ ESTIMATOR_CONVENTIONS = {"auto": "mediapipe", "handtrack": "mediapipe", "handtra
                          "mediapipe": "mediapipe", "ours": "ours"}  # fmt: skip
 
 #: EstimatorStageConfig fields the estimator is built from (the others are read per image).
-BUILD_FIELDS = ("estimator", "backend", "device", "landmark_model", "max_hands",
-                "mirrored_input", "hand_side")  # fmt: skip
+BUILD_FIELDS = ("estimator", "backend", "device", "landmark_model", "camera_points",
+                "max_hands", "mirrored_input", "hand_side")  # fmt: skip
 
 
 @dataclass
@@ -55,6 +55,11 @@ class EstimatorStageConfig:
     landmark_model: str = "landmark_full"
     """handtrack's landmark network: landmark_full or the faster landmark_lite
     (handtrack_mesh: landmark_full only, the head's backbone)."""
+    camera_points: str = "translated"
+    """handtrack's 3D keypoints in the camera (``HandTrackConfig.camera_points``):
+    translated (the world landmarks, translated onto the 2D keypoints) or image_rays (each
+    then moved onto its 2D keypoint's ray at its depth: more accurate 3D, a slightly worse
+    robot command after the IK; docs/handtrack.md)."""
     max_hands: int = 2
     """Hands followed at once."""
     min_score: float = 0.5
@@ -82,6 +87,9 @@ class EstimatorStageConfig:
             raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
         if self.hand_side not in HAND_SIDES:
             raise ValueError(f"hand_side must be one of {HAND_SIDES}, got {self.hand_side!r}")
+        if self.camera_points not in CAMERA_POINTS:
+            raise ValueError(f"camera_points must be one of {CAMERA_POINTS}, "
+                             f"got {self.camera_points!r}")  # fmt: skip
         if not 0.0 < self.hfov_deg < 180.0:
             raise ValueError(f"hfov_deg must be in (0, 180) degrees, got {self.hfov_deg}")
 
@@ -103,7 +111,8 @@ def build_estimator(config: EstimatorStageConfig) -> Estimator:
         from hand_pose_ros.handtrack.mesh_graph import create_hand_mesh_tracker
 
         track = HandTrackConfig(max_hands=c.max_hands, mirrored_input=c.mirrored_input,
-                                hand_side=c.hand_side, landmark_model=c.landmark_model)  # fmt: skip
+                                hand_side=c.hand_side, landmark_model=c.landmark_model,
+                                camera_points=c.camera_points)  # fmt: skip
         create = create_hand_mesh_tracker if c.estimator == "handtrack_mesh" \
             else create_hand_tracker  # fmt: skip
         return create(track, backend=c.backend, device=c.device)
