@@ -98,6 +98,75 @@ def test_image_rays_keep_the_depths_and_project_onto_the_keypoints(nets, demo):
         EstimatorStageConfig(camera_points="world")
 
 
+class _CountingNet:
+    """The landmark network, counting its calls; presence forced to 0 on chosen calls."""
+
+    def __init__(self, net, blind_calls=()):
+        self.net, self.blind_calls, self.calls = net, set(blind_calls), 0
+        self.input_size = net.input_size
+
+    def __call__(self, x):
+        out = [np.array(o) for o in self.net(x)]
+        if self.calls in self.blind_calls:
+            out[1][...] = 0.0
+        self.calls += 1
+        return tuple(out)
+
+
+def test_roi_refinements_run_on_a_new_hand_only_and_keep_a_seen_roi(nets, demo):
+    palm, landmark = nets
+    frames = [demo.frame_at(i) for i in (40, 41)]
+    counting = _CountingNet(landmark)
+    g = HandTrackGraph(palm, counting, HandTrackConfig(max_hands=1, roi_refinements=2),
+                       palm.input_size, landmark.input_size)  # fmt: skip
+    first = g(frames[0].image, frames[0].K)
+    assert len(first) == 1 and counting.calls == 3  # palm ROI, then two refinements
+    g(frames[1].image, frames[1].K)
+    assert counting.calls == 4  # a tracked hand: one pass
+    # The refinements land where the next frame's tracking would: on the hand, close to
+    # a plain graph's answer one frame later (same image twice).
+    plain = graph(nets, max_hands=1)
+    plain(frames[0].image, frames[0].K)
+    (tracked,) = plain(frames[0].image, frames[0].K)
+    size = np.ptp(tracked.image_points, axis=0).max()
+    assert np.abs(first[0].image_points - tracked.image_points).max() < 0.05 * size
+    # A refined ROI the network no longer sees the hand in is dropped: the last seen
+    # one stays, and the hand is still reported (here: from the palm ROI's pass).
+    blind = _CountingNet(landmark, blind_calls={1, 2})
+    g = HandTrackGraph(palm, blind, HandTrackConfig(max_hands=1, roi_refinements=2),
+                       palm.input_size, landmark.input_size)  # fmt: skip
+    (hand,) = g(frames[0].image, frames[0].K)
+    (palm_roi,) = graph(nets, max_hands=1)(frames[0].image, frames[0].K)
+    np.testing.assert_allclose(hand.image_points, palm_roi.image_points, atol=1e-6)
+    assert blind.calls == 2  # the one refinement not seen ends the refining
+    with pytest.raises(ValueError, match="roi_refinements"):
+        HandTrackConfig(roi_refinements=-1)
+
+
+def test_mirror_average_is_close_to_one_pass_and_keeps_the_side(nets, demo):
+    f = demo.frame_at(40)
+    (one,) = graph(nets, max_hands=1)(f.image, f.K)
+    (both,) = graph(nets, max_hands=1, mirror_average=True)(f.image, f.K)
+    assert both.handedness == one.handedness == "right" and both.score == one.score
+    size = np.ptp(one.image_points, axis=0).max()
+    difference = np.abs(both.image_points - one.image_points).max()
+    assert 0.0 < difference < 0.05 * size  # a second opinion, not another hand
+
+
+def test_average_mirrored_undoes_the_mirror():
+    from hand_pose_ros.handtrack.graph import _average_mirrored
+
+    rng = np.random.default_rng(3)
+    landmarks, world = rng.uniform(0, 224, (2, 21, 3)), rng.normal(0, 0.05, (2, 21, 3))
+    lm_m, w_m = landmarks.copy(), world.copy()
+    lm_m[..., 0] = 223 - lm_m[..., 0]  # what the network says of the mirrored crops
+    w_m[..., 0] = -w_m[..., 0]
+    lm, w = _average_mirrored(np.concatenate([landmarks, lm_m]),
+                              np.concatenate([world, w_m]), 2, 224)  # fmt: skip
+    np.testing.assert_allclose(lm, landmarks)
+    np.testing.assert_allclose(w, world)
+
+
 def test_handedness_follows_the_mirror(nets, demo):
     f = demo.frame_at(30)
     flipped = np.ascontiguousarray(f.image[:, ::-1])

@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default="landmark_full", help="handtrack's landmark network")
     parser.add_argument("--camera-points", choices=CAMERA_POINTS, default="translated",
                         help="handtrack's 3D in the camera (HandTrackConfig.camera_points)")
+    parser.add_argument("--roi-refinements", type=int, default=0,
+                        help="handtrack: extra landmark passes on each crop's hand, each on "
+                             "the ROI from the last pass's landmarks (HandTrackConfig)")
+    parser.add_argument("--mirror-average", action="store_true",
+                        help="handtrack: also run each ROI mirrored and average (HandTrackConfig)")
     parser.add_argument("--ik", action="store_true",
                         help="also each predictor + IK net + post-optimization (seed 002 "
                              "Table 5 last row; hand model 'open')")
@@ -165,11 +170,14 @@ def handtrack_row(args: argparse.Namespace):
     from hand_pose_ros.research.estimation import evaluate as ev
 
     cfg = HandTrackConfig(max_hands=1, landmark_model=args.landmark_model,
-                          camera_points=args.camera_points)  # fmt: skip
+                          camera_points=args.camera_points,
+                          roi_refinements=args.roi_refinements,
+                          mirror_average=args.mirror_average)  # fmt: skip
     graph = create_hand_tracker(cfg, backend=args.backend, device=args.device,
                                 threads=args.threads or 1)  # fmt: skip
     row = {"name": "handtrack", "palm_model": cfg.palm_model,
            "landmark_model": cfg.landmark_model, "camera_points": cfg.camera_points,
+           "roi_refinements": cfg.roi_refinements, "mirror_average": cfg.mirror_average,
            "backend": args.backend,
            "device": args.device}  # fmt: skip
     return row, ev.mediapipe_predictor(graph, reset=graph.reset)

@@ -50,6 +50,14 @@ class HandTrackConfig:
     hand_side: str = "auto"
     """auto: each hand's side from the landmark network; right | left: the operator's hand,
     only that hand is reported (the track labelled that side, else the best)."""
+    roi_refinements: int = 0
+    """Extra landmark passes on a newly found hand before its first result, each on the
+    ROI from the previous pass's landmarks (as a tracked hand's next frame gets it). 0: the
+    palm's ROI only. Costs a landmark pass per refinement, only on frames that start a
+    track (every frame when each image is new)."""
+    mirror_average: bool = False
+    """Also run every ROI mirrored and average the two answers (2D and world landmarks;
+    presence and side from the unmirrored one): twice the landmark network's work."""
     camera_points: str = "translated"
     """translated: the world landmarks (metres, hand-centred) translated so that they
     project onto the 2D landmarks as well as one translation can; image_rays: then each
@@ -72,6 +80,9 @@ class HandTrackConfig:
                 raise ValueError(f"HandTrackConfig.{name} must be in [0, 1], got {value}")
         if not 0.0 <= self.handedness_momentum < 1.0:
             raise ValueError("HandTrackConfig.handedness_momentum must be in [0, 1)")
+        if not (isinstance(self.roi_refinements, int) and self.roi_refinements >= 0):
+            raise ValueError(f"HandTrackConfig.roi_refinements must be an int >= 0, "
+                             f"got {self.roi_refinements!r}")  # fmt: skip
         if self.search_every < 1:
             raise ValueError("HandTrackConfig.search_every must be >= 1")
         if self.palm_roi_scale <= 0 or self.landmark_roi_scale <= 0:

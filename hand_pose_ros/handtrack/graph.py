@@ -83,6 +83,20 @@ class _LandmarkResult:
     """(2, 3) affine frame pixels -> crop pixels of this crop."""
 
 
+def _average_mirrored(landmarks: np.ndarray, world: np.ndarray, n: int,
+                      size: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Landmark outputs of ``n`` crops followed by the same crops mirrored -> their means.
+
+    The mirrored crops' answers are mirrored back first: landmark x -> ``size - 1 - x``
+    (crop pixels; the mirror of pixel column j is column size - 1 - j), world x -> -x
+    (metres, crop axes); landmark y and z, world y and z unchanged.
+    """
+    lm_m, w_m = landmarks[n:].copy(), world[n:].copy()
+    lm_m[..., 0] = size - 1 - lm_m[..., 0]
+    w_m[..., 0] = -w_m[..., 0]
+    return 0.5 * (landmarks[:n] + lm_m), 0.5 * (world[:n] + w_m)
+
+
 def rect_bounds_iou(a: RotatedRect, b: RotatedRect) -> float:
     """IoU of the axis-aligned bounds of two rotated rects."""
     ca, cb = a.corners(), b.corners()
@@ -168,10 +182,15 @@ class HandTrackGraph:
     def _landmarks(self, rgb: np.ndarray, rects: list[RotatedRect]) -> list[_LandmarkResult]:
         s = self.landmark_size
         crops, mats = zip(*(crop_rect(rgb, r, s) for r in rects), strict=True)
+        batch = list(crops)
+        if self.cfg.mirror_average:
+            batch += [c[:, ::-1] for c in crops]
         start = time.perf_counter()
-        out = self.landmark_net(to_batch(list(crops)))
+        out = self.landmark_net(to_batch(batch))
         self.times.landmark_ms += (time.perf_counter() - start) * 1e3
         landmarks, presence, handedness, world = (np.asarray(o, np.float64) for o in out[:4])
+        if self.cfg.mirror_average:
+            landmarks, world = _average_mirrored(landmarks, world, len(crops), s)
         results = []
         for i, (rect, mat) in enumerate(zip(rects, mats, strict=True)):
             uv = crop_to_frame(landmarks[i, :, :2], mat)
@@ -186,15 +205,55 @@ class HandTrackGraph:
                                            mat))  # fmt: skip
         return results
 
-    def _follow(self, rgb: np.ndarray, tracks: list[Track]) -> list[tuple[Track, _LandmarkResult]]:
-        """Landmarks for ``tracks``; the ones whose hand is still there, with their new ROI."""
-        if not tracks:
-            return []
+    def _seen(self, res: _LandmarkResult) -> bool:
+        """The landmark network found a hand in this ROI (and gave finite points)."""
+        return bool(res.presence >= self.cfg.min_presence and np.isfinite(res.uv).all()
+                    and np.isfinite(res.world).all())  # fmt: skip
+
+    def _refine(self, rgb: np.ndarray, tracks: list[Track]) -> dict[int, _LandmarkResult]:
+        """``roi_refinements`` for new tracks: each pass on the ROI from the last pass's
+        landmarks, kept while the network still sees the hand there (else the last ROI
+        that it saw the hand in stays). Returns track id -> the landmarks on its final ROI
+        (for ``_follow``: no pass is run twice); empty with no refinements."""
+        if not tracks or self.cfg.roi_refinements == 0:
+            return {}
+        known = dict(zip((t.track_id for t in tracks),
+                         self._landmarks(rgb, [t.rect for t in tracks]), strict=True))  # fmt: skip
+        active = list(tracks)
+        for _ in range(self.cfg.roi_refinements):
+            candidates = []
+            for track in active:
+                res = known[track.track_id]
+                if not self._seen(res):
+                    continue  # no hand seen: _follow drops it
+                rect = rect_from_landmarks(res.uv, self.cfg.landmark_roi_scale,
+                                           self.cfg.landmark_roi_shift)  # fmt: skip
+                if rect.is_valid():
+                    candidates.append((track, rect))
+            if not candidates:
+                break
+            results = self._landmarks(rgb, [rect for _, rect in candidates])
+            active = []
+            for (track, rect), res in zip(candidates, results, strict=True):
+                if self._seen(res):
+                    track.rect, known[track.track_id] = rect, res
+                    active.append(track)
+        return known
+
+    def _follow(self, rgb: np.ndarray, tracks: list[Track],
+                known: dict[int, _LandmarkResult] | None = None,
+                ) -> list[tuple[Track, _LandmarkResult]]:  # fmt: skip
+        """Landmarks for ``tracks`` (``known``: track id -> landmarks already run on its
+        ROI); the ones whose hand is still there, with their new ROI."""
+        known = dict(known or {})
+        todo = [t for t in tracks if t.track_id not in known]
+        if todo:
+            results = self._landmarks(rgb, [t.rect for t in todo])
+            known.update(zip((t.track_id for t in todo), results, strict=True))
         kept = []
-        for track, res in zip(tracks, self._landmarks(rgb, [t.rect for t in tracks]),
-                              strict=True):  # fmt: skip
-            if not (res.presence >= self.cfg.min_presence and np.isfinite(res.uv).all()
-                    and np.isfinite(res.world).all()):  # fmt: skip
+        for track in tracks:
+            res = known[track.track_id]
+            if not self._seen(res):
                 continue
             rect = rect_from_landmarks(res.uv, self.cfg.landmark_roi_scale,
                                        self.cfg.landmark_roi_shift)  # fmt: skip
@@ -234,12 +293,13 @@ class HandTrackGraph:
         if len(self.tracks) < cfg.max_hands and (
                 not self.tracks or self._frame - self._last_search >= cfg.search_every):
             new, searched = self._search(rgb), True
-        found = self._follow(rgb, self.tracks + new)
+        found = self._follow(rgb, self.tracks + new, self._refine(rgb, new))
         lost = len(found) < len(self.tracks) + len(new)
         if lost and not searched and len(found) < cfg.max_hands:
             # A hand slipped out of its ROI: look again now rather than drop a frame.
             self.tracks = [t for t, _ in found]
-            found += self._follow(rgb, self._search(rgb))
+            again = self._search(rgb)
+            found += self._follow(rgb, again, self._refine(rgb, again))
         found = self._dedupe(found)
         self.tracks = [t for t, _ in found]
         self._frame += 1
