@@ -120,19 +120,19 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
                "input_size_px": est.cfg.input_size, "weights": str(weights),
                "root_depth": args.root_depth}  # fmt: skip
         predict = ev.estimator_predictor(est.estimate, args.root_depth)
-        row.update(ev.evaluate(predict, data, args.limit))
+        row.update(ev.evaluate(predict, data, args.limit, desc=name))
         rows.append(row)
         predictors[name] = predict
         pairs.append((row, predict))
     if not args.no_handtrack:
         row, predict = handtrack_row(args)
-        row.update(ev.evaluate(predict, data, args.limit))
+        row.update(ev.evaluate(predict, data, args.limit, desc=row["name"]))
         rows.append(row)
         predictors["handtrack"] = predict
         pairs.append((row, predict))
     if args.mesh_head:
         row, predict = mesh_head_row(args)
-        row.update(ev.evaluate(predict, data, args.limit))
+        row.update(ev.evaluate(predict, data, args.limit, desc=row["name"]))
         rows.append(row)
         predictors["mesh_head"] = predict
         pairs.append((row, predict))
@@ -147,7 +147,7 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict]:
             row = {"name": "mediapipe_hands", "version": mediapipe.__version__,
                    "backend": "mediapipe", "device": "cpu"}  # fmt: skip
             predict = ev.mediapipe_predictor(hands)
-            row.update(ev.evaluate(predict, data, args.limit))
+            row.update(ev.evaluate(predict, data, args.limit, desc=row["name"]))
             rows.append(row)
             predictors["mediapipe"] = predict
             pairs.append((row, predict))
@@ -243,14 +243,15 @@ def ik_rows(pairs: list[tuple[dict, object]], data, limit: int | None) -> list[d
             ik_row = {**head, "name": f"{row['name']}{suffix}", "stage": "estimator+ik+post_opt",
                       "keypoint_convention": "none", "reprojection_weight": weight}  # fmt: skip
             ik_row.update(ev.evaluate(ev.ik_predictor(predict, solver, image=image), data,
-                                      limit))  # fmt: skip
+                                      limit, desc=ik_row["name"]))  # fmt: skip
             out.append(ik_row)
         convention = ROW_CONVENTIONS.get(row["name"], "ours")
         stage = IKStage(IKStageConfig(hand_model="open", keypoint_convention=convention))
         ik_row = {**head, "name": f"{row['name']}+ik_stage", "stage": "estimator+IKStage",
                   "keypoint_convention": convention,
                   "reprojection_weight": stage.config.post_opt.reprojection_weight}  # fmt: skip
-        ik_row.update(ev.evaluate(ev.ik_stage_predictor(predict, stage), data, limit))
+        ik_row.update(ev.evaluate(ev.ik_stage_predictor(predict, stage), data, limit,
+                                  desc=ik_row["name"]))  # fmt: skip
         out.append(ik_row)
     return out
 

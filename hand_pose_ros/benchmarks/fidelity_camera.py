@@ -38,8 +38,11 @@ def estimate_demo(start: int, count: int, estimator: str = "handtrack") -> list[
     demo = DemoHand()
     solve = HandSolver(estimator)
     keyframes = {name: keyframe(name) for name in HELD_POSES}
+    from tqdm import tqdm
+
     out = []
-    for i in range(start, start + count):
+    for i in tqdm(range(start, start + count), desc=f"demo through {estimator}", unit="frame",
+                  disable=None, leave=False):  # fmt: skip
         frame = demo.frame_at(i)
         state = solve(frame.image, frame.K)
         if state is None:

@@ -252,7 +252,9 @@ def run(args: argparse.Namespace) -> dict:
     if not files:
         rows = [{"name": n, "skipped": f"no .npz sequences in {args.data}"} for n in names]
     else:
-        for name in names:
+        from tqdm import tqdm
+
+        for name in tqdm(names, desc="robots", unit="robot", disable=None, leave=False):
             try:
                 rows.append(_robot_row(name, urdf, files, args.max_frames, args.input))
             except (FileNotFoundError, ValueError) as exc:

@@ -276,12 +276,18 @@ def accuracy_metrics(pred_j: np.ndarray, gt_j: np.ndarray, pred_uv: np.ndarray,
 
 
 def evaluate(predict: Callable[[EvalItem], Prediction | None], data: EvalSet,
-             limit: int | None = None) -> dict:  # fmt: skip
-    """Run ``predict`` on (the first ``limit``) items of ``data``; metrics + timing."""
+             limit: int | None = None, desc: str | None = None) -> dict:  # fmt: skip
+    """Run ``predict`` on (the first ``limit``) items of ``data``; metrics + timing.
+
+    A progress bar (``desc``: its label, default the set's name) goes to stderr when that
+    is a terminal.
+    """
+    from tqdm import tqdm
+
     n = len(data) if limit is None else min(limit, len(data))
     pj, gj, pu, gu, size, pv, gv, times = [], [], [], [], [], [], [], []
     has_mesh = True
-    for i in range(n):
+    for i in tqdm(range(n), desc=desc or data.name, unit="crop", disable=None, leave=False):
         item = data[i]
         t0 = time.perf_counter()
         pred = predict(item)
