@@ -268,8 +268,10 @@ def run(args: argparse.Namespace) -> dict:
     poses = _pose_names(args.poses)
     files = sorted(Path(args.data).glob("*.npz")) if Path(args.data).is_dir() else []
     seqs = _grab_frames(files, args.max_frames) if files else []
+    from tqdm import tqdm
+
     rows = []
-    for name in names:
+    for name in tqdm(names, desc="robots", unit="robot", disable=None, leave=False):
         try:
             rows += _robot_rows(name, urdf, poses, seqs)
         except (FileNotFoundError, ValueError) as exc:
