@@ -50,6 +50,7 @@ from hand_ik.hand_model import load_hand_model
 from hand_ik.ik.calibration import calibrate_shape
 from hand_ik.ik.solver import IKSolver
 from hand_ik.metrics import pa_mpjpe
+from hand_pose_ros.estimation.detections import CAMERA_POINTS
 
 log = logging.getLogger("fit_keypoint_convention")
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +229,7 @@ def mediapipe_pairs(count: int, seed: int, camera_points: str = "translated"
     from tqdm import tqdm
 
     from hand_ik.metrics import procrustes_align
-    from hand_pose_ros.estimation.detections import on_image_rays, place_in_camera
+    from hand_pose_ros.estimation.detections import world_to_camera
     from hand_pose_ros.handtrack import create_hand_tracker
     from hand_pose_ros.handtrack.rois import rect_from_landmarks
     from hand_pose_ros.research.synth.generator import SynthConfig, SynthGenerator
@@ -249,9 +250,9 @@ def mediapipe_pairs(count: int, seed: int, camera_points: str = "translated"
             continue
         mirror = np.array([-1.0 if left else 1.0, 1.0, 1.0])
         points = result.world
-        if camera_points == "image_rays":
+        if camera_points != "translated":  # the translation goes in the alignment anyway
             K = np.asarray(sample["K"], np.float64)
-            points = on_image_rays(place_in_camera(points, result.uv, K), result.uv, K)
+            points = world_to_camera(points, result.uv, K, camera_points)
         found.append(points * mirror)
         truth.append(np.asarray(hand["joints_cam"], np.float64) * mirror)
     found, truth = np.array(found), np.array(truth)
@@ -347,7 +348,7 @@ def main(argv=None) -> int:
     parser.add_argument("source", choices=["mano", "mediapipe"])
     parser.add_argument("--count", type=int, default=600, help="mediapipe: fit crops")
     parser.add_argument("--test-count", type=int, default=200, help="mediapipe: held-out crops")
-    parser.add_argument("--camera-points", choices=("translated", "image_rays"),
+    parser.add_argument("--camera-points", choices=CAMERA_POINTS,
                         default="translated",
                         help="mediapipe: handtrack's 3D points as fitted (HandTrackConfig)")
     parser.add_argument("--max-error-mm", type=float, default=30.0,

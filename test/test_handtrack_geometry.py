@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hand_pose_ros.detection.postprocess import box_iou
-from hand_pose_ros.estimation.detections import on_image_rays, place_in_camera
+from hand_pose_ros.estimation.detections import on_image_rays, place_in_camera, world_to_camera
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
 from hand_pose_ros.handtrack.palm_decode import Palm, decode_palms, weighted_nms
 from hand_pose_ros.handtrack.rois import (
@@ -177,6 +177,14 @@ def test_world_landmarks_onto_the_image_rays(seed, depth, f):
     proj = cam[front, :2] / cam[front, 2:] * [K[0, 0], K[1, 1]] + K[:2, 2]
     np.testing.assert_allclose(proj, uv[front], atol=1e-6)
     np.testing.assert_array_equal(cam[~front], placed[~front])  # behind: left as they were
+    # The graph's one entry point gives the same points per option.
+    np.testing.assert_array_equal(world_to_camera(world, uv, K, "image_rays"), cam)
+    np.testing.assert_array_equal(world_to_camera(world, uv, K, "translated"), placed)
+
+
+def test_world_to_camera_names_a_bad_option():
+    with pytest.raises(ValueError, match="camera_points"):
+        world_to_camera(np.zeros((21, 3)), np.zeros((21, 2)), np.eye(3), "world")
 
 
 def test_image_rays_leave_points_behind_the_camera_alone():

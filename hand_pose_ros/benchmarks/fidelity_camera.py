@@ -31,6 +31,8 @@ def estimate_demo(start: int, count: int, estimator: str = "handtrack") -> list[
     """Frames ``start`` .. ``start + count - 1`` of the demo through the estimator and
     ``IKStage`` (:class:`~hand_pose_ros.pipeline.flexion_capture.HandSolver`): per solved
     frame the true DoF, the held keyframe (or None) and the estimated shape and DoF."""
+    from tqdm import tqdm
+
     from hand_ik.pose_sampler import keyframe
     from hand_pose_ros.pipeline.demo import DemoHand
     from hand_pose_ros.pipeline.flexion_capture import HandSolver
@@ -38,8 +40,6 @@ def estimate_demo(start: int, count: int, estimator: str = "handtrack") -> list[
     demo = DemoHand()
     solve = HandSolver(estimator)
     keyframes = {name: keyframe(name) for name in HELD_POSES}
-    from tqdm import tqdm
-
     out = []
     for i in tqdm(range(start, start + count), desc=f"demo through {estimator}", unit="frame",
                   disable=None, leave=False):  # fmt: skip

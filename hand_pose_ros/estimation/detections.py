@@ -92,3 +92,14 @@ def on_image_rays(points_cam: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.n
     out[front, 0] = (uv[front, 0] - K[0, 2]) * z[front] / K[0, 0]
     out[front, 1] = (uv[front, 1] - K[1, 2]) * z[front] / K[1, 1]
     return out
+
+
+def world_to_camera(world: np.ndarray, uv: np.ndarray, K: np.ndarray,
+                    camera_points: str = "translated") -> np.ndarray:  # fmt: skip
+    """A landmark network's world landmarks as camera points, the way ``camera_points``
+    (one of :data:`CAMERA_POINTS`) says: :func:`place_in_camera`, then for ``image_rays``
+    also :func:`on_image_rays`. Arguments as :func:`place_in_camera`."""
+    if camera_points not in CAMERA_POINTS:
+        raise ValueError(f"camera_points: one of {CAMERA_POINTS}, got {camera_points!r}")
+    points = place_in_camera(world, uv, K)
+    return on_image_rays(points, uv, K) if camera_points == "image_rays" else points

@@ -22,11 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hand_pose_ros.detection.postprocess import box_iou, to_batch
-from hand_pose_ros.estimation.detections import (
-    KeypointDetection,
-    on_image_rays,
-    place_in_camera,
-)
+from hand_pose_ros.estimation.detections import KeypointDetection, world_to_camera
 from hand_pose_ros.handnets import network_runner
 from hand_pose_ros.handtrack.config import HandTrackConfig
 from hand_pose_ros.handtrack.palm_anchors import AnchorSpec, ssd_anchor_centres
@@ -309,9 +305,7 @@ class HandTrackGraph:
     def _detection(self, track: Track, res: _LandmarkResult, K: np.ndarray) -> KeypointDetection:
         seen_right = track.p_right >= 0.5
         side = "right" if seen_right != self.cfg.mirrored_input else "left"
-        points = place_in_camera(res.world, res.uv, K)
-        if self.cfg.camera_points == "image_rays":
-            points = on_image_rays(points, res.uv, K)
+        points = world_to_camera(res.world, res.uv, K, self.cfg.camera_points)
         return KeypointDetection(points, res.uv, side, res.presence,
                                  track_id=track.track_id)  # fmt: skip
 
