@@ -45,6 +45,24 @@ def ros_env(domain_id: int) -> dict[str, str]:
     return env
 
 
+#: Output lines that say why a node did not stop: nodes/spin.py's stop watchdog,
+#: faulthandler's backstop (its stack dump follows), ros2 launch's escalation.
+STOP_MARKERS = ("still running", "Timeout (", "Fatal Python error", "failed to terminate",
+                "process has died")  # fmt: skip
+
+
+def why_not_stopped(output: str, lines_after: int = 40) -> str:
+    """The lines of a launch's output at each ``STOP_MARKERS`` line and the stack dumps
+    after it ("" if none): a failure message's tail alone can miss a node that hung
+    several graphs earlier in the same launch test."""
+    lines = output.splitlines()
+    keep: list[str] = []
+    for i, line in enumerate(lines):
+        if any(marker in line for marker in STOP_MARKERS):
+            keep += [*lines[i:i + lines_after], "..."]
+    return "\n".join(keep)[-8000:] + "\n--- the output's end ---\n" if keep else ""
+
+
 def run_launch_test(name: str, domain_id: int, tmp_path: Path, *args: str,
                     timeout_s: float = 120.0) -> dict:  # fmt: skip
     """Run test/launch_tests/<name>.py; assert it passed; return the values it recorded."""
@@ -58,7 +76,7 @@ def run_launch_test(name: str, domain_id: int, tmp_path: Path, *args: str,
     finally:
         subprocess.run(["ros2", "daemon", "stop"], env=env, capture_output=True, timeout=30)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    assert proc.returncode == 0, why_not_stopped(output) + output[-6000:]
     data = json.loads(results.read_text()) if results.exists() else {}
     print(name, json.dumps(data))
     return data

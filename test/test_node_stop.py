@@ -47,6 +47,29 @@ def main():
     spin_node(QuietNode)
 '''
 
+#: A node whose shutdown is stuck while it holds the rclpy context's lock (as rclpy's
+#: ``try_shutdown`` does while the middleware tears down): the stop watchdog's wake-up of
+#: the context (``_stop_rclpy``) waits for that lock for ever.
+LOCKED_NODE = '''
+import threading
+import rclpy
+from rclpy.node import Node
+from hand_pose_ros.nodes.spin import spin_node
+
+def wait_forever():
+    threading.Event().wait()
+
+class LockedNode(Node):
+    def __init__(self):
+        super().__init__("locked_node")
+        rclpy.get_default_context()._lock.acquire()
+        print("running", flush=True)
+        wait_forever()
+
+def main():
+    spin_node(LockedNode)
+'''
+
 #: A node module whose import takes two seconds (as torch's does).
 SLOW_IMPORT_NODE = '''
 import time
@@ -116,6 +139,19 @@ def test_a_node_stuck_after_a_stop_signal_exits_0_within_the_grace_period(tmp_pa
     assert f"[stuck_node] still running {STOP_GRACE_S:.0f} s after {stop.name}" in err
     assert "in wait_forever" in err  # where the main thread was stuck
     assert "Traceback" not in err
+
+
+def test_a_blocked_wake_up_does_not_hold_back_the_grace_period(tmp_path):
+    """Before, the watchdog called the wake-up itself and waited with it: faulthandler's
+    backstop ended the node two seconds after the grace period, exit 1 (a launch test
+    failed so: demo_source, exit 1, 6 s after SIGINT)."""
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = _start(tmp_path, "locked_node", LOCKED_NODE, env)
+    _, err, took = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0, err
+    assert STOP_GRACE_S - 0.5 <= took < STOP_GRACE_S + 1.5, took
+    assert f"[locked_node] still running {STOP_GRACE_S:.0f} s after SIGINT" in err, err
+    assert "in wait_forever" in err and "Traceback" not in err, err
 
 
 def test_sigusr1_prints_the_stacks_and_the_node_goes_on(tmp_path):

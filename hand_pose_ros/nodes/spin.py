@@ -107,26 +107,37 @@ def _start_stop_watchdog(name: str, grace_s: float) -> None:
 
 def _stop_watchdog(name: str, read_fd: int, grace_s: float) -> None:
     """Wait for a stop signal, then ``grace_s`` seconds; still running then: every thread's
-    stack to stderr and exit 0. If this thread cannot run (the main thread blocked in C
-    code while holding the interpreter lock), faulthandler's own C thread dumps the stacks
-    and exits (code 1) two seconds later."""
+    stack to stderr and exit 0. The ``_ON_STOP`` hooks run in a thread of their own
+    (``WAKE_AFTER_S`` after the signal), so one that blocks (``_stop_rclpy`` waits for the
+    rclpy context's lock, which a shutdown stuck in the middleware holds) cannot hold the
+    deadline back. If this thread cannot run (the main thread blocked in C code while
+    holding the interpreter lock), faulthandler's own C thread dumps the stacks and exits
+    (code 1) two seconds later."""
     while (signum := os.read(read_fd, 1)[0]) not in STOP_SIGNALS:
         pass
+    signal_name = signal.Signals(signum).name
     faulthandler.dump_traceback_later(grace_s + 2.0, exit=True)
+    deadline = time.monotonic() + grace_s
     time.sleep(WAKE_AFTER_S)
-    for wake in _ON_STOP:
-        try:
-            wake(name, signal.Signals(signum).name)
-        except Exception as exc:  # best effort: the grace period still bounds the stop
-            print(f"[{name}] waking the node: {type(exc).__name__}: {exc}", file=sys.stderr,
-                  flush=True)  # fmt: skip
-    time.sleep(max(0.0, grace_s - WAKE_AFTER_S))
-    print(f"[{name}] still running {grace_s:.0f} s after {signal.Signals(signum).name}: "
+    threading.Thread(target=_run_stop_hooks, args=(name, signal_name), name="stop-wake",
+                     daemon=True).start()  # fmt: skip
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    print(f"[{name}] still running {grace_s:.0f} s after {signal_name}: "
           "exiting without finishing the shutdown; every thread's stack:", file=sys.stderr,
           flush=True)  # fmt: skip
     faulthandler.dump_traceback(all_threads=True)
     sys.stderr.flush()
     os._exit(0)
+
+
+def _run_stop_hooks(name: str, signal_name: str) -> None:
+    """Call every ``_ON_STOP`` hook (best effort: the grace period still bounds the stop)."""
+    for wake in _ON_STOP:
+        try:
+            wake(name, signal_name)
+        except Exception as exc:
+            print(f"[{name}] waking the node: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)  # fmt: skip
 
 
 def _stop_rclpy(executor: Executor, name: str, signal_name: str) -> None:
